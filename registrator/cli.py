@@ -1,0 +1,155 @@
+"""The command line: `registrator [OPTIONS] [REGISTRY_URI]`.
+
+gliderlabs/registrator spells its flags with one dash (`-ip`, `-resync 30`); those spellings
+are accepted unchanged beside GNU-style ones, so an existing command line keeps working.
+`-resync N` is gliderlabs' periodic resync; `--resync` alone is the one-shot recovery command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from loguru import logger
+from pydantic import ValidationError
+
+from registrator import __version__
+from registrator.consul_agent import ConsulAgent
+from registrator.daemon import Daemon
+from registrator.derive import Policy
+from registrator.docker_engine import DockerEngine
+from registrator.errors import BackendError, ConfigError
+from registrator.logs import configure
+from registrator.reconcile import Outcome, Reconciler
+from registrator.retry import RetryPolicy, Stopped
+from registrator.settings import Settings, consul_target
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"registrator: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="registrator",
+        description="Keep the local Consul agent's services equal to what runs in Docker.",
+        allow_abbrev=False,
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument(
+        "registry_uri",
+        nargs="?",
+        metavar="REGISTRY_URI",
+        help="consul://HOST:PORT, consul-tls://HOST:PORT or consul-unix:///path "
+        "(default: $CONSUL_HTTP_ADDR, else consul://127.0.0.1:8500)",
+    )
+    p.add_argument(
+        "--hostname",
+        "-hostname",
+        help="host identity in service IDs and ownership Meta (default: the Docker host's name)",
+    )
+    p.add_argument("--ip", "-ip", help="address to register for published ports")
+    p.add_argument("--tags", "-tags", help="comma-separated tags added to every service")
+    p.add_argument(
+        "--resync-interval",
+        "-resync",
+        dest="resync_interval",
+        type=float,
+        metavar="SECONDS",
+        help="full resync every SECONDS (0: only on start-up)",
+    )
+    p.add_argument(
+        "--resync",
+        dest="once",
+        action="store_true",
+        default=False,
+        help="reconcile once, print a summary and exit (0 when Consul matches Docker)",
+    )
+    p.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING or ERROR (default INFO)")
+    p.add_argument("--version", action="version", version=f"registrator {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    once = bool(args.pop("once"))
+    try:
+        settings = Settings(**args)
+        target = consul_target(settings.registry_uri)
+    except ValidationError as e:
+        return _usage_error(e)
+    except ConfigError as e:
+        print(f"registrator: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    configure(level=settings.log_level)
+    consul = ConsulAgent(target)
+    try:
+        return run(settings, consul, once=once)
+    except BackendError as e:
+        logger.error("registrator.failed", error=str(e))
+        return 1
+    finally:
+        consul.close()
+
+
+def _usage_error(error: ValidationError) -> int:
+    for item in error.errors():
+        option = "--" + "-".join(str(p) for p in item["loc"]).replace("_", "-")
+        print(f"registrator: error: {option}: {item['msg']}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run(settings: Settings, consul: ConsulAgent, *, once: bool = False) -> int:
+    retry = RetryPolicy()
+    stop = threading.Event()
+    _on_signals(stop.set)
+    try:
+        docker = retry.forever("docker.connect", DockerEngine.connect, stop=stop)
+    except Stopped:
+        return 0
+    identity = settings.hostname or docker.host_name() or socket.gethostname()
+    policy = Policy(hostname=identity, host_ip=settings.ip, tags=settings.tag_list)
+    reconciler = Reconciler(docker, consul, policy, retry=retry)
+    logger.info("registrator.started", version=__version__, hostname=identity)
+    if once:
+        return _resync_once(reconciler)
+    daemon = Daemon(
+        reconciler, docker, resync_interval=settings.resync_interval, retry=retry, stop=stop
+    )
+    _on_signals(daemon.request_stop)
+    daemon.run()
+    logger.info("registrator.stopped")
+    return 0
+
+
+def _resync_once(reconciler: Reconciler) -> int:
+    outcome = reconciler.reconcile()
+    check = reconciler.reconcile()
+    _print_summary(outcome)
+    if outcome.ok and check.plan.empty:
+        return 0
+    for error in (*outcome.errors, *check.errors):
+        print(f"error: {error}", file=sys.stderr)
+    return 1
+
+
+def _print_summary(outcome: Outcome) -> None:
+    print(
+        f"registered {outcome.registered}, updated {outcome.updated}, "
+        f"deregistered {outcome.deregistered}, unchanged {outcome.plan.unchanged}"
+    )
+
+
+def _on_signals(handler: Any) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: handler())

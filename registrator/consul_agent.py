@@ -1,0 +1,112 @@
+"""The Consul adapter: the local agent's HTTP API over httpx.
+
+Consul's JSON stops here: callers get `Service` values. Only the agent endpoints are used
+(`/v1/agent/...`): registrator manages the services of the agent on its own host, as
+gliderlabs/registrator does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from registrator.errors import ConsulError, ConsulPermissionDenied, ConsulUnavailable
+from registrator.model import Service, ServiceID
+
+
+@dataclass(frozen=True, slots=True)
+class ConsulTarget:
+    """Where and how to reach the agent, resolved from the registry URI and CONSUL_* variables."""
+
+    base_url: str
+    uds: str | None = None
+    token: str | None = None
+    verify: bool | str = True
+    cert: tuple[str, str] | None = None
+
+
+def service_payload(service: Service) -> dict[str, Any]:
+    """The body of `PUT /v1/agent/service/register` for `service`."""
+    return {
+        "ID": service.id,
+        "Name": service.name,
+        "Address": service.address,
+        "Port": service.port,
+        "Tags": list(service.tags),
+        "Meta": dict(service.meta),
+    }
+
+
+def service_from_agent(data: Mapping[str, Any]) -> Service:
+    """A service as `GET /v1/agent/services` reports it."""
+    return Service(
+        id=ServiceID(str(data.get("ID", ""))),
+        name=str(data.get("Service", "")),
+        address=str(data.get("Address") or ""),
+        port=int(data.get("Port") or 0),
+        tags=tuple(str(t) for t in data.get("Tags") or ()),
+        meta=tuple(sorted((str(k), str(v)) for k, v in (data.get("Meta") or {}).items())),
+    )
+
+
+class ConsulAgent:
+    """Talks to one Consul agent."""
+
+    def __init__(self, target: ConsulTarget, *, timeout: float = 10) -> None:
+        headers = {"X-Consul-Token": target.token} if target.token else {}
+        transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
+        self._http = httpx.Client(
+            base_url=target.base_url,
+            headers=headers,
+            verify=target.verify,
+            cert=target.cert,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def advertise_address(self) -> str:
+        """The address the agent advertises: where services on this host are reachable."""
+        data = self._request("GET", "/v1/agent/self").json()
+        member = data.get("Member") or {}
+        config = data.get("Config") or {}
+        return str(member.get("Addr") or config.get("AdvertiseAddr") or "")
+
+    def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
+        """The agent's services; with `owner`, only those carrying that ownership mark."""
+        data = self._request("GET", "/v1/agent/services").json() or {}
+        services = (service_from_agent(raw) for raw in data.values())
+        return {s.id: s for s in services if owner is None or s.owner == owner}
+
+    def register(self, service: Service) -> None:
+        self._request(
+            "PUT",
+            "/v1/agent/service/register",
+            params={"replace-existing-checks": "true"},
+            json=service_payload(service),
+        )
+
+    def deregister(self, service: ServiceID) -> None:
+        """Remove `service`; one that is already gone counts as removed."""
+        self._request("PUT", f"/v1/agent/service/deregister/{service}", missing_ok=True)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(
+        self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise ConsulUnavailable(f"{method} {path}: {e or type(e).__name__}") from e
+        if response.is_success or (missing_ok and response.status_code == 404):
+            return response
+        detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
+        if response.status_code == 403:
+            raise ConsulPermissionDenied(detail)
+        if response.status_code >= 500:
+            raise ConsulUnavailable(detail)
+        raise ConsulError(detail)

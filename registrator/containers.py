@@ -1,0 +1,81 @@
+"""Translate `docker inspect` JSON into `Container`. Pure: no Docker client here.
+
+Docker's inspect output varies by version and by how a container was created (null vs empty
+lists, missing sections on created-but-never-started containers); this is the one place that
+copes with that, so nothing downstream has to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from registrator.model import Binding, Container, ContainerID, Port, Protocol
+
+_PROTOCOLS: frozenset[str] = frozenset({"tcp", "udp", "sctp"})
+
+
+def container_from_inspect(data: Mapping[str, Any]) -> Container:
+    """Build a `Container` from the dict Docker's inspect endpoint returns."""
+    config = data.get("Config") or {}
+    state = data.get("State") or {}
+    host_config = data.get("HostConfig") or {}
+    settings = data.get("NetworkSettings") or {}
+    return Container(
+        id=ContainerID(str(data.get("Id", ""))),
+        name=str(data.get("Name", "")).lstrip("/"),
+        image=str(config.get("Image") or data.get("Image") or ""),
+        env=parse_env(config.get("Env") or ()),
+        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+        status=str(state.get("Status") or ""),
+        running=bool(state.get("Running")),
+        paused=bool(state.get("Paused")),
+        exit_code=int(state.get("ExitCode") or 0),
+        network_mode=str(host_config.get("NetworkMode") or "default"),
+        ports=_ports(config.get("ExposedPorts") or {}, settings.get("Ports") or {}),
+        networks=_networks(settings),
+    )
+
+
+def parse_env(entries: Any) -> dict[str, str]:
+    """`["A=1", "B"]` -> `{"A": "1", "B": ""}`; later entries win, as in a shell."""
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, _, value = str(entry).partition("=")
+        if key:
+            env[key] = value
+    return env
+
+
+def _split_port_key(key: str) -> tuple[int, Protocol] | None:
+    number, _, protocol = key.partition("/")
+    protocol = protocol or "tcp"
+    if not number.isdigit() or protocol not in _PROTOCOLS:
+        return None
+    return int(number), cast(Protocol, protocol)
+
+
+def _ports(exposed: Mapping[str, Any], published: Mapping[str, Any]) -> tuple[Port, ...]:
+    keys = {*exposed.keys(), *published.keys()}
+    ports: list[Port] = []
+    for key in keys:
+        split = _split_port_key(str(key))
+        if split is None:
+            continue
+        bindings = tuple(
+            Binding(host_ip=str(b.get("HostIp") or ""), host_port=int(b["HostPort"]))
+            for b in (published.get(key) or ())
+            if str(b.get("HostPort") or "").isdigit()
+        )
+        ports.append(Port(port=split[0], protocol=split[1], bindings=bindings))
+    return tuple(sorted(ports, key=lambda p: (p.port, p.protocol)))
+
+
+def _networks(settings: Mapping[str, Any]) -> dict[str, str]:
+    networks = {
+        str(name): str((net or {}).get("IPAddress") or "")
+        for name, net in (settings.get("Networks") or {}).items()
+    }
+    if not networks and settings.get("IPAddress"):
+        networks["bridge"] = str(settings["IPAddress"])
+    return networks

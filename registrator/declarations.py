@@ -1,0 +1,76 @@
+"""Read a container's `SERVICE_*` declarations from its environment and labels.
+
+The `SERVICE_` prefix is case-sensitive, the key after it is not. A key whose first part is a
+number applies to that container port only (`SERVICE_80_NAME`). Lookup precedence, highest
+first: per-port label, per-port env, generic label, generic env. gliderlabs reads labels in map
+order, so its result can vary; this one is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from registrator.model import Container
+
+PREFIX = "SERVICE_"
+_PER_PORT = re.compile(r"^(\d+)_(.+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """One `SERVICE_*` value and where it came from, for log lines that name the source."""
+
+    source: str  # the key as the container spells it, e.g. "SERVICE_80_NAME"
+    value: str
+    origin: str  # "env" or "label"
+
+
+@dataclass(frozen=True, slots=True)
+class Declarations:
+    """All `SERVICE_*` keys of one container, keyed by upper-case name (without prefix)."""
+
+    generic: dict[str, Declared]
+    per_port: dict[int, dict[str, Declared]]
+
+    def get(self, key: str, port: int | None = None) -> Declared | None:
+        """The value for `key` on `port`: a per-port key beats the generic one."""
+        if port is not None:
+            found = self.per_port.get(port, {}).get(key)
+            if found is not None:
+                return found
+        return self.generic.get(key)
+
+    def value(self, key: str, port: int | None = None, default: str = "") -> str:
+        found = self.get(key, port)
+        return default if found is None else found.value
+
+    def keys(self, port: int | None = None) -> dict[str, Declared]:
+        """Every key that applies to `port` (or only the generic ones), per-port winning."""
+        merged = dict(self.generic)
+        if port is not None:
+            merged.update(self.per_port.get(port, {}))
+        return merged
+
+
+def declarations(container: Container) -> Declarations:
+    """Collect the container's declarations; labels are read after env so they win ties."""
+    generic: dict[str, Declared] = {}
+    per_port: dict[int, dict[str, Declared]] = {}
+    for origin, source in (("env", container.env), ("label", container.labels)):
+        for raw_key in sorted(source):
+            if not raw_key.startswith(PREFIX) or len(raw_key) == len(PREFIX):
+                continue
+            declared = Declared(source=raw_key, value=source[raw_key], origin=origin)
+            key = raw_key[len(PREFIX) :].upper()
+            match = _PER_PORT.match(key)
+            if match:
+                per_port.setdefault(int(match.group(1)), {})[match.group(2)] = declared
+            else:
+                generic[key] = declared
+    return Declarations(generic=generic, per_port=per_port)
+
+
+def is_true(value: str) -> bool:
+    """gliderlabs treats any non-empty value as true; `false`, `0` and `no` are false here."""
+    return value.strip().lower() not in {"", "false", "0", "no", "off"}

@@ -1,0 +1,144 @@
+"""The Docker adapter: list, inspect and the event stream, over docker-py's low-level client.
+
+Docker's dicts stop here: callers get `Container`, `ContainerSummary` and `Event`. The API
+version is never pinned; docker-py negotiates it with the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from registrator.containers import container_from_inspect
+from registrator.errors import DockerError, DockerUnavailable
+from registrator.model import Container, ContainerID, ContainerSummary
+
+#: Docker event actions that can change what a container should have registered.
+RELEVANT_ACTIONS = frozenset(
+    {
+        "start",
+        "die",
+        "destroy",
+        "pause",
+        "unpause",
+        "rename",
+        "health_status",
+        "connect",
+        "disconnect",
+        "update",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A Docker event about one container."""
+
+    container: ContainerID
+    action: str
+    time_nano: int
+
+
+def event_from_docker(raw: dict[str, Any]) -> Event | None:
+    """The container event in a raw Docker event, or None when it cannot change registrations."""
+    kind = raw.get("Type")
+    action = str(raw.get("Action") or raw.get("status") or "").split(":", 1)[0]
+    actor = raw.get("Actor") or {}
+    if kind == "container":
+        container = actor.get("ID") or raw.get("id")
+    elif kind == "network":
+        container = (actor.get("Attributes") or {}).get("container")
+    else:
+        return None
+    if action not in RELEVANT_ACTIONS or not container:
+        return None
+    return Event(ContainerID(str(container)), action, int(raw.get("timeNano") or 0))
+
+
+class EventStream:
+    """An open subscription to Docker's events; `close()` from another thread unblocks it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Event]:
+        try:
+            for raw in self._stream:
+                event = event_from_docker(raw)
+                if event is not None:
+                    yield event
+        except (requests.exceptions.RequestException, OSError, docker.errors.DockerException) as e:
+            raise DockerUnavailable(f"event stream broke: {e}") from e
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stream.close()
+
+
+class DockerEngine:
+    """Talks to one Docker engine."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self._api = api
+
+    @classmethod
+    def connect(cls, *, timeout: float = 30) -> DockerEngine:
+        """A client from DOCKER_HOST and friends; raises DockerUnavailable if nothing answers."""
+        try:
+            return cls(docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env()))
+        except docker.errors.DockerException as e:
+            raise DockerUnavailable(f"cannot reach the Docker engine: {e}") from e
+
+    def host_name(self) -> str:
+        """The engine's host name: stable even when registrator itself runs in a container."""
+        return str(self._call(self._api.info).get("Name") or "")
+
+    def containers(self) -> list[ContainerSummary]:
+        rows = self._call(self._api.containers, all=True)
+        return [
+            ContainerSummary(
+                id=ContainerID(row["Id"]),
+                name=(row.get("Names") or ["/"])[0].lstrip("/"),
+                status=str(row.get("State") or ""),
+            )
+            for row in rows
+        ]
+
+    def inspect(self, container: ContainerID) -> Container | None:
+        """The container, or None when it no longer exists."""
+        try:
+            return container_from_inspect(self._call(self._api.inspect_container, container))
+        except _Gone:
+            return None
+
+    def events(self) -> EventStream:
+        """Subscribe now: events from this moment on are delivered, none are missed after it."""
+        stream = self._call(
+            self._api.events, decode=True, filters={"type": ["container", "network"]}
+        )
+        return EventStream(stream)
+
+    def close(self) -> None:
+        self._api.close()
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound as e:
+            raise _Gone from e
+        except docker.errors.APIError as e:
+            if e.is_server_error():
+                raise DockerUnavailable(str(e)) from e
+            raise DockerError(str(e)) from e
+        except (requests.exceptions.RequestException, OSError, docker.errors.DockerException) as e:
+            raise DockerUnavailable(f"cannot reach the Docker engine: {e}") from e
+
+
+class _Gone(DockerError):
+    """The object asked for does not exist (404)."""

@@ -1,0 +1,121 @@
+"""The small frozen types the rest of registrator speaks.
+
+Docker's inspect dicts and Consul's JSON stop inside their adapters; everything in between
+(derivation, planning, reconciling) sees only these, so "desired vs actual" is a plain
+comparison of values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NewType
+
+ContainerID = NewType("ContainerID", str)
+ServiceID = NewType("ServiceID", str)
+
+Protocol = Literal["tcp", "udp", "sctp"]
+
+#: Meta key that marks a service as registered by a registrator; its value is the host identity.
+OWNER_META_KEY = "registrator_host"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One host binding Docker reports for a container port."""
+
+    host_ip: str
+    host_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A container port: exposed, and published when it has bindings."""
+
+    port: int
+    protocol: Protocol
+    bindings: tuple[Binding, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.port}/{self.protocol}"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """What registrator needs to know of a container, translated from `docker inspect`."""
+
+    id: ContainerID
+    name: str
+    image: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Docker's State.Status: created, running, paused, restarting, exited, dead
+    status: str = "running"
+    running: bool = True
+    paused: bool = False
+    exit_code: int = 0
+    network_mode: str = "default"
+    ports: tuple[Port, ...] = ()
+    #: network name -> the container's IPv4 address on it ("" when it has none)
+    networks: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    """A row of the container list: enough to notice a container changed without inspecting it."""
+
+    id: ContainerID
+    name: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A Consul check attached to a service; `definition` holds Consul's own field names."""
+
+    id: str
+    name: str
+    definition: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service as registered in the Consul agent.
+
+    `meta` is kept as sorted pairs so equality does not depend on order. `container` names the
+    container a desired service comes from; Consul does not hold it, so it is not compared.
+    """
+
+    id: ServiceID
+    name: str
+    address: str
+    port: int
+    tags: tuple[str, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()
+    checks: tuple[Check, ...] = ()
+    container: str = field(default="", compare=False)
+
+    @property
+    def owner(self) -> str | None:
+        return dict(self.meta).get(OWNER_META_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A piece of a container's declaration that cannot be honoured; it is logged and skipped."""
+
+    container: str
+    key: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """The services a container should have, and what was left out on the way and why."""
+
+    services: tuple[Service, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    #: (what, why) for ports or containers deliberately not registered; `explain` shows them
+    skipped: tuple[tuple[str, str], ...] = ()

@@ -1,0 +1,111 @@
+"""One retry policy, built once from settings, for every transient failure.
+
+Only transient errors (a peer that does not answer) are retried; a refusal (403, a bad
+request) is not. Each wait is logged before it starts. Tests pass `wait=0` to drop the waits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import tenacity
+from loguru import logger
+
+from registrator.errors import BackendError, ConsulUnavailable, DockerUnavailable
+
+T = TypeVar("T")
+TRANSIENT = (ConsulUnavailable, DockerUnavailable)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded by attempts and by total time."""
+
+    attempts: int = 4
+    seconds: float = 10.0
+    initial: float = 0.05
+    maximum: float = 5.0
+
+    def _wait(self) -> tenacity.wait.wait_base:
+        exponential = tenacity.wait_exponential(multiplier=self.initial, max=self.maximum)
+        return exponential + tenacity.wait_random(0, self.initial)
+
+    def call(self, what: str, fn: Callable[[], T], *, stop: threading.Event | None = None) -> T:
+        """`fn()` retried on transient errors; the last error is raised when the bound is hit."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TRANSIENT),
+            stop=tenacity.stop_after_attempt(self.attempts)
+            | tenacity.stop_after_delay(self.seconds),
+            wait=self._wait(),
+            before_sleep=_log_wait(what),
+            sleep=_sleeper(stop),
+            reraise=True,
+        )
+        return retrying(fn)
+
+    def forever(self, what: str, fn: Callable[[], T], *, stop: threading.Event) -> T:
+        """`fn()` retried on any backend error until it works or `stop` is set.
+
+        For the daemon's lifelines (the Docker event subscription): giving up would mean
+        exiting, which is what gliderlabs/registrator does and what this daemon must not.
+        The waits stay bounded by `maximum`. Raises `Stopped` when `stop` ends the wait.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(BackendError),
+            stop=tenacity.stop_when_event_set(stop),
+            wait=self._wait(),
+            before_sleep=_log_wait(what),
+            sleep=_sleeper(stop),
+            retry_error_cls=_StoppedRetry,
+        )
+        try:
+            return retrying(fn)
+        except _StoppedRetry as e:
+            raise Stopped(what) from e
+
+    def backoff(self, failures: int) -> float:
+        """How long to wait after `failures` consecutive failures of a whole reconcile."""
+        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        state.attempt_number = max(failures, 1)
+        return float(self._wait()(state))
+
+    @classmethod
+    def without_waits(cls, attempts: int = 2) -> RetryPolicy:
+        return cls(attempts=attempts, initial=0.0, maximum=0.0)
+
+
+class Stopped(Exception):
+    """A retry ended because stop was requested."""
+
+
+class _StoppedRetry(tenacity.RetryError):
+    pass
+
+
+def _sleeper(stop: threading.Event | None) -> Callable[[float], None]:
+    """Waits that end early when `stop` is set, so shutdown never waits out a backoff."""
+    if stop is None:
+        return tenacity.nap.sleep
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
+
+
+def _log_wait(what: str) -> Callable[[tenacity.RetryCallState], None]:
+    def log(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(
+            "retry.wait",
+            what=what,
+            attempt=state.attempt_number,
+            delay=round(delay, 3),
+            error=str(error),
+        )
+
+    return log

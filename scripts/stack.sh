@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Brings up the real stack registrator works against, on a Debian 12 machine as root:
+#   docker   Debian's docker.io, installed when dockerd is missing, started when the socket is silent
+#   consul   Debian 11's consul 1.8.7, fetched with a private apt configuration into .cache/
+#   image    a busybox image for test and demo containers, built from busybox-static (no registry)
+#   venv     .venv with the package and its dev tools
+# Usage: scripts/stack.sh [docker|consul|prometheus|image|venv|all]...   (default: all)
+# Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${REGISTRATOR_CACHE:-$ROOT/.cache}
+TEST_IMAGE=${REGISTRATOR_TEST_IMAGE:-registrator-test/busybox:latest}
+mkdir -p "$CACHE"
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+docker_answers() { timeout 5 docker version >/dev/null 2>&1; }
+
+ensure_docker() {
+    if ! command -v dockerd >/dev/null 2>&1; then
+        log "installing docker.io"
+        apt_install docker.io iptables
+    fi
+    if ! command -v docker >/dev/null 2>&1; then
+        apt_install docker-cli || apt_install docker.io
+    fi
+    if docker_answers; then return 0; fi
+    # A daemon killed without cleanup leaves a pid file naming a dead process; dockerd refuses to
+    # start over it, so drop it when nothing alive owns it.
+    local pidfile=/var/run/docker.pid
+    if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+        log "removing stale $pidfile"
+        rm -f "$pidfile"
+    fi
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+        log "starting dockerd (log: $CACHE/dockerd.log)"
+        nohup dockerd >>"$CACHE/dockerd.log" 2>&1 &
+    fi
+    local i
+    for i in $(seq 1 60); do
+        docker_answers && { log "docker is up"; return 0; }
+        sleep 1
+    done
+    log "dockerd did not answer within 60s; last log lines:"
+    tail -n 20 "$CACHE/dockerd.log" >&2 || true
+    return 1
+}
+
+# The mirror this machine's apt already uses for Debian's main archive, read from its sources.
+debian_mirror() {
+    local uri
+    uri=$(
+        {
+            cat /etc/apt/sources.list 2>/dev/null || true
+            cat /etc/apt/sources.list.d/*.list 2>/dev/null || true
+        } | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; exit } }' \
+          | grep -v -e security -e updates | head -n 1
+    )
+    if [ -z "$uri" ]; then
+        uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
+              | awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' \
+              | grep -v -e security | head -n 1)
+    fi
+    [ -n "$uri" ] || { log "no Debian mirror found in the apt sources"; return 1; }
+    printf '%s\n' "${uri%/}"
+}
+
+# Download one package from Debian 11 (bullseye) with an apt configuration of our own: own sources
+# list, own lists and an empty dpkg status, so nothing about the machine's apt state changes.
+fetch_bullseye() {
+    local pkg=$1 dest=$CACHE/bullseye
+    mkdir -p "$dest/lists/partial" "$dest/archives/partial" "$dest/sources.d" "$dest/debs"
+    : >"$dest/status"
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    echo "deb [signed-by=$keyring] $(debian_mirror) bullseye main" >"$dest/sources.list"
+    local opts=(
+        -o "Dir::Etc::SourceList=$dest/sources.list" -o "Dir::Etc::SourceParts=$dest/sources.d"
+        -o "Dir::State::Lists=$dest/lists" -o "Dir::State::Status=$dest/status"
+        -o "Dir::Cache::Archives=$dest/archives" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+        -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" -o "APT::Architecture=amd64" -qq
+    )
+    if [ -z "$(ls "$dest/lists" 2>/dev/null | grep -v partial)" ]; then
+        apt-get "${opts[@]}" update
+    fi
+    (cd "$dest/debs" && apt-get "${opts[@]}" download "$pkg")
+    ls "$dest/debs/${pkg}"_*.deb | tail -n 1
+}
+
+ensure_consul() {
+    if command -v consul >/dev/null 2>&1; then return 0; fi
+    local bin=$CACHE/consul/usr/bin/consul
+    if [ ! -x "$bin" ]; then
+        log "fetching consul from Debian 11"
+        local deb
+        deb=$(fetch_bullseye consul)
+        rm -rf "$CACHE/consul" && dpkg -x "$deb" "$CACHE/consul"
+    fi
+    "$bin" version | head -n 1 >&2
+}
+
+ensure_prometheus() {
+    local bin=$CACHE/prometheus/usr/bin/prometheus
+    if [ ! -x "$bin" ]; then
+        log "fetching prometheus from Debian 11"
+        local deb
+        deb=$(fetch_bullseye prometheus)
+        rm -rf "$CACHE/prometheus" && dpkg -x "$deb" "$CACHE/prometheus"
+    fi
+}
+
+ensure_image() {
+    if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then return 0; fi
+    log "building $TEST_IMAGE from Debian's busybox-static"
+    local work=$CACHE/busybox
+    rm -rf "$work" && mkdir -p "$work/deb" "$work/rootfs"
+    if ! ls "$CACHE"/busybox-static_*.deb >/dev/null 2>&1; then
+        [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }
+        (cd "$CACHE" && apt-get -o APT::Sandbox::User=root download -qq busybox-static)
+    fi
+    dpkg -x "$(ls "$CACHE"/busybox-static_*.deb | tail -n 1)" "$work/deb"
+    local root=$work/rootfs
+    mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/tmp" "$root/www" \
+             "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/root" "$root/var/www"
+    cp "$work/deb/bin/busybox" "$root/bin/busybox"
+    local applet
+    for applet in $("$root/bin/busybox" --list); do
+        [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+    echo 'root:x:0:' >"$root/etc/group"
+    echo ok >"$root/www/index.html"
+    tar -C "$root" -c . | docker import \
+        --change 'ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin' --change 'CMD ["sh"]' \
+        --change 'LABEL org.registrator.test=image' - "$TEST_IMAGE" >/dev/null
+}
+
+ensure_venv() {
+    local venv=$ROOT/.venv
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating $venv"
+        python3 -m venv "$venv"
+    fi
+    local stamp=$venv/.installed
+    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        "$venv/bin/pip" install -q --upgrade pip >/dev/null
+        "$venv/bin/pip" install -q -e "$ROOT[dev]"
+        touch "$stamp"
+    fi
+}
+
+main() {
+    local steps=("$@")
+    [ ${#steps[@]} -gt 0 ] || steps=(all)
+    local s
+    for s in "${steps[@]}"; do
+        case $s in
+            docker) ensure_docker ;;
+            consul) ensure_consul ;;
+            prometheus) ensure_prometheus ;;
+            image) ensure_docker && ensure_image ;;
+            venv) ensure_venv ;;
+            all) ensure_docker && ensure_consul && ensure_image && ensure_venv ;;
+            *) log "unknown step: $s"; return 2 ;;
+        esac
+    done
+}
+
+main "$@"

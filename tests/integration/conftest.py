@@ -1,0 +1,124 @@
+"""Fixtures for the integration suite: the real Docker daemon and a real Consul agent.
+
+Nothing here fakes either. The suite fails (never skips) when the stack is missing: the test
+command brings it up first. Every container is labelled with this session's id and removed at
+teardown; Consul agents are the suite's own, on free ports, so nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.support import (
+    TEST_IMAGE,
+    TEST_LABEL,
+    ConsulDevAgent,
+    RegistratorProcess,
+)
+
+SESSION = uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Iterator[docker.APIClient]:
+    api = docker.APIClient(**docker.utils.kwargs_from_env())
+    api.ping()
+    api.inspect_image(TEST_IMAGE)  # built by scripts/stack.sh image
+    yield api
+    for row in api.containers(all=True, filters={"label": f"{TEST_LABEL}={SESSION}"}):
+        api.remove_container(row["Id"], force=True)
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulDevAgent]:
+    """One dev agent for the whole session; tests use their own host identities in it."""
+    agent = ConsulDevAgent(tmp_path_factory.mktemp("consul")).start()
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
+def identity() -> str:
+    """A host identity of this test's own, so its services never mix with another test's."""
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+class Containers:
+    """Starts labelled containers from the test image and removes them all at teardown."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self.api = api
+        self.ids: list[str] = []
+
+    def run(
+        self,
+        command: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        ports: dict[int | str, Any] | None = None,
+        name: str | None = None,
+        **host_config: Any,
+    ) -> str:
+        host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
+        created = self.api.create_container(
+            TEST_IMAGE,
+            command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
+            environment=env or {},
+            labels={**(labels or {}), TEST_LABEL: SESSION},
+            ports=list((ports or {}).keys()),
+            name=name or f"rt-{uuid.uuid4().hex[:10]}",
+            host_config=host,
+        )
+        self.ids.append(created["Id"])
+        self.api.start(created["Id"])
+        return str(created["Id"])
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.api.inspect_container(container)
+        return data
+
+    def host_port(self, container: str, port: str = "80/tcp") -> int:
+        bindings = self.inspect(container)["NetworkSettings"]["Ports"][port]
+        return int(bindings[0]["HostPort"])
+
+    def name(self, container: str) -> str:
+        return str(self.inspect(container)["Name"]).lstrip("/")
+
+    def remove_all(self) -> None:
+        for container in self.ids:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_container(container, force=True)
+        self.ids.clear()
+
+
+@pytest.fixture
+def containers(docker_api: docker.APIClient) -> Iterator[Containers]:
+    made = Containers(docker_api)
+    yield made
+    made.remove_all()
+
+
+@pytest.fixture
+def start_registrator(
+    tmp_path: Path,
+) -> Iterator[Callable[..., RegistratorProcess]]:
+    started: list[RegistratorProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> RegistratorProcess:
+        log = tmp_path / f"registrator-{len(started)}.log"
+        proc = RegistratorProcess(list(args), log, env=env or {}).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -1,0 +1,139 @@
+"""The walking skeleton against the real Docker daemon and a real Consul agent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tests.integration.conftest import Containers
+from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
+
+StartRegistrator = Callable[..., RegistratorProcess]
+
+
+def _service(consul: ConsulDevAgent, service_id: str) -> dict[str, Any] | None:
+    return consul.services().get(service_id)
+
+
+def test_published_port_is_registered_then_deregistered_on_stop(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    reg = start_registrator(consul.uri, "--hostname", identity)
+    reg.wait_for_log("docker.events.subscribed")
+    web = containers.run(env={"SERVICE_NAME": "web", "SERVICE_TAGS": "blue,v2"}, ports={80: 0})
+    service_id = f"{identity}:{containers.name(web)}:80"
+
+    service = wait_until(lambda: _service(consul, service_id), what=service_id)
+
+    assert service["Service"] == "web"
+    assert service["Port"] == containers.host_port(web)
+    assert service["Address"] == "127.0.0.1"  # the dev agent's advertise address
+    assert service["Tags"] == ["blue", "v2"]
+    assert service["Meta"] == {"registrator_host": identity}
+
+    containers.api.stop(web, timeout=1)
+    wait_until(lambda: service_id not in consul.services(), what=f"{service_id} gone")
+
+
+def test_containers_running_before_start_up_are_registered_with_the_image_name(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    web = containers.run(ports={80: 0})
+    start_registrator(consul.uri, "--hostname", identity)
+    service_id = f"{identity}:{containers.name(web)}:80"
+
+    service = wait_until(lambda: _service(consul, service_id), what=service_id)
+
+    assert service["Service"] == "busybox"
+    assert service["Port"] == containers.host_port(web)
+
+
+def test_ignored_containers_and_unpublished_ports_are_not_registered(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    containers.run(env={"SERVICE_IGNORE": "true"}, ports={80: 0})
+    containers.run(command=["sleep", "300"])
+    marker = containers.run(env={"SERVICE_NAME": "marker"}, ports={80: 0})
+    start_registrator(consul.uri, "--hostname", identity)
+
+    # Once the marker, started last, is registered, the others have been considered too.
+    wait_until(lambda: f"{identity}:{containers.name(marker)}:80" in consul.services())
+    assert [s["Service"] for s in consul.services(owner=identity).values()] == ["marker"]
+
+
+def test_services_of_others_are_never_touched(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    by_hand = {"ID": f"{identity}-by-hand", "Name": "by-hand", "Port": 1234}
+    other_host = {
+        "ID": f"{identity}-other:gone:80",
+        "Name": "other",
+        "Port": 80,
+        "Meta": {"registrator_host": f"{identity}-other"},
+    }
+    stale_own = {
+        "ID": f"{identity}:gone:80",
+        "Name": "stale",
+        "Port": 80,
+        "Meta": {"registrator_host": identity},
+    }
+    for body in (by_hand, other_host, stale_own):
+        consul.request("PUT", "/v1/agent/service/register", body)
+    web = containers.run(ports={80: 0})
+    reg = start_registrator(
+        consul.uri, "--hostname", identity, "--resync-interval", "0.2", "--log-level", "DEBUG"
+    )
+
+    # start-up sweeps this identity's stale service and leaves the others alone
+    wait_until(lambda: stale_own["ID"] not in consul.services(), what="stale service removed")
+    containers.api.remove_container(web, force=True)
+    wait_until(lambda: not consul.services(owner=identity), what="own services gone")
+    resyncs = reg.log.count("reconcile.done scope=full")
+    wait_until(lambda: reg.log.count("reconcile.done scope=full") >= resyncs + 2, what="resyncs")
+
+    services = consul.services()
+    assert by_hand["ID"] in services
+    assert other_host["ID"] in services
+    for body in (by_hand, other_host):
+        consul.request("PUT", f"/v1/agent/service/deregister/{body['ID']}")
+
+
+def test_resync_once_reports_and_exits_zero_when_consistent(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    identity: str,
+) -> None:
+    web = containers.run(ports={80: 0})
+    command = [sys.executable, "-m", "registrator", "--resync", "--hostname", identity, consul.uri]
+
+    def resync() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+        )
+
+    first = resync()
+    second = resync()
+
+    assert first.returncode == 0, first.stderr
+    assert "registered 1," in first.stdout
+    assert f"{identity}:{containers.name(web)}:80" in consul.services()
+    assert second.returncode == 0, second.stderr
+    assert "registered 0, updated 0, deregistered 0, unchanged 1" in second.stdout
+    containers.api.remove_container(web, force=True)
+    third = resync()
+    assert "deregistered 1," in third.stdout
+    assert not consul.services(owner=identity)

@@ -1,0 +1,59 @@
+"""In-memory stand-ins for Docker and Consul, for unit tests of the reconcile logic only.
+
+The integration suite never uses these: it talks to the real daemon and agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from registrator.errors import ConsulUnavailable
+from registrator.model import Container, ContainerID, ContainerSummary, Service, ServiceID
+
+
+@dataclass
+class FakeDocker:
+    containers_by_id: dict[ContainerID, Container] = field(default_factory=dict)
+    inspected: list[ContainerID] = field(default_factory=list)
+
+    def add(self, container: Container) -> None:
+        self.containers_by_id[container.id] = container
+
+    def containers(self) -> list[ContainerSummary]:
+        return [ContainerSummary(c.id, c.name, c.status) for c in self.containers_by_id.values()]
+
+    def inspect(self, container: ContainerID) -> Container | None:
+        self.inspected.append(container)
+        return self.containers_by_id.get(container)
+
+
+@dataclass
+class FakeConsul:
+    registered: dict[ServiceID, Service] = field(default_factory=dict)
+    writes: int = 0
+    down: bool = False
+    address: str = "10.9.9.9"
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConsulUnavailable("agent down")
+
+    def advertise_address(self) -> str:
+        self._check()
+        return self.address
+
+    def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
+        self._check()
+        return {k: v for k, v in self.registered.items() if owner is None or v.owner == owner}
+
+    def register(self, service: Service) -> None:
+        self._check()
+        self.writes += 1
+        self.registered[service.id] = Service(
+            service.id, service.name, service.address, service.port, service.tags, service.meta
+        )
+
+    def deregister(self, service: ServiceID) -> None:
+        self._check()
+        self.writes += 1
+        self.registered.pop(service, None)

@@ -1,0 +1,55 @@
+"""The command line: gliderlabs spellings, and one clear line for a wrong option."""
+
+from __future__ import annotations
+
+import pytest
+
+from registrator.cli import build_parser, main
+
+
+def parse(*argv: str) -> dict[str, object]:
+    return vars(build_parser().parse_args(list(argv)))
+
+
+def test_gliderlabs_one_dash_flags_are_accepted() -> None:
+    args = parse("-ip", "10.0.0.1", "-resync", "30", "-tags", "prod", "consul://c:8500")
+
+    assert args == {
+        "ip": "10.0.0.1",
+        "resync_interval": 30.0,
+        "tags": "prod",
+        "registry_uri": "consul://c:8500",
+        "once": False,
+    }
+
+
+def test_double_dash_resync_alone_is_the_one_shot_command() -> None:
+    assert parse("--resync")["once"] is True
+    assert parse("--resync-interval", "5")["resync_interval"] == 5.0
+
+
+def test_unset_options_do_not_hide_the_environment() -> None:
+    assert parse() == {"once": False}
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--no-such-option"], "--no-such-option"),
+        (["-resync", "soon"], "-resync"),
+        (["--resync-interval", "-5"], "--resync-interval"),
+        (["--log-level", "loud"], "--log-level"),
+        (["etcd://x:1"], "etcd://x:1"),
+    ],
+)
+def test_a_wrong_option_exits_2_with_one_line_naming_it(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(argv))
+
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert fragment in err
+    assert "Traceback" not in err

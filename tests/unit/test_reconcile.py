@@ -1,0 +1,150 @@
+"""The reconcile path with in-memory peers: what it writes, and what it leaves alone."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from registrator.derive import Policy
+from registrator.errors import ConsulUnavailable
+from registrator.model import (
+    OWNER_META_KEY,
+    Binding,
+    Container,
+    ContainerID,
+    Port,
+    Service,
+    ServiceID,
+)
+from registrator.reconcile import Reconciler
+from registrator.retry import RetryPolicy
+from tests.unit.fakes import FakeConsul, FakeDocker
+
+
+def web(cid: str = "c1", name: str = "web", host_port: int = 32768) -> Container:
+    return Container(
+        id=ContainerID(cid),
+        name=name,
+        image="nginx",
+        ports=(Port(80, "tcp", (Binding("0.0.0.0", host_port),)),),
+    )
+
+
+@pytest.fixture
+def docker() -> FakeDocker:
+    return FakeDocker()
+
+
+@pytest.fixture
+def consul() -> FakeConsul:
+    return FakeConsul()
+
+
+@pytest.fixture
+def reconciler(docker: FakeDocker, consul: FakeConsul) -> Reconciler:
+    return Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+
+
+def test_full_reconcile_registers_running_containers_at_the_agent_address(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+
+    outcome = reconciler.reconcile()
+
+    assert outcome.registered == 1
+    assert consul.registered[ServiceID("h:web:80")].address == "10.9.9.9"
+
+
+def test_a_second_full_reconcile_writes_nothing_and_inspects_nothing(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+    reconciler.reconcile()
+    writes, inspected = consul.writes, len(docker.inspected)
+
+    outcome = reconciler.reconcile()
+
+    assert outcome.plan.empty
+    assert outcome.plan.unchanged == 1
+    assert (consul.writes, len(docker.inspected)) == (writes, inspected)
+
+
+def test_event_for_a_stopped_container_deregisters_only_its_services(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web("c1", "a"))
+    docker.add(web("c2", "b"))
+    reconciler.reconcile()
+    docker.add(dataclasses.replace(web("c1", "a"), running=False, status="exited"))
+
+    outcome = reconciler.reconcile([ContainerID("c1")])
+
+    assert outcome.deregistered == 1
+    assert list(consul.registered) == ["h:b:80"]
+
+
+def test_event_for_a_removed_container_deregisters_it(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+    reconciler.reconcile()
+    del docker.containers_by_id[ContainerID("c1")]
+
+    reconciler.reconcile([ContainerID("c1")])
+
+    assert consul.registered == {}
+
+
+def test_rename_replaces_the_service_id(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web("c1", "old"))
+    reconciler.reconcile()
+    docker.add(web("c1", "new"))
+
+    reconciler.reconcile([ContainerID("c1")])
+
+    assert list(consul.registered) == ["h:new:80"]
+
+
+def test_full_reconcile_sweeps_only_own_stale_services(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    own = Service(ServiceID("h:gone:80"), "x", "a", 1, meta=((OWNER_META_KEY, "h"),))
+    other = Service(ServiceID("o:gone:80"), "x", "a", 1, meta=((OWNER_META_KEY, "o"),))
+    by_hand = Service(ServiceID("by-hand"), "x", "a", 1)
+    consul.registered = {s.id: s for s in (own, other, by_hand)}
+
+    reconciler.reconcile()
+
+    assert set(consul.registered) == {"o:gone:80", "by-hand"}
+
+
+def test_drift_in_consul_is_repaired_by_a_full_reconcile(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+    reconciler.reconcile()
+    sid = ServiceID("h:web:80")
+    consul.registered[sid] = dataclasses.replace(consul.registered[sid], port=1)
+
+    outcome = reconciler.reconcile()
+
+    assert outcome.updated == 1
+    assert consul.registered[sid].port == 32768
+
+
+def test_consul_down_raises_and_nothing_is_lost_when_it_returns(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+    consul.down = True
+    with pytest.raises(ConsulUnavailable):
+        reconciler.reconcile()
+    consul.down = False
+
+    reconciler.reconcile()
+
+    assert list(consul.registered) == ["h:web:80"]
