@@ -37,6 +37,107 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"registrator: error: {message} (see --help)\n")
 
 
+#: (names, argparse keywords) for every option; dest defaults to the first name.
+_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--hostname", "-hostname"),
+        {
+            "help": "host identity in service IDs and ownership Meta "
+            "(default: the Docker host's name)"
+        },
+    ),
+    (("--ip", "-ip"), {"help": "address to register for published ports"}),
+    (("--tags", "-tags"), {"help": "comma-separated tags added to every service"}),
+    (
+        ("--resync-interval", "-resync"),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "full resync every SECONDS (0: start-up only)",
+        },
+    ),
+    (
+        ("--internal", "-internal"),
+        {"flag": True, "help": "register the container's own IP and exposed port, not the host's"},
+    ),
+    (
+        ("--explicit", "-explicit"),
+        {"flag": True, "help": "only register ports that have SERVICE_NAME or SERVICE_<port>_NAME"},
+    ),
+    (
+        ("--use-ip-from-label", "-useIpFromLabel"),
+        {"metavar": "LABEL", "help": "take the service address from this container label"},
+    ),
+    (
+        ("--network",),
+        {
+            "metavar": "NAME",
+            "help": "with --internal: the network whose container IP is registered",
+        },
+    ),
+    (
+        ("--require-label",),
+        {"metavar": "LABEL", "help": "only register containers carrying this label"},
+    ),
+    (
+        ("--ttl", "-ttl"),
+        {"type": int, "metavar": "SECONDS", "help": "TTL check on every service, kept passing"},
+    ),
+    (
+        ("--ttl-refresh", "-ttl-refresh"),
+        {"type": int, "metavar": "SECONDS", "help": "how often those TTL checks are refreshed"},
+    ),
+    (
+        ("--enable-script-checks",),
+        {"flag": True, "help": "allow SERVICE_CHECK_SCRIPT (runs commands on the agent's host)"},
+    ),
+    (
+        ("--docker-health",),
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "mirror Docker HEALTHCHECK status into Consul (default: on)",
+        },
+    ),
+    (
+        ("--cleanup", "-cleanup"),
+        {
+            "flag": True,
+            "help": "accepted for gliderlabs compatibility: stale owned services are "
+            "always removed",
+        },
+    ),
+    (
+        ("--deregister", "-deregister"),
+        {
+            "choices": ["always", "on-success"],
+            "help": "on-success: keep the service of a container that exited non-zero",
+        },
+    ),
+    (
+        ("--deregister-on-exit",),
+        {"flag": True, "help": "deregister every service this registrator owns when it stops"},
+    ),
+    (
+        ("--retry-attempts", "-retry-attempts"),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "retries of the first contact with Consul (-1: forever)",
+        },
+    ),
+    (
+        ("--retry-interval", "-retry-interval"),
+        {"type": int, "metavar": "MS", "help": "milliseconds between those retries (default 2000)"},
+    ),
+    (
+        ("--metrics-addr",),
+        {"metavar": "HOST:PORT", "help": "serve /metrics, /healthz and /readyz on this address"},
+    ),
+    (("--log-format",), {"choices": ["text", "json"], "help": "text (default) or json"}),
+    (("--log-level",), {"help": "TRACE, DEBUG, INFO, WARNING or ERROR (default INFO)"}),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="registrator",
@@ -51,21 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="consul://HOST:PORT, consul-tls://HOST:PORT or consul-unix:///path "
         "(default: $CONSUL_HTTP_ADDR, else consul://127.0.0.1:8500)",
     )
-    p.add_argument(
-        "--hostname",
-        "-hostname",
-        help="host identity in service IDs and ownership Meta (default: the Docker host's name)",
-    )
-    p.add_argument("--ip", "-ip", help="address to register for published ports")
-    p.add_argument("--tags", "-tags", help="comma-separated tags added to every service")
-    p.add_argument(
-        "--resync-interval",
-        "-resync",
-        dest="resync_interval",
-        type=float,
-        metavar="SECONDS",
-        help="full resync every SECONDS (0: only on start-up)",
-    )
+    for names, spec in _OPTIONS:
+        options = dict(spec)
+        if options.pop("flag", False):
+            # absent from the parsed args unless given, so REGISTRATOR_* can still set it
+            options.update(action="store_const", const=True)
+        dest = names[0].lstrip("-").replace("-", "_")
+        p.add_argument(*names, dest=dest, **options)
     p.add_argument(
         "--resync",
         dest="once",
@@ -73,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="reconcile once, print a summary and exit (0 when Consul matches Docker)",
     )
-    p.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING or ERROR (default INFO)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=False,
+        help="with --resync: print the plan and write nothing",
+    )
     p.add_argument("--version", action="version", version=f"registrator {__version__}")
     return p
 
@@ -81,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     once = bool(args.pop("once"))
+    dry_run = bool(args.pop("dry_run"))
     try:
         settings = Settings(**args)
         target = consul_target(settings.registry_uri)
@@ -89,10 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"registrator: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    configure(level=settings.log_level)
+    configure(level=settings.log_level, fmt=settings.log_format)
     consul = ConsulAgent(target)
     try:
-        return run(settings, consul, once=once)
+        return run(settings, consul, once=once, dry_run=dry_run)
     except BackendError as e:
         logger.error("registrator.failed", error=str(e))
         return 1
@@ -107,7 +206,9 @@ def _usage_error(error: ValidationError) -> int:
     return EXIT_USAGE
 
 
-def run(settings: Settings, consul: ConsulAgent, *, once: bool = False) -> int:
+def run(
+    settings: Settings, consul: ConsulAgent, *, once: bool = False, dry_run: bool = False
+) -> int:
     retry = RetryPolicy()
     stop = threading.Event()
     _on_signals(stop.set)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -30,6 +31,26 @@ class Settings(BaseSettings):
     ip: str = Field(default="", description="address registered for published ports")
     tags: str = Field(default="", description="comma-separated tags added to every service")
     resync_interval: float = Field(default=0, ge=0, description="seconds between full resyncs")
+    # derivation (issue: the SERVICE_* contract)
+    internal: bool = False
+    explicit: bool = False
+    use_ip_from_label: str = ""
+    network: str = ""
+    require_label: str = ""
+    # checks
+    ttl: int = Field(default=0, ge=0)
+    ttl_refresh: int = Field(default=0, ge=0)
+    enable_script_checks: bool = False
+    docker_health: bool = True
+    # lifecycle
+    cleanup: bool = False
+    deregister: Literal["always", "on-success"] = "always"
+    deregister_on_exit: bool = False
+    retry_attempts: int = Field(default=0, ge=-1)
+    retry_interval: int = Field(default=2000, ge=0, description="milliseconds")
+    # operations
+    metrics_addr: str = ""
+    log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
     @field_validator("log_level")

@@ -20,6 +20,7 @@ def test_gliderlabs_one_dash_flags_are_accepted() -> None:
         "tags": "prod",
         "registry_uri": "consul://c:8500",
         "once": False,
+        "dry_run": False,
     }
 
 
@@ -29,7 +30,41 @@ def test_double_dash_resync_alone_is_the_one_shot_command() -> None:
 
 
 def test_unset_options_do_not_hide_the_environment() -> None:
-    assert parse() == {"once": False}
+    assert parse() == {"once": False, "dry_run": False}
+
+
+def test_gliderlabs_boolean_and_valued_flags() -> None:
+    args = parse(
+        "-internal",
+        "-explicit",
+        "-cleanup",
+        "-deregister",
+        "on-success",
+        "-useIpFromLabel",
+        "ip",
+        "-retry-attempts",
+        "-1",
+        "-retry-interval",
+        "500",
+        "-ttl",
+        "30",
+        "-ttl-refresh",
+        "15",
+    )
+
+    assert args == {
+        "once": False,
+        "dry_run": False,
+        "internal": True,
+        "explicit": True,
+        "cleanup": True,
+        "deregister": "on-success",
+        "use_ip_from_label": "ip",
+        "retry_attempts": -1,
+        "retry_interval": 500,
+        "ttl": 30,
+        "ttl_refresh": 15,
+    }
 
 
 @pytest.mark.parametrize(
