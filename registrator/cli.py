@@ -26,7 +26,7 @@ from registrator.docker_engine import DockerEngine
 from registrator.errors import BackendError, ConfigError
 from registrator.logs import configure
 from registrator.reconcile import Outcome, Reconciler
-from registrator.retry import RetryPolicy, Stopped
+from registrator.retry import RetryPolicy, Stopped, first_contact
 from registrator.settings import Settings, consul_target
 
 EXIT_USAGE = 2
@@ -194,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(settings, consul, once=once, dry_run=dry_run)
     except BackendError as e:
         logger.error("registrator.failed", error=str(e))
+        print(f"registrator: error: {e}", file=sys.stderr)
         return 1
     finally:
         consul.close()
@@ -217,29 +218,76 @@ def run(
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
-    policy = Policy(hostname=identity, host_ip=settings.ip, tags=settings.tag_list)
-    reconciler = Reconciler(docker, consul, policy, retry=retry)
+    reconciler = Reconciler(
+        docker,
+        consul,
+        _policy(settings, identity),
+        retry=retry,
+        keep_failed=settings.deregister == "on-success",
+        stop=stop,
+    )
     logger.info("registrator.started", version=__version__, hostname=identity)
     if once:
-        return _resync_once(reconciler)
+        return _resync_once(reconciler, dry_run=dry_run)
+    first_contact(
+        "consul.connect",
+        consul.advertise_address,
+        attempts=settings.retry_attempts,
+        interval=settings.retry_interval / 1000,
+        stop=stop,
+    )
     daemon = Daemon(
-        reconciler, docker, resync_interval=settings.resync_interval, retry=retry, stop=stop
+        reconciler,
+        docker,
+        resync_interval=settings.resync_interval,
+        agent_check_interval=settings.agent_check_interval,
+        retry=retry,
+        stop=stop,
     )
     _on_signals(daemon.request_stop)
     daemon.run()
+    if settings.deregister_on_exit:
+        _print_errors(reconciler.release().errors)
     logger.info("registrator.stopped")
     return 0
 
 
-def _resync_once(reconciler: Reconciler) -> int:
-    outcome = reconciler.reconcile()
-    check = reconciler.reconcile()
-    _print_summary(outcome)
-    if outcome.ok and check.plan.empty:
+def _policy(settings: Settings, identity: str) -> Policy:
+    return Policy(hostname=identity, host_ip=settings.ip, tags=settings.tag_list)
+
+
+def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:
+    if dry_run:
+        todo = reconciler.preview()
+        for service in todo.register:
+            print(
+                f"would register {service.id} ({service.name} at {service.address}:{service.port})"
+            )
+        for service_id in todo.deregister:
+            print(f"would deregister {service_id}")
+        print(
+            f"{len(todo.register)} to register, {len(todo.deregister)} to deregister, "
+            f"{todo.unchanged} unchanged"
+        )
         return 0
-    for error in (*outcome.errors, *check.errors):
-        print(f"error: {error}", file=sys.stderr)
+    outcome = reconciler.reconcile()
+    _print_summary(outcome)
+    remaining = reconciler.preview()
+    if outcome.ok and remaining.empty:
+        return 0
+    _print_errors(outcome.errors)
+    if not remaining.empty:
+        print(
+            f"registrator: error: Consul still differs from Docker: {len(remaining.register)} "
+            f"to register, {len(remaining.deregister)} to deregister",
+            file=sys.stderr,
+        )
     return 1
+
+
+def _print_errors(errors: Sequence[str]) -> None:
+    for error in errors:
+        print(f"registrator: error: {error}", file=sys.stderr)
 
 
 def _print_summary(outcome: Outcome) -> None:

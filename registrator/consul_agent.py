@@ -7,14 +7,17 @@ gliderlabs/registrator does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from registrator.errors import ConsulError, ConsulPermissionDenied, ConsulUnavailable
-from registrator.model import Service, ServiceID
+from registrator.model import OWNER_META_KEY, Service, ServiceID
+
+#: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
+MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +43,14 @@ def service_payload(service: Service) -> dict[str, Any]:
     }
 
 
-def service_from_agent(data: Mapping[str, Any]) -> Service:
-    """A service as `GET /v1/agent/services` reports it."""
+def _owner(data: Mapping[str, Any]) -> str | None:
+    meta = data.get("Meta") or {}
+    owner = meta.get(OWNER_META_KEY)
+    return None if owner is None else str(owner)
+
+
+def service_from_agent(data: Mapping[str, Any], in_maintenance: Container[str] = ()) -> Service:
+    """A service as `GET /v1/agent/services` reports it (maintenance from the agent's checks)."""
     return Service(
         id=ServiceID(str(data.get("ID", ""))),
         name=str(data.get("Service", "")),
@@ -49,6 +58,7 @@ def service_from_agent(data: Mapping[str, Any]) -> Service:
         port=int(data.get("Port") or 0),
         tags=tuple(str(t) for t in data.get("Tags") or ()),
         meta=tuple(sorted((str(k), str(v)) for k, v in (data.get("Meta") or {}).items())),
+        maintenance=str(data.get("ID", "")) in in_maintenance,
     )
 
 
@@ -77,8 +87,23 @@ class ConsulAgent:
     def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
         """The agent's services; with `owner`, only those carrying that ownership mark."""
         data = self._request("GET", "/v1/agent/services").json() or {}
-        services = (service_from_agent(raw) for raw in data.values())
-        return {s.id: s for s in services if owner is None or s.owner == owner}
+        owned = [raw for raw in data.values() if owner is None or _owner(raw) == owner]
+        in_maintenance = self._services_in_maintenance() if owned else set()
+        services = (service_from_agent(raw, in_maintenance) for raw in owned)
+        return {s.id: s for s in services}
+
+    def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
+        """Consul's maintenance mode: the service stays registered but is reported critical."""
+        params = {"enable": "true" if enabled else "false", "reason": reason}
+        self._request("PUT", f"/v1/agent/service/maintenance/{service}", params=params)
+
+    def _services_in_maintenance(self) -> set[str]:
+        checks = self._request("GET", "/v1/agent/checks").json() or {}
+        return {
+            str(check.get("ServiceID"))
+            for check_id, check in checks.items()
+            if str(check_id).startswith(MAINTENANCE_CHECK_PREFIX)
+        }
 
     def register(self, service: Service) -> None:
         self._request(

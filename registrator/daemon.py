@@ -2,9 +2,12 @@
 
 Two threads. The watcher holds the Docker event subscription and turns events into work items;
 when the stream ends or breaks (Docker restarted, socket gone) it reconnects with backoff and
-asks for a full reconcile, because events may have been missed meanwhile. The worker (the
-caller of `run`) drains all pending work into one reconcile, so a burst of events costs one
-pass. Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
+asks for a full reconcile with fresh inspects, because events may have been missed meanwhile.
+The worker (the caller of `run`) drains all pending work into one reconcile, so a burst of
+events costs one pass. Two timers add work: the periodic resync (Docker and Consul) and the
+agent check (Consul only, against what is already known: it repairs an agent that restarted
+empty or was edited by hand within seconds, and writes nothing when all is well).
+Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
 """
 
 from __future__ import annotations
@@ -20,13 +23,8 @@ from loguru import logger
 
 from registrator.errors import BackendError
 from registrator.model import ContainerID
-from registrator.reconcile import Reconciler
+from registrator.reconcile import Outcome, Reconciler
 from registrator.retry import RetryPolicy, Stopped
-
-
-class Subscription(Protocol):
-    def __iter__(self) -> Iterator[_HasContainer]: ...
-    def close(self) -> None: ...
 
 
 class _HasContainer(Protocol):
@@ -34,32 +32,60 @@ class _HasContainer(Protocol):
     def container(self) -> ContainerID: ...
 
 
+class Subscription(Protocol):
+    def __iter__(self) -> Iterator[_HasContainer]: ...
+    def close(self) -> None: ...
+
+
 class EventSource(Protocol):
     def events(self) -> Subscription: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Full:
+    """A full reconcile; `docker=False` compares with Consul only, `reinspect` re-reads all."""
+
+    docker: bool = True
+    reinspect: bool = False
+
+
 @dataclass
 class _Work:
-    """What the worker owes: a full reconcile and/or some containers."""
+    """What the worker owes: at most one full reconcile, plus some containers."""
 
-    full: bool = False
-    reinspect: bool = False
+    full: _Full | None = None
     containers: set[ContainerID] = field(default_factory=set)
 
     def add(self, item: ContainerID | _Full) -> None:
-        if isinstance(item, _Full):
-            self.full = True
-            self.reinspect = self.reinspect or item.reinspect
-        else:
+        if not isinstance(item, _Full):
             self.containers.add(item)
+        elif self.full is None:
+            self.full = item
+        else:
+            self.full = _Full(
+                docker=self.full.docker or item.docker,
+                reinspect=self.full.reinspect or item.reinspect,
+            )
 
     def __bool__(self) -> bool:
-        return self.full or bool(self.containers)
+        return self.full is not None or bool(self.containers)
 
 
-@dataclass(frozen=True, slots=True)
-class _Full:
-    reinspect: bool = False
+@dataclass
+class _Timer:
+    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
+
+    interval: float
+    due: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
+
+    def fire(self) -> bool:
+        if time.monotonic() < self.due:
+            return False
+        self.due = time.monotonic() + self.interval
+        return True
 
 
 class Daemon:
@@ -71,72 +97,97 @@ class Daemon:
         events: EventSource,
         *,
         resync_interval: float = 0,
+        agent_check_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self._reconciler = reconciler
         self._events = events
-        self._resync_interval = resync_interval
+        self._timers = [
+            (_Timer(resync_interval), _Full()),
+            (_Timer(agent_check_interval), _Full(docker=False)),
+        ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[ContainerID | _Full | None] = queue.Queue()
         self._subscription: Subscription | None = None
         self._failures = 0
+        self.reconciled = threading.Event()  # set after the first complete reconcile
 
     def run(self) -> None:
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
         pending = _Work()
-        next_resync = self._next_resync()
         try:
             while not self.stop.is_set():
-                pending = self._collect(pending, self._timeout(pending, next_resync))
-                if next_resync is not None and time.monotonic() >= next_resync:
-                    pending.add(_Full())
-                    next_resync = self._next_resync()
+                pending = self._collect(pending, self._timeout(pending))
+                for timer, item in self._timers:
+                    if timer.fire():
+                        pending.add(item)
                 if pending and not self.stop.is_set():
                     pending = self.step(pending)
         finally:
-            self.stop.set()
-            self._close_subscription()
+            self.request_stop()
             watcher.join(timeout=5)
 
     def request_stop(self) -> None:
         self.stop.set()
         self._queue.put(None)
-        self._close_subscription()
+        if self._subscription is not None:
+            self._subscription.close()
 
     def step(self, work: _Work) -> _Work:
-        """One reconcile for everything in `work`; returns what is still owed after it."""
+        """One reconcile for everything in `work`; returns what is still owed after it.
+
+        After any failure a full reconcile is owed: a scoped retry could miss a service whose
+        container changed meanwhile (a rename drops the old service ID from the scope).
+        """
+        started = time.monotonic()
         try:
-            if work.full:
-                outcome = self._reconciler.reconcile(None, reinspect=work.reinspect)
-            else:
-                outcome = self._reconciler.reconcile(work.containers)
+            outcome = self._reconcile(work)
         except BackendError as e:
             logger.warning("reconcile.failed", error=str(e))
-            self._failures += 1
-            return work
+            return self._failed(work)
+        self._log_done(work, outcome, time.monotonic() - started)
+        if not outcome.ok:
+            return self._failed(work)
+        self._failures = 0
+        if work.full is not None and work.full.docker:
+            self.reconciled.set()
+        return _Work()
+
+    def _reconcile(self, work: _Work) -> Outcome:
+        if work.full is not None:
+            return self._reconciler.reconcile(
+                None, reinspect=work.full.reinspect, docker=work.full.docker
+            )
+        return self._reconciler.reconcile(work.containers)
+
+    def _failed(self, work: _Work) -> _Work:
+        self._failures += 1
+        owed = _Work()
+        owed.add(work.full or _Full())
+        owed.add(_Full())
+        return owed
+
+    @staticmethod
+    def _log_done(work: _Work, outcome: Outcome, seconds: float) -> None:
+        scope = "containers" if work.full is None else "full" if work.full.docker else "agent"
         logger.debug(
             "reconcile.done",
-            scope="full" if work.full else "containers",
+            scope=scope,
             registered=outcome.registered,
             updated=outcome.updated,
             deregistered=outcome.deregistered,
             unchanged=outcome.plan.unchanged,
+            seconds=round(seconds, 4),
         )
-        if outcome.ok:
-            self._failures = 0
-            return _Work()
-        self._failures += 1
-        return _Work(full=True)
 
-    def _timeout(self, pending: _Work, next_resync: float | None) -> float | None:
+    def _timeout(self, pending: _Work) -> float | None:
         if pending:
             return self._retry.backoff(self._failures) if self._failures else 0.0
-        if next_resync is None:
-            return None
-        return max(0.0, next_resync - time.monotonic())
+        due = min(timer.due for timer, _ in self._timers)
+        return None if due == float("inf") else max(0.0, due - time.monotonic())
 
     def _collect(self, pending: _Work, timeout: float | None) -> _Work:
         """Wait up to `timeout` for work, then take everything already queued with it."""
@@ -149,9 +200,6 @@ class Daemon:
         except queue.Empty:
             return pending
 
-    def _next_resync(self) -> float | None:
-        return time.monotonic() + self._resync_interval if self._resync_interval > 0 else None
-
     def _watch(self) -> None:
         reinspect = False
         while not self.stop.is_set():
@@ -161,20 +209,20 @@ class Daemon:
                 )
             except Stopped:
                 return
-            logger.info("docker.events.subscribed")
+            if reinspect:
+                logger.info("docker.events.reconnected")
+            else:
+                logger.info("docker.events.subscribed")
             self._queue.put(_Full(reinspect=reinspect))
             try:
                 self._forward(self._subscription)
                 if not self.stop.is_set():
                     logger.warning("docker.events.closed")
             except BackendError as e:
-                logger.warning("docker.events.broken", error=str(e))
+                if not self.stop.is_set():
+                    logger.warning("docker.events.broken", error=str(e))
             reinspect = True
 
     def _forward(self, events: Iterable[_HasContainer]) -> None:
         for event in events:
             self._queue.put(event.container)
-
-    def _close_subscription(self) -> None:
-        if self._subscription is not None:
-            self._subscription.close()

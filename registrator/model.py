@@ -94,6 +94,8 @@ class Service:
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
     checks: tuple[Check, ...] = ()
+    #: Consul maintenance mode: set while the container is paused
+    maintenance: bool = False
     container: str = field(default="", compare=False)
 
     @property

@@ -1,16 +1,18 @@
 """The one reconcile path: Docker says what should be registered, Consul what is; write the gap.
 
-Events, start-up, the periodic resync and `registrator --resync` all call `Reconciler.reconcile`;
-nothing else registers or deregisters. An event reconciles only the containers it names; a full
-reconcile also sweeps owned services that nothing desires any more.
+Events, start-up, the periodic resync, the agent check and `registrator --resync` all call
+`Reconciler.reconcile`; nothing else registers or deregisters. An event reconciles only the
+containers it names; a full reconcile also sweeps owned services that nothing desires any more.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 from loguru import logger
 
@@ -27,6 +29,9 @@ from registrator.model import (
 from registrator.plan import Plan, plan
 from registrator.retry import RetryPolicy
 
+_T = TypeVar("_T")
+_Fn = Callable[[], _T]
+
 
 class DockerSource(Protocol):
     def containers(self) -> list[ContainerSummary]: ...
@@ -38,6 +43,7 @@ class ConsulRegistry(Protocol):
     def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]: ...
     def register(self, service: Service) -> None: ...
     def deregister(self, service: ServiceID) -> None: ...
+    def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,8 @@ class Outcome:
 class _Known:
     container: Container
     derivation: Derivation = field(default_factory=Derivation)
+    #: exited non-zero under `-deregister on-success`: its services stay for the health check
+    kept: bool = False
 
 
 class Reconciler:
@@ -71,57 +79,91 @@ class Reconciler:
         policy: Policy,
         *,
         retry: RetryPolicy | None = None,
+        keep_failed: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self._docker = docker
         self._consul = consul
         self._policy = policy
         self._retry = retry or RetryPolicy()
+        self._keep_failed = keep_failed
+        self._stop = stop
         self._known: dict[ContainerID, _Known] = {}
         #: the container name each registered service came from, for log lines after it is gone
         self._origin: dict[ServiceID, str] = {}
+        self._address_known = bool(policy.host_ip)
         self._denied_reported = False
 
     def desired(self) -> dict[ServiceID, Service]:
         return {s.id: s for k in self._known.values() for s in k.derivation.services}
 
     def reconcile(
-        self, dirty: Collection[ContainerID] | None = None, *, reinspect: bool = False
+        self,
+        dirty: Collection[ContainerID] | None = None,
+        *,
+        reinspect: bool = False,
+        docker: bool = True,
     ) -> Outcome:
         """Reconcile the `dirty` containers, or everything when `dirty` is None.
 
-        A full reconcile inspects only containers it has not seen in their current name and
-        state, unless `reinspect` (after the event stream was lost and events may be missing).
+        A full reconcile lists Docker's containers and inspects only those it has not seen in
+        their current name and state, unless `reinspect` (events may have been missed). With
+        `docker=False` it trusts what it already knows and only compares with Consul: the
+        cheap check that repairs an agent that lost or changed its services.
         """
-        self._ensure_address()
-        if dirty is None:
-            self._refresh_all(reinspect=reinspect)
-            scope: set[ServiceID] | None = None
-        else:
+        todo, actual = self._plan(dirty, reinspect=reinspect, docker=docker)
+        return self._apply(todo, actual)
+
+    def preview(self) -> Plan:
+        """The plan of a full reconcile, without writing anything (`--resync --dry-run`)."""
+        return self._plan(None, reinspect=False, docker=True)[0]
+
+    def release(self) -> Outcome:
+        """Deregister every service this registrator owns (on exit, when asked to)."""
+        actual = self._call("consul.services", self._owned)
+        return self._apply(plan({}, actual), actual)
+
+    def _plan(
+        self, dirty: Collection[ContainerID] | None, *, reinspect: bool, docker: bool
+    ) -> tuple[Plan, dict[ServiceID, Service]]:
+        if not self._address_known or (dirty is None and docker):
+            self._refresh_address()
+        scope: set[ServiceID] | None = None
+        if dirty is not None:
             scope = self._service_ids(dirty)
             for container in dirty:
                 self._refresh(container)
             scope |= self._service_ids(dirty)
-        actual = self._retry.call(
-            "consul.services", lambda: self._consul.services(owner=self._policy.hostname)
-        )
-        return self._apply(plan(self.desired(), actual, scope=scope), actual)
+        elif docker:
+            self._refresh_all(reinspect=reinspect)
+        actual = self._call("consul.services", self._owned)
+        self._adopt_kept(actual)
+        return plan(self.desired(), actual, scope=scope), actual
+
+    def _owned(self) -> dict[ServiceID, Service]:
+        return self._consul.services(owner=self._policy.hostname)
+
+    def _call(self, what: str, fn: _Fn[_T]) -> _T:
+        return self._retry.call(what, fn, stop=self._stop)
 
     def _service_ids(self, containers: Collection[ContainerID]) -> set[ServiceID]:
         return {
             s.id for c in containers if c in self._known for s in self._known[c].derivation.services
         }
 
-    def _ensure_address(self) -> None:
+    def _refresh_address(self) -> None:
         if self._policy.host_ip:
             return
-        address = self._retry.call("consul.self", self._consul.advertise_address)
+        address = self._call("consul.self", self._consul.advertise_address)
+        self._address_known = True
         if address != self._policy.advertise_address:
             self._policy = dataclasses.replace(self._policy, advertise_address=address)
             for known in self._known.values():
-                known.derivation = self._derive(known.container)
+                if not known.kept:
+                    known.derivation = self._derive(known.container)
 
     def _refresh_all(self, *, reinspect: bool) -> None:
-        summaries = self._retry.call("docker.containers", self._docker.containers)
+        summaries = self._call("docker.containers", self._docker.containers)
         current = {s.id: s for s in summaries}
         for gone in set(self._known) - set(current):
             del self._known[gone]
@@ -133,9 +175,7 @@ class Reconciler:
 
     def _refresh(self, container_id: ContainerID) -> None:
         try:
-            container = self._retry.call(
-                "docker.inspect", lambda: self._docker.inspect(container_id)
-            )
+            container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
         except DockerError as e:
             logger.warning("docker.inspect_failed", container=container_id[:12], error=str(e))
             return
@@ -143,6 +183,13 @@ class Reconciler:
             self._known.pop(container_id, None)
             return
         previous = self._known.get(container_id)
+        if self._keeps(container):
+            kept = previous.derivation if previous else Derivation()
+            self._known[container_id] = _Known(container, kept, kept=True)
+            logger.info(
+                "container.exited_kept", container=container.name, exit_code=container.exit_code
+            )
+            return
         derivation = self._derive(container)
         if previous is None or previous.derivation.problems != derivation.problems:
             for p in derivation.problems:
@@ -155,19 +202,46 @@ class Reconciler:
                 )
         self._known[container_id] = _Known(container, derivation)
 
+    def _keeps(self, container: Container) -> bool:
+        """`-deregister on-success`: a container that exited with an error keeps its services.
+
+        Exit 0 and exits by a signal (128 + n: `docker stop`, OOM kill) deregister.
+        """
+        return (
+            self._keep_failed
+            and not container.running
+            and container.status == "exited"
+            and 0 < container.exit_code < 128
+        )
+
+    def _adopt_kept(self, actual: Mapping[ServiceID, Service]) -> None:
+        """A kept container seen first after it exited: keep what Consul holds for it."""
+        for known in self._known.values():
+            if known.kept and not known.derivation.services:
+                prefix = f"{self._policy.hostname}:{known.container.name}:"
+                adopted = tuple(s for i, s in actual.items() if i.startswith(prefix))
+                known.derivation = Derivation(services=adopted)
+
     def _derive(self, container: Container) -> Derivation:
-        return derive(container, self._policy)
+        derivation = derive(container, self._policy)
+        if not container.paused:
+            return derivation
+        paused = tuple(dataclasses.replace(s, maintenance=True) for s in derivation.services)
+        return dataclasses.replace(derivation, services=paused)
 
     def _apply(self, todo: Plan, actual: Mapping[ServiceID, Service]) -> Outcome:
         counts = {"service.registered": 0, "service.updated": 0, "service.deregistered": 0}
         errors: list[str] = []
         for service in todo.register:
             event = "service.updated" if service.id in actual else "service.registered"
-            self._origin[service.id] = self._known[ContainerID(service.container)].container.name
-            if self._write(event, service.id, errors, service):
+            known = self._known.get(ContainerID(service.container))
+            if known is not None:
+                self._origin[service.id] = known.container.name
+            if self._write(event, service.id, errors, partial(self._put, service, actual)):
                 counts[event] += 1
         for service_id in todo.deregister:
-            if self._write("service.deregistered", service_id, errors):
+            write = partial(self._consul.deregister, service_id)
+            if self._write("service.deregistered", service_id, errors, write):
                 counts["service.deregistered"] += 1
                 self._origin.pop(service_id, None)
         return Outcome(
@@ -178,21 +252,22 @@ class Reconciler:
             errors=tuple(errors),
         )
 
-    def _write(
-        self,
-        event: str,
-        service_id: ServiceID,
-        errors: list[str],
-        service: Service | None = None,
-    ) -> bool:
-        def write() -> None:
-            if service is None:
-                self._consul.deregister(service_id)
-            else:
-                self._consul.register(service)
+    def _put(self, service: Service, actual: Mapping[ServiceID, Service]) -> None:
+        before = actual.get(service.id)
+        if (
+            before is None
+            or dataclasses.replace(before, maintenance=service.maintenance) != service
+        ):
+            self._consul.register(service)
+        if service.maintenance or (before is not None and before.maintenance):
+            reason = "container paused" if service.maintenance else ""
+            self._consul.set_maintenance(service.id, enabled=service.maintenance, reason=reason)
 
+    def _write(
+        self, event: str, service_id: ServiceID, errors: list[str], write: _Fn[None]
+    ) -> bool:
         try:
-            self._retry.call(event, write)
+            self._call(event, write)
         except ConsulPermissionDenied as e:
             self._report_denied(e)
             errors.append(f"{service_id}: permission denied")

@@ -77,6 +77,28 @@ class RetryPolicy:
         return cls(attempts=attempts, initial=0.0, maximum=0.0)
 
 
+def first_contact(
+    what: str, fn: Callable[[], T], *, attempts: int, interval: float, stop: threading.Event
+) -> T:
+    """gliderlabs' `-retry-attempts N -retry-interval MS` for the first contact with Consul.
+
+    N more attempts after the first, every `interval` seconds; -1 (the default here) waits for
+    as long as it takes, which suits a daemon started before its agent.
+    """
+    give_up: tenacity.stop.stop_base = tenacity.stop_when_event_set(stop)
+    if attempts >= 0:
+        give_up = give_up | tenacity.stop_after_attempt(attempts + 1)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TRANSIENT),
+        stop=give_up,
+        wait=tenacity.wait_fixed(interval),
+        before_sleep=_log_wait(what),
+        sleep=_sleeper(stop),
+        reraise=True,
+    )
+    return retrying(fn)
+
+
 class Stopped(Exception):
     """A retry ended because stop was requested."""
 

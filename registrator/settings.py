@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     cleanup: bool = False
     deregister: Literal["always", "on-success"] = "always"
     deregister_on_exit: bool = False
-    retry_attempts: int = Field(default=0, ge=-1)
+    agent_check_interval: float = Field(default=3, ge=0)
+    retry_attempts: int = Field(default=-1, ge=-1)
     retry_interval: int = Field(default=2000, ge=0, description="milliseconds")
     # operations
     metrics_addr: str = ""

@@ -5,7 +5,7 @@ The integration suite never uses these: it talks to the real daemon and agent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from registrator.errors import ConsulUnavailable
 from registrator.model import Container, ContainerID, ContainerSummary, Service, ServiceID
@@ -49,9 +49,16 @@ class FakeConsul:
     def register(self, service: Service) -> None:
         self._check()
         self.writes += 1
-        self.registered[service.id] = Service(
-            service.id, service.name, service.address, service.port, service.tags, service.meta
+        # Consul keeps maintenance mode across a re-registration; the container is not stored
+        before = self.registered.get(service.id)
+        self.registered[service.id] = replace(
+            service, container="", maintenance=before.maintenance if before else False
         )
+
+    def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
+        self._check()
+        self.writes += 1
+        self.registered[service] = replace(self.registered[service], maintenance=enabled)
 
     def deregister(self, service: ServiceID) -> None:
         self._check()

@@ -1,45 +1,91 @@
-"""The worker loop's step: coalescing and what remains owed after a failure."""
+"""The worker loop's step: coalescing, and what remains owed after a failure."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from registrator.daemon import Daemon, _Full, _Work
 from registrator.derive import Policy
-from registrator.model import Binding, Container, ContainerID, Port
+from registrator.model import Binding, Container, ContainerID, Port, ServiceID
 from registrator.reconcile import Reconciler
 from registrator.retry import RetryPolicy
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
 class NoEvents:
-    def events(self) -> None:  # pragma: no cover - the step tests never subscribe
-        raise AssertionError("not used")
+    def events(self) -> None:
+        raise AssertionError("the step tests never subscribe")
 
 
 def make() -> tuple[Daemon, FakeDocker, FakeConsul]:
     docker, consul = FakeDocker(), FakeConsul()
     reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
-    return Daemon(reconciler, NoEvents(), retry=RetryPolicy.without_waits()), docker, consul  # type: ignore[arg-type]
+    daemon = Daemon(reconciler, NoEvents(), retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
+    return daemon, docker, consul
+
+
+def web(name: str = "web", cid: str = "c") -> Container:
+    return Container(ContainerID(cid), name, "img", ports=(Port(80, "tcp", (Binding("", 1),)),))
 
 
 def test_work_coalesces_containers_and_full_requests() -> None:
     work = _Work()
-    for item in (ContainerID("a"), ContainerID("a"), _Full(), ContainerID("b")):
+    for item in (ContainerID("a"), ContainerID("a"), _Full(docker=False), ContainerID("b")):
         work.add(item)
+    work.add(_Full(reinspect=True))
 
-    assert work.full
+    assert work.full == _Full(docker=True, reinspect=True)
     assert work.containers == {"a", "b"}
 
 
-def test_a_failed_step_keeps_the_work_and_a_later_step_completes_it() -> None:
+def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
     daemon, docker, consul = make()
-    docker.add(
-        Container(ContainerID("c"), "web", "img", ports=(Port(80, "tcp", (Binding("", 1),)),))
-    )
+    docker.add(web())
     consul.down = True
 
-    owed = daemon.step(_Work(full=True))
+    owed = daemon.step(_Work(containers={ContainerID("c")}))
 
-    assert owed.full
+    assert owed.full == _Full()
     consul.down = False
     assert not daemon.step(owed)
     assert list(consul.registered) == ["h:web:80"]
+    assert daemon.reconciled.is_set()
+
+
+def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
+    daemon, docker, consul = make()
+    docker.add(web("old"))
+    daemon.step(_Work(full=_Full()))
+    docker.add(web("new"))
+    consul.down = True
+
+    owed = daemon.step(_Work(containers={ContainerID("c")}))
+    consul.down = False
+    daemon.step(owed)
+
+    assert list(consul.registered) == ["h:new:80"]
+
+
+def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
+    daemon, docker, consul = make()
+    docker.add(web())
+    daemon.step(_Work(full=_Full()))
+    consul.registered.clear()
+    inspected = len(docker.inspected)
+
+    daemon.step(_Work(full=_Full(docker=False)))
+
+    assert list(consul.registered) == [ServiceID("h:web:80")]
+    assert len(docker.inspected) == inspected
+
+
+def test_agent_check_with_nothing_changed_writes_nothing() -> None:
+    daemon, docker, consul = make()
+    docker.add(dataclasses.replace(web(), paused=True))
+    daemon.step(_Work(full=_Full()))
+    writes = consul.writes
+
+    daemon.step(_Work(full=_Full(docker=False)))
+
+    assert consul.writes == writes
+    assert consul.registered[ServiceID("h:web:80")].maintenance
