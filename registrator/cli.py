@@ -23,7 +23,12 @@ from registrator.consul_agent import ConsulAgent
 from registrator.daemon import Daemon
 from registrator.derive import Policy
 from registrator.docker_engine import DockerEngine
-from registrator.errors import BackendError, ConfigError
+from registrator.errors import (
+    BackendError,
+    ConfigError,
+    ConsulPermissionDenied,
+    ConsulUnavailable,
+)
 from registrator.logs import configure
 from registrator.reconcile import Outcome, Reconciler
 from registrator.retry import RetryPolicy, Stopped, first_contact
@@ -130,6 +135,15 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {"type": int, "metavar": "MS", "help": "milliseconds between those retries (default 2000)"},
     ),
     (
+        ("--agent-check-interval",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "every SECONDS compare the agent's services with what is known and repair "
+            "differences, without asking Docker (default 3; 0: off)",
+        },
+    ),
+    (
         ("--metrics-addr",),
         {"metavar": "HOST:PORT", "help": "serve /metrics, /healthz and /readyz on this address"},
     ),
@@ -182,14 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dry_run = bool(args.pop("dry_run"))
     try:
         settings = Settings(**args)
-        target = consul_target(settings.registry_uri)
+        consul = ConsulAgent(consul_target(settings.registry_uri))
     except ValidationError as e:
         return _usage_error(e)
     except ConfigError as e:
         print(f"registrator: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     configure(level=settings.log_level, fmt=settings.log_format)
-    consul = ConsulAgent(target)
     try:
         return run(settings, consul, once=once, dry_run=dry_run)
     except BackendError as e:
@@ -229,13 +242,20 @@ def run(
     logger.info("registrator.started", version=__version__, hostname=identity)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
-    first_contact(
-        "consul.connect",
-        consul.advertise_address,
-        attempts=settings.retry_attempts,
-        interval=settings.retry_interval / 1000,
-        stop=stop,
-    )
+    try:
+        first_contact(
+            "consul.connect",
+            consul.advertise_address,
+            attempts=settings.retry_attempts,
+            interval=settings.retry_interval / 1000,
+            stop=stop,
+        )
+    except ConsulPermissionDenied as e:
+        reconciler.report_denied(e)  # not fatal: the daemon retries until the token is fixed
+    except ConsulUnavailable:
+        if stop.is_set():
+            return 0
+        raise
     daemon = Daemon(
         reconciler,
         docker,
@@ -253,7 +273,12 @@ def run(
 
 
 def _policy(settings: Settings, identity: str) -> Policy:
-    return Policy(hostname=identity, host_ip=settings.ip, tags=settings.tag_list)
+    return Policy(
+        hostname=identity,
+        host_ip=settings.ip,
+        tags=settings.tag_list,
+        require_label=settings.require_label,
+    )
 
 
 def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:

@@ -7,13 +7,14 @@ gliderlabs/registrator does.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from registrator.errors import ConsulError, ConsulPermissionDenied, ConsulUnavailable
+from registrator.errors import ConfigError, ConsulError, ConsulPermissionDenied, ConsulUnavailable
 from registrator.model import OWNER_META_KEY, Service, ServiceID
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
@@ -62,6 +63,22 @@ def service_from_agent(data: Mapping[str, Any], in_maintenance: Container[str] =
     )
 
 
+def _tls_context(target: ConsulTarget) -> ssl.SSLContext:
+    """CA, client certificate and verification in one context (httpx's `cert=` is deprecated)."""
+    cafile = target.verify if isinstance(target.verify, str) else None
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+        if target.cert is not None:
+            context.load_cert_chain(*target.cert)
+    except (OSError, ssl.SSLError) as e:
+        files = ", ".join(f for f in (cafile, *(target.cert or ())) if f)
+        raise ConfigError(f"TLS files ({files}): {e.strerror or e}") from e
+    if target.verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class ConsulAgent:
     """Talks to one Consul agent."""
 
@@ -71,8 +88,7 @@ class ConsulAgent:
         self._http = httpx.Client(
             base_url=target.base_url,
             headers=headers,
-            verify=target.verify,
-            cert=target.cert,
+            verify=_tls_context(target),
             timeout=timeout,
             transport=transport,
         )

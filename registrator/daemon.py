@@ -21,7 +21,7 @@ from typing import Protocol
 
 from loguru import logger
 
-from registrator.errors import BackendError
+from registrator.errors import BackendError, ConsulPermissionDenied
 from registrator.model import ContainerID
 from registrator.reconcile import Outcome, Reconciler
 from registrator.retry import RetryPolicy, Stopped
@@ -145,6 +145,9 @@ class Daemon:
         started = time.monotonic()
         try:
             outcome = self._reconcile(work)
+        except ConsulPermissionDenied as e:
+            self._reconciler.report_denied(e)
+            return self._failed(work)
         except BackendError as e:
             logger.warning("reconcile.failed", error=str(e))
             return self._failed(work)

@@ -39,6 +39,7 @@ class Policy:
     host_ip: str = ""  # -ip: address for published ports
     advertise_address: str = ""  # the local Consul agent's address, the last fallback
     tags: tuple[str, ...] = ()  # -tags: added to every service
+    require_label: str = ""  # --require-label KEY or KEY=VALUE: only containers carrying it
 
 
 class _Collector:
@@ -63,6 +64,9 @@ def derive(container: Container, policy: Policy) -> Derivation:
     if not container.running:
         found.skip("container", "not running")
         return Derivation(skipped=tuple(found.skipped))
+    if policy.require_label and not has_label(container, policy.require_label):
+        found.skip("container", f"lacks the required label {policy.require_label}")
+        return Derivation(skipped=tuple(found.skipped))
     if is_true(decl.value("IGNORE")):
         found.skip("container", f"{decl.get('IGNORE').source}=true")  # type: ignore[union-attr]
         return Derivation(skipped=tuple(found.skipped))
@@ -77,6 +81,12 @@ def derive(container: Container, policy: Policy) -> Derivation:
         )
     ]
     return Derivation(tuple(services), tuple(found.problems), tuple(found.skipped))
+
+
+def has_label(container: Container, required: str) -> bool:
+    """`KEY` requires the label to be present; `KEY=VALUE` requires that value."""
+    key, sep, value = required.partition("=")
+    return key in container.labels and (not sep or container.labels[key] == value)
 
 
 def _candidate_ports(container: Container, found: _Collector) -> list[Port]:

@@ -269,7 +269,7 @@ class Reconciler:
         try:
             self._call(event, write)
         except ConsulPermissionDenied as e:
-            self._report_denied(e)
+            self.report_denied(e)
             errors.append(f"{service_id}: permission denied")
             return False
         except ConsulError as e:
@@ -279,11 +279,14 @@ class Reconciler:
         logger.info(event, service=service_id, container=self._origin.get(service_id, ""))
         return True
 
-    def _report_denied(self, error: ConsulPermissionDenied) -> None:
-        if not self._denied_reported:
-            logger.error(
-                "consul.permission_denied",
-                error=str(error),
-                hint="the ACL token needs service:write on the services registrator manages",
-            )
-            self._denied_reported = True
+    def report_denied(self, error: ConsulPermissionDenied) -> None:
+        """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
+        if self._denied_reported:
+            logger.debug("consul.permission_denied", error=str(error))
+            return
+        logger.error(
+            "consul.permission_denied",
+            error=str(error),
+            hint="the ACL token needs agent:read and service:write (see README, ACL)",
+        )
+        self._denied_reported = True

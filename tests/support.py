@@ -190,6 +190,10 @@ class RegistratorProcess:
         return self
 
     @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 

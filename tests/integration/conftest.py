@@ -24,6 +24,9 @@ from tests.support import (
 )
 
 SESSION = uuid.uuid4().hex[:12]
+#: Registrator sees every container on the host, and other test runs may have containers of
+#: their own there; these options restrict a registrator under test to this run's containers.
+ISOLATION = ("--require-label", f"{TEST_LABEL}={SESSION}")
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +60,8 @@ class Containers:
     def __init__(self, api: docker.APIClient) -> None:
         self.api = api
         self.ids: list[str] = []
+        #: the names of every container this factory created, removed ones included
+        self.names: set[str] = set()
 
     def run(
         self,
@@ -69,14 +74,17 @@ class Containers:
         **host_config: Any,
     ) -> str:
         host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
+        name = name or f"rt-{uuid.uuid4().hex[:10]}"
+        self.names.add(name)
         created = self.api.create_container(
             TEST_IMAGE,
             command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
             environment=env or {},
             labels={**(labels or {}), TEST_LABEL: SESSION},
             ports=list((ports or {}).keys()),
-            name=name or f"rt-{uuid.uuid4().hex[:10]}",
+            name=name,
             host_config=host,
+            stop_timeout=1,
         )
         self.ids.append(created["Id"])
         self.api.start(created["Id"])
@@ -113,9 +121,13 @@ def start_registrator(
 ) -> Iterator[Callable[..., RegistratorProcess]]:
     started: list[RegistratorProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> RegistratorProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, isolated: bool = True
+    ) -> RegistratorProcess:
+        """Run the CLI; `isolated` limits it to this session's containers (see ISOLATION)."""
         log = tmp_path / f"registrator-{len(started)}.log"
-        proc = RegistratorProcess(list(args), log, env=env or {}).start()
+        argv = [*ISOLATION, *args] if isolated else list(args)
+        proc = RegistratorProcess(argv, log, env=env or {}).start()
         started.append(proc)
         return proc
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import Containers
+from tests.integration.conftest import ISOLATION, Containers
 from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
@@ -118,7 +118,16 @@ def test_resync_once_reports_and_exits_zero_when_consistent(
     identity: str,
 ) -> None:
     web = containers.run(ports={80: 0})
-    command = [sys.executable, "-m", "registrator", "--resync", "--hostname", identity, consul.uri]
+    command = [
+        sys.executable,
+        "-m",
+        "registrator",
+        *ISOLATION,
+        "--resync",
+        "--hostname",
+        identity,
+        consul.uri,
+    ]
 
     def resync() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

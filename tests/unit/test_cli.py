@@ -88,3 +88,14 @@ def test_a_wrong_option_exits_2_with_one_line_naming_it(
     assert len(err.strip().splitlines()) == 1
     assert fragment in err
     assert "Traceback" not in err
+
+
+def test_a_missing_ca_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CONSUL_CACERT", "/nonexistent/ca.pem")
+        code = main(["consul-tls://127.0.0.1:8501"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "/nonexistent/ca.pem" in err
+    assert len(err.strip().splitlines()) == 1

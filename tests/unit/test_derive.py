@@ -180,3 +180,19 @@ def test_derivation_is_deterministic_whatever_the_declaration_order() -> None:
     reversed_env = dict(reversed(list(env.items())))
 
     assert derive(container(env=env), POLICY) == derive(container(env=reversed_env), POLICY)
+
+
+@pytest.mark.parametrize(
+    ("required", "labels", "registered"),
+    [
+        ("team", {"team": "a"}, True),
+        ("team", {}, False),
+        ("team=a", {"team": "a"}, True),
+        ("team=a", {"team": "b"}, False),
+        ("team=", {"team": ""}, True),
+    ],
+)
+def test_require_label(required: str, labels: dict[str, str], registered: bool) -> None:
+    policy = dataclasses.replace(POLICY, require_label=required)
+
+    assert bool(derive(container(labels=labels), policy).services) is registered

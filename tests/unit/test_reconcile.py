@@ -148,3 +148,71 @@ def test_consul_down_raises_and_nothing_is_lost_when_it_returns(
     reconciler.reconcile()
 
     assert list(consul.registered) == ["h:web:80"]
+
+
+def _exited(container: Container, code: int) -> Container:
+    return dataclasses.replace(container, running=False, status="exited", exit_code=code, ports=())
+
+
+@pytest.mark.parametrize(
+    ("code", "kept"), [(3, True), (1, True), (0, False), (137, False), (143, False)]
+)
+def test_on_success_keeps_only_containers_that_failed_by_themselves(
+    docker: FakeDocker, consul: FakeConsul, code: int, kept: bool
+) -> None:
+    reconciler = Reconciler(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits(), keep_failed=True
+    )
+    docker.add(web())
+    reconciler.reconcile()
+    docker.add(_exited(web(), code))
+
+    reconciler.reconcile([ContainerID("c1")])
+    reconciler.reconcile()
+
+    assert (ServiceID("h:web:80") in consul.registered) is kept
+
+
+def test_on_success_adopts_the_services_of_a_failed_container_seen_only_after_it_exited(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    left_over = Service(ServiceID("h:web:80"), "web", "a", 1, meta=((OWNER_META_KEY, "h"),))
+    consul.registered[left_over.id] = left_over
+    docker.add(_exited(web(), 2))
+    reconciler = Reconciler(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits(), keep_failed=True
+    )
+
+    outcome = reconciler.reconcile()
+
+    assert outcome.plan.empty
+    assert ServiceID("h:web:80") in consul.registered
+
+
+def test_pause_sets_maintenance_without_re_registering_and_unpause_clears_it(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+    reconciler.reconcile()
+    sid = ServiceID("h:web:80")
+    docker.add(dataclasses.replace(web(), paused=True, status="paused"))
+
+    reconciler.reconcile([ContainerID("c1")])
+    assert consul.registered[sid].maintenance
+    assert consul.writes == 2  # one register, one maintenance toggle
+
+    docker.add(web())
+    reconciler.reconcile([ContainerID("c1")])
+    assert not consul.registered[sid].maintenance
+
+
+def test_release_deregisters_everything_owned_and_nothing_else(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web())
+    reconciler.reconcile()
+    consul.registered[ServiceID("by-hand")] = Service(ServiceID("by-hand"), "x", "a", 1)
+
+    reconciler.release()
+
+    assert list(consul.registered) == ["by-hand"]
