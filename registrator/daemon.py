@@ -30,6 +30,8 @@ from registrator.retry import RetryPolicy, Stopped
 class _HasContainer(Protocol):
     @property
     def container(self) -> ContainerID: ...
+    @property
+    def action(self) -> str: ...
 
 
 class Subscription(Protocol):
@@ -228,4 +230,5 @@ class Daemon:
 
     def _forward(self, events: Iterable[_HasContainer]) -> None:
         for event in events:
+            logger.debug("docker.event", action=event.action, container=event.container[:12])
             self._queue.put(event.container)

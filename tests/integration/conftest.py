@@ -127,6 +127,8 @@ def start_registrator(
         """Run the CLI; `isolated` limits it to this session's containers (see ISOLATION)."""
         log = tmp_path / f"registrator-{len(started)}.log"
         argv = [*ISOLATION, *args] if isolated else list(args)
+        if "--log-level" not in argv:
+            argv = ["--log-level", "DEBUG", *argv]
         proc = RegistratorProcess(argv, log, env=env or {}).start()
         started.append(proc)
         return proc
@@ -134,3 +136,5 @@ def start_registrator(
     yield start
     for proc in started:
         proc.stop()
+        # pytest shows a test's teardown output only when the test failed
+        print(f"--- {proc.log_path.name} ---\n{proc.log[-20000:]}")
