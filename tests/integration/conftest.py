@@ -8,6 +8,8 @@ teardown; Consul agents are the suite's own, on free ports, so nothing else is t
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import docker
 import pytest
 
 from tests.support import (
+    ROOT,
     TEST_IMAGE,
     TEST_LABEL,
     ConsulDevAgent,
@@ -113,6 +116,21 @@ def containers(docker_api: docker.APIClient) -> Iterator[Containers]:
     made = Containers(docker_api)
     yield made
     made.remove_all()
+
+
+def run_registrator(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to completion (`--resync`, `explain`), limited to this run's containers."""
+    return subprocess.run(
+        [sys.executable, "-m", "registrator", *ISOLATION, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+        env=env,
+    )
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ISOLATION, Containers
+from tests.integration.conftest import Containers, run_registrator
 from tests.support import (
-    ROOT,
     ConsulDevAgent,
     RegistratorProcess,
     consul_binary,
@@ -61,8 +59,6 @@ def test_acl_token_with_the_documented_policy_registers_and_is_never_logged(
         acl_consul.uri,
         "--hostname",
         identity,
-        "--log-level",
-        "DEBUG",
         env={"CONSUL_HTTP_TOKEN_FILE": str(token_file)},
     )
 
@@ -84,8 +80,6 @@ def test_missing_token_is_reported_once_and_the_daemon_keeps_trying(
         acl_consul.uri,
         "--hostname",
         identity,
-        "--log-level",
-        "DEBUG",
         env={"CONSUL_HTTP_TOKEN": ""},
     )
 
@@ -107,22 +101,11 @@ def test_resync_without_permission_exits_non_zero_naming_the_problem(
     containers.run(ports={80: 0})
     no_agent_read = acl_consul.request("PUT", "/v1/acl/token", {"Description": "no rights"})
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "registrator",
-            *ISOLATION,
-            "--resync",
-            "--hostname",
-            identity,
-            acl_consul.uri,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
+    done = run_registrator(
+        "--resync",
+        "--hostname",
+        identity,
+        acl_consul.uri,
         env={"PATH": "/usr/bin:/bin", "CONSUL_HTTP_TOKEN": no_agent_read["SecretID"]},
     )
 

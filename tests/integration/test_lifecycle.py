@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 
-from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
+from tests.integration.conftest import Containers, run_registrator
+from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 
@@ -127,21 +125,7 @@ def test_resync_dry_run_prints_the_plan_and_writes_nothing(
     identity: str,
 ) -> None:
     web = containers.run(ports={80: 0})
-    command = [
-        sys.executable,
-        "-m",
-        "registrator",
-        *ISOLATION,
-        "--resync",
-        "--dry-run",
-        "--hostname",
-        identity,
-        consul.uri,
-    ]
-
-    done = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
-    )
+    done = run_registrator("--resync", "--dry-run", "--hostname", identity, consul.uri)
 
     assert done.returncode == 0, done.stderr
     assert f"would register {identity}:{containers.name(web)}:80" in done.stdout

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
+from tests.integration.conftest import Containers, run_registrator
+from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 
@@ -118,21 +117,9 @@ def test_resync_once_reports_and_exits_zero_when_consistent(
     identity: str,
 ) -> None:
     web = containers.run(ports={80: 0})
-    command = [
-        sys.executable,
-        "-m",
-        "registrator",
-        *ISOLATION,
-        "--resync",
-        "--hostname",
-        identity,
-        consul.uri,
-    ]
 
     def resync() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
-        )
+        return run_registrator("--resync", "--hostname", identity, consul.uri)
 
     first = resync()
     second = resync()
