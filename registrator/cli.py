@@ -277,6 +277,10 @@ def _policy(settings: Settings, identity: str) -> Policy:
         hostname=identity,
         host_ip=settings.ip,
         tags=settings.tag_list,
+        internal=settings.internal,
+        explicit=settings.explicit,
+        use_ip_from_label=settings.use_ip_from_label,
+        network=settings.network,
         require_label=settings.require_label,
     )
 

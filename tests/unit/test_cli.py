@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registrator.cli import build_parser, main
+from registrator.cli import _policy, build_parser, main
+from registrator.settings import Settings
 
 
 def parse(*argv: str) -> dict[str, object]:
@@ -99,3 +100,32 @@ def test_a_missing_ca_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str])
     assert code == 2
     assert "/nonexistent/ca.pem" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_derivation_options_reach_the_policy() -> None:
+    args = parse(
+        "-internal",
+        "-explicit",
+        "-useIpFromLabel",
+        "svc.ip",
+        "--network",
+        "backend",
+        "--require-label",
+        "registrator=on",
+        "-ip",
+        "192.0.2.1",
+        "-tags",
+        "a,b",
+    )
+    del args["once"], args["dry_run"]
+
+    policy = _policy(Settings(**args), "host1")  # type: ignore[arg-type]
+
+    assert policy.hostname == "host1"
+    assert (policy.internal, policy.explicit) == (True, True)
+    assert (policy.use_ip_from_label, policy.network) == ("svc.ip", "backend")
+    assert (policy.require_label, policy.host_ip, policy.tags) == (
+        "registrator=on",
+        "192.0.2.1",
+        ("a", "b"),
+    )
