@@ -71,7 +71,7 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(container=containers(st.none() | containers(st.none())), policy=policies)
 def test_derivation_never_raises_and_its_output_is_registrable(
     container: Container, policy: Policy
