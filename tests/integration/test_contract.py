@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import ISOLATION, Containers
+from tests.integration.conftest import Containers
 from tests.support import ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
@@ -248,27 +248,3 @@ def test_a_bad_key_is_logged_and_skipped_while_the_rest_registers(
     registered(consul, f"{identity}:{containers.name(later)}:80")
     assert reg.process is not None
     assert reg.process.poll() is None
-
-
-def test_a_gliderlabs_command_line_runs_unchanged(
-    consul: ConsulDevAgent,
-    containers: Containers,
-    start_registrator: StartRegistrator,
-    identity: str,
-) -> None:
-    app = containers.run(expose=[80], env={"SERVICE_TAGS": "web"})
-
-    start_registrator(
-        "-internal",
-        "-resync",
-        "30",
-        "-tags",
-        "prod",
-        f"consul://127.0.0.1:{consul.http_port}",
-        env={"REGISTRATOR_HOSTNAME": identity, "REGISTRATOR_REQUIRE_LABEL": ISOLATION[1]},
-        isolated=False,
-    )
-
-    service = registered(consul, f"{identity}:{containers.name(app)}:80")
-    assert (service["Address"], service["Port"]) == (containers.address(app), 80)
-    assert service["Tags"] == ["web", "prod"]
