@@ -70,7 +70,7 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {"flag": True, "help": "only register ports that have SERVICE_NAME or SERVICE_<port>_NAME"},
     ),
     (
-        ("--use-ip-from-label", "-useIpFromLabel"),
+        ("--use-ip-from-label", "-useIpFromLabel", "--useIpFromLabel"),
         {"metavar": "LABEL", "help": "take the service address from this container label"},
     ),
     (
@@ -171,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         if options.pop("flag", False):
             # absent from the parsed args unless given, so REGISTRATOR_* can still set it
             options.update(action="store_const", const=True)
-        dest = names[0].lstrip("-").replace("-", "_")
-        p.add_argument(*names, dest=dest, **options)
+        p.add_argument(*names, dest=_dest(names), **options)
     p.add_argument(
         "--resync",
         dest="once",
@@ -190,8 +189,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Go's flag package, which gliderlabs uses, reads these as a boolean flag's `=value`.
+_GO_BOOLEANS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
+
+
+def _dest(names: tuple[str, ...]) -> str:
+    return names[0].lstrip("-").replace("-", "_")
+
+
+def _go_booleans(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[list[str], dict[str, bool]]:
+    """Take `-cleanup=true` / `-internal=false` (gliderlabs' Go spelling) out of `argv`.
+
+    `=false` must reach the settings as False, so it can beat `REGISTRATOR_INTERNAL=true`.
+    """
+    flags = {name: _dest(names) for names, spec in _OPTIONS if spec.get("flag") for name in names}
+    rest: list[str] = []
+    given: dict[str, bool] = {}
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if not equals or name not in flags:
+            rest.append(arg)
+        elif value.lower() in _GO_BOOLEANS:
+            given[flags[name]] = _GO_BOOLEANS[value.lower()]
+        else:
+            parser.error(f"argument {name}: expected true or false, got {value!r}")
+    return rest, given
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, Any]:
+    """The options a user actually gave (unset ones are absent, so REGISTRATOR_* apply)."""
+    parser = build_parser()
+    rest, booleans = _go_booleans(parser, argv)
+    args = vars(parser.parse_args(rest))
+    args.update(booleans)
+    if args["once"] and str(args.get("registry_uri", "")).isdigit():
+        parser.error(
+            "--resync takes no value; for a resync every N seconds use -resync N "
+            "or --resync-interval N"
+        )
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     once = bool(args.pop("once"))
     dry_run = bool(args.pop("dry_run"))
     try:
@@ -277,6 +319,10 @@ def _policy(settings: Settings, identity: str) -> Policy:
         hostname=identity,
         host_ip=settings.ip,
         tags=settings.tag_list,
+        internal=settings.internal,
+        explicit=settings.explicit,
+        use_ip_from_label=settings.use_ip_from_label,
+        network=settings.network,
         require_label=settings.require_label,
     )
 

@@ -71,11 +71,21 @@ def _ports(exposed: Mapping[str, Any], published: Mapping[str, Any]) -> tuple[Po
     return tuple(sorted(ports, key=lambda p: (p.port, p.protocol)))
 
 
+def network_peer_id(container: Container) -> ContainerID | None:
+    """The container whose network `container` shares (`--network container:<id>`), if any."""
+    mode, _, peer = container.network_mode.partition(":")
+    return ContainerID(peer) if mode == "container" and peer else None
+
+
 def _networks(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Network name -> address: IPv4 when the container has one there, else its global IPv6."""
     networks = {
-        str(name): str((net or {}).get("IPAddress") or "")
-        for name, net in (settings.get("Networks") or {}).items()
+        str(name): _address(net or {}) for name, net in (settings.get("Networks") or {}).items()
     }
-    if not networks and settings.get("IPAddress"):
-        networks["bridge"] = str(settings["IPAddress"])
+    if not networks and _address(settings):
+        networks["bridge"] = _address(settings)
     return networks
+
+
+def _address(endpoint: Mapping[str, Any]) -> str:
+    return str(endpoint.get("IPAddress") or endpoint.get("GlobalIPv6Address") or "")

@@ -1,19 +1,21 @@
 """The services a container should have: a pure function of its inspect data and the policy.
 
-Everything hard about registrator's rules lives here, so it is tested exhaustively without a
-Docker engine or Consul agent. It never raises on what a container declares: a value it cannot
-honour becomes a `Problem` (logged by the caller) and that port or key is left out.
+Everything hard about registrator's rules lives here (where the service is reachable lives
+in `addresses`), so it is tested exhaustively without a Docker engine or Consul agent. It never
+raises on what a container declares: a value it cannot honour becomes a `Problem` (logged by
+the caller) and that port or key is left out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from registrator.declarations import Declarations, declarations, is_true
+from registrator.addresses import NetworkView, endpoint, network_view
+from registrator.declarations import Declarations, Declared, declarations, is_true
 from registrator.model import (
     OWNER_META_KEY,
-    Binding,
     Container,
     Derivation,
     Port,
@@ -25,10 +27,13 @@ from registrator.model import (
 #: Keys with a meaning of their own; every other key becomes service Meta.
 RESERVED_KEYS = frozenset({"NAME", "TAGS", "ID", "IGNORE", "NETWORK"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,256}$")
 _META_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_UNSPECIFIED = {"", "0.0.0.0", "::"}
 MAX_META_PAIRS = 64
 MAX_META_VALUE = 512
+MAX_TAG = 512
+#: values longer than this are shortened in log lines (the whole value is still judged)
+_SHOWN = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,106 +44,135 @@ class Policy:
     host_ip: str = ""  # -ip: address for published ports
     advertise_address: str = ""  # the local Consul agent's address, the last fallback
     tags: tuple[str, ...] = ()  # -tags: added to every service
-    require_label: str = ""  # --require-label KEY or KEY=VALUE: only containers carrying it
+    internal: bool = False  # -internal: the container's own address and port
+    explicit: bool = False  # -explicit: only ports with SERVICE_NAME or SERVICE_<port>_NAME
+    use_ip_from_label: str = ""  # -useIpFromLabel: the label that holds the address
+    network: str = ""  # --network: the network whose container address is registered
+    require_label: str = ""  # --require-label: LABEL or LABEL=VALUE a container must carry
 
 
-class _Collector:
-    """Gathers problems and skips while one container is derived."""
+class Findings:
+    """Problems and skips gathered while one container is derived; each is reported once."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: str) -> None:
         self.container = container
         self.problems: list[Problem] = []
         self.skipped: list[tuple[str, str]] = []
 
     def problem(self, key: str, value: str, reason: str) -> None:
-        self.problems.append(Problem(self.container.name, key, value, reason))
+        if len(value) > _SHOWN:
+            value = f"{value[:_SHOWN]}... ({len(value)} characters)"
+        found = Problem(self.container, key, value, reason)
+        if found not in self.problems:
+            self.problems.append(found)
 
     def skip(self, what: str, why: str) -> None:
-        self.skipped.append((what, why))
+        if (what, why) not in self.skipped:
+            self.skipped.append((what, why))
 
 
 def derive(container: Container, policy: Policy) -> Derivation:
     """The services `container` should have in Consul under `policy`."""
-    found = _Collector(container)
+    found = Findings(container.name)
     decl = declarations(container)
+    view = network_view(container)
+    if _excluded(container, decl, policy, found):
+        return Derivation(skipped=tuple(found.skipped))
+    if view is None:
+        found.skip("container", f"shares the network of {container.network_mode}, unknown")
+        return Derivation(skipped=tuple(found.skipped))
+    _check_port_keys(container, decl, found)
+    services: dict[ServiceID, Service] = {}
+    for port in container.ports:
+        service = _service(container, port, view=view, decl=decl, policy=policy, found=found)
+        if service is None:
+            continue
+        if service.id in services:
+            found.problem("SERVICE_ID", service.id, f"ID already used; port {port.key} skipped")
+            continue
+        services[service.id] = service
+    return Derivation(tuple(services.values()), tuple(found.problems), tuple(found.skipped))
+
+
+def _excluded(container: Container, decl: Declarations, policy: Policy, found: Findings) -> bool:
+    """Whole containers left out: not running, not carrying the required label, ignored."""
     if not container.running:
         found.skip("container", "not running")
-        return Derivation(skipped=tuple(found.skipped))
-    if policy.require_label and not has_label(container, policy.require_label):
-        found.skip("container", f"lacks the required label {policy.require_label}")
-        return Derivation(skipped=tuple(found.skipped))
-    if is_true(decl.value("IGNORE")):
-        found.skip("container", f"{decl.get('IGNORE').source}=true")  # type: ignore[union-attr]
-        return Derivation(skipped=tuple(found.skipped))
-    candidates = _candidate_ports(container, found)
-    services = [
-        service
-        for port in candidates
-        if (
-            service := _service(
-                container, port, decl=decl, policy=policy, port_count=len(candidates), found=found
-            )
-        )
-    ]
-    return Derivation(tuple(services), tuple(found.problems), tuple(found.skipped))
+        return True
+    if policy.require_label and not carries_label(container.labels, policy.require_label):
+        found.skip("container", f"no label {policy.require_label} (--require-label)")
+        return True
+    ignore = decl.get("IGNORE")
+    if ignore is not None and is_true(ignore.value):
+        found.skip("container", f"{ignore.source}={ignore.value}")
+        return True
+    return False
 
 
-def has_label(container: Container, required: str) -> bool:
-    """`KEY` requires the label to be present; `KEY=VALUE` requires that value."""
-    key, sep, value = required.partition("=")
-    return key in container.labels and (not sep or container.labels[key] == value)
+def carries_label(labels: Mapping[str, str], required: str) -> bool:
+    """`LABEL`: the label is there, whatever its value; `LABEL=VALUE`: with that value."""
+    key, equals, value = required.partition("=")
+    return key in labels and (not equals or labels[key] == value)
 
 
-def _candidate_ports(container: Container, found: _Collector) -> list[Port]:
-    ports = []
-    for port in container.ports:
-        if port.protocol != "tcp":
-            found.skip(port.key, f"{port.protocol} ports are not registered yet")
-        elif not port.bindings:
-            found.skip(port.key, "exposed but not published")
-        else:
-            ports.append(port)
-    return ports
+def _check_port_keys(container: Container, decl: Declarations, found: Findings) -> None:
+    """A per-port key for a port the container does not have is a typo worth a line."""
+    ports = {p.port for p in container.ports}
+    for number, keys in sorted(decl.per_port.items()):
+        if number not in ports:
+            for declared in sorted(keys.values(), key=lambda d: d.source):
+                reason = f"the container has no port {number}; key ignored"
+                found.problem(declared.source, declared.value, reason)
 
 
 def _service(
     container: Container,
     port: Port,
     *,
+    view: NetworkView,
     decl: Declarations,
     policy: Policy,
-    port_count: int,
-    found: _Collector,
+    found: Findings,
 ) -> Service | None:
-    if is_true(decl.value("IGNORE", port.port)):
-        found.skip(port.key, "ignored by SERVICE_<port>_IGNORE")
+    ignore = decl.get("IGNORE", port.port)
+    if ignore is not None and is_true(ignore.value):
+        found.skip(port.key, f"{ignore.source}={ignore.value}")
         return None
-    name = _name(container, port, decl, port_count, found)
-    if name is None:
+    if policy.explicit and decl.get("NAME", port.port) is None:
+        found.skip(port.key, "no SERVICE_NAME or SERVICE_<port>_NAME (--explicit)")
         return None
-    binding = _binding(port)
+    where = endpoint(container, port, view=view, decl=decl, policy=policy, found=found)
+    several = len(container.ports) > 1
+    name = _name(container, port, decl=decl, several=several, found=found)
+    if where is None or name is None:
+        return None
     return Service(
-        id=ServiceID(f"{policy.hostname}:{container.name}:{port.port}"),
+        id=_service_id(container, port, decl=decl, policy=policy, several=several, found=found),
         name=name,
-        address=_address(binding, policy),
-        port=binding.host_port,
-        tags=_tags(decl.value("TAGS", port.port), policy.tags),
-        meta=_meta(container, port, decl, policy, found),
+        address=where.address,
+        port=where.port,
+        tags=_tags(port, decl.get("TAGS", port.port), forced=policy.tags, found=found),
+        meta=_meta(port, decl, policy, found),
         container=container.id,
     )
 
 
+def _per_port(decl: Declarations, key: str, port: Port) -> Declared | None:
+    return decl.per_port.get(port.port, {}).get(key)
+
+
 def _name(
-    container: Container, port: Port, decl: Declarations, port_count: int, found: _Collector
+    container: Container, port: Port, *, decl: Declarations, several: bool, found: Findings
 ) -> str | None:
-    per_port = decl.per_port.get(port.port, {}).get("NAME")
+    """SERVICE_<port>_NAME as is; SERVICE_NAME or the image name, `-<port>` with several ports."""
+    per_port = _per_port(decl, "NAME", port)
     declared = per_port or decl.generic.get("NAME")
     if declared is not None and not _NAME_RE.match(declared.value):
         found.problem(declared.source, declared.value, "not a valid DNS label; port skipped")
         found.skip(port.key, f"invalid {declared.source}")
         return None
     base = declared.value if declared is not None else default_name(container.image)
-    if per_port is None and port_count > 1:
+    if per_port is None and several:
         return f"{base}-{port.port}"
     return base
 
@@ -150,25 +184,48 @@ def default_name(image: str) -> str:
     return name or "service"
 
 
-def _binding(port: Port) -> Binding:
-    """One binding per port however many Docker reports: IPv4 first, lowest host port."""
-    return min(port.bindings, key=lambda b: (":" in b.host_ip, b.host_port, b.host_ip))
+def _service_id(
+    container: Container,
+    port: Port,
+    *,
+    decl: Declarations,
+    policy: Policy,
+    several: bool,
+    found: Findings,
+) -> ServiceID:
+    """`<hostname>:<container>:<port>[:udp]`, or SERVICE_ID (SERVICE_<port>_ID) instead.
+
+    A generic SERVICE_ID on a container with several ports gets `-<port>` as names do, and a
+    UDP port always keeps its `:udp`, so one declaration never makes two services collide.
+    """
+    protocol = "" if port.protocol == "tcp" else f":{port.protocol}"
+    per_port = _per_port(decl, "ID", port)
+    declared = per_port or decl.generic.get("ID")
+    if declared is not None:
+        if _ID_RE.match(declared.value):
+            suffix = f"-{port.port}" if per_port is None and several else ""
+            return ServiceID(f"{declared.value}{suffix}{protocol}")
+        reason = "not a usable service ID (letters, digits, _ . : @ - up to 256): default used"
+        found.problem(declared.source, declared.value, reason)
+    return ServiceID(f"{policy.hostname}:{container.name}:{port.port}{protocol}")
 
 
-def _address(binding: Binding, policy: Policy) -> str:
-    if binding.host_ip not in _UNSPECIFIED:
-        return binding.host_ip
-    return policy.host_ip or policy.advertise_address
-
-
-def _tags(declared: str, forced: tuple[str, ...]) -> tuple[str, ...]:
-    """Comma-separated, `\\,` escaping a comma; order kept, duplicates dropped."""
-    parts = [p.replace("\0", ",").strip() for p in declared.replace("\\,", "\0").split(",")]
-    return tuple(dict.fromkeys(t for t in (*parts, *forced) if t))
+def _tags(
+    port: Port, declared: Declared | None, *, forced: tuple[str, ...], found: Findings
+) -> tuple[str, ...]:
+    """Comma-separated, `\\,` escaping a comma; order kept, duplicates dropped, `udp` added."""
+    text = "" if declared is None else declared.value
+    tags = [p.replace("\0", ",").strip() for p in text.replace("\\,", "\0").split(",")]
+    for tag in tags:
+        if len(tag) > MAX_TAG and declared is not None:
+            found.problem(declared.source, tag, f"tag longer than {MAX_TAG} characters: dropped")
+    protocol = () if port.protocol == "tcp" else (port.protocol,)
+    kept = (t for t in (*tags, *forced, *protocol) if t and len(t) <= MAX_TAG)
+    return tuple(dict.fromkeys(kept))
 
 
 def _meta(
-    container: Container, port: Port, decl: Declarations, policy: Policy, found: _Collector
+    port: Port, decl: Declarations, policy: Policy, found: Findings
 ) -> tuple[tuple[str, str], ...]:
     meta: dict[str, str] = {}
     for key, declared in sorted(decl.keys(port.port).items()):

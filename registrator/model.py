@@ -57,8 +57,10 @@ class Container:
     exit_code: int = 0
     network_mode: str = "default"
     ports: tuple[Port, ...] = ()
-    #: network name -> the container's IPv4 address on it ("" when it has none)
+    #: network name -> the container's address on it (IPv4, else global IPv6; "" when none)
     networks: Mapping[str, str] = field(default_factory=dict)
+    #: with `network_mode` "container:<id>", that container: its network is this one's
+    network_peer: Container | None = None
 
 
 @dataclass(frozen=True, slots=True)

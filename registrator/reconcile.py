@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 from loguru import logger
 
+from registrator.containers import network_peer_id
 from registrator.derive import Policy, derive
 from registrator.errors import ConsulError, ConsulPermissionDenied, DockerError
 from registrator.model import (
@@ -182,6 +183,7 @@ class Reconciler:
         if container is None:
             self._known.pop(container_id, None)
             return
+        container = self._with_network_peer(container)
         previous = self._known.get(container_id)
         if self._keeps(container):
             kept = previous.derivation if previous else Derivation()
@@ -201,6 +203,18 @@ class Reconciler:
                     reason=p.reason,
                 )
         self._known[container_id] = _Known(container, derivation)
+
+    def _with_network_peer(self, container: Container) -> Container:
+        """`--network container:<id>`: derivation needs that container's network, so fetch it."""
+        peer_id = network_peer_id(container)
+        if peer_id is None:
+            return container
+        try:
+            peer = self._call("docker.inspect", lambda: self._docker.inspect(peer_id))
+        except DockerError as e:
+            logger.warning("docker.inspect_failed", container=peer_id[:12], error=str(e))
+            peer = None
+        return dataclasses.replace(container, network_peer=peer)
 
     def _keeps(self, container: Container) -> bool:
         """`-deregister on-success`: a container that exited with an error keeps its services.

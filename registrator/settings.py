@@ -6,7 +6,9 @@ the flags a user actually gave, so an unset flag never hides an environment vari
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -19,6 +21,10 @@ from registrator.consul_agent import ConsulTarget
 from registrator.errors import ConfigError
 
 DEFAULT_REGISTRY = "consul://127.0.0.1:8500"
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 class Settings(BaseSettings):
@@ -61,6 +67,21 @@ class Settings(BaseSettings):
         if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("ip")
+    @classmethod
+    def _ip_or_host_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _is_address(value) and not _HOST_NAME.match(value):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name")
+        return value
+
+    @field_validator("require_label")
+    @classmethod
+    def _label_named(cls, value: str) -> str:
+        if value.startswith("="):
+            raise ValueError(f"{value!r} names no label (LABEL or LABEL=VALUE)")
+        return value
 
     @property
     def tag_list(self) -> tuple[str, ...]:
@@ -122,8 +143,18 @@ def _verify(env: Mapping[str, str]) -> bool | str:
 
 
 def _client_cert(env: Mapping[str, str]) -> tuple[str, str] | None:
-    cert, key = env.get("CONSUL_CLIENT_CERT"), env.get("CONSUL_CLIENT_KEY")
+    """Consul's CONSUL_CLIENT_CERT/KEY, else gliderlabs' own CONSUL_TLSCERT/TLSKEY."""
+    cert = env.get("CONSUL_CLIENT_CERT") or env.get("CONSUL_TLSCERT")
+    key = env.get("CONSUL_CLIENT_KEY") or env.get("CONSUL_TLSKEY")
     return (cert, key) if cert and key else None
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_true(value: str) -> bool:

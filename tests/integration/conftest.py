@@ -8,6 +8,7 @@ teardown; Consul agents are the suite's own, on free ports, so nothing else is t
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import uuid
@@ -38,9 +39,23 @@ def docker_api() -> Iterator[docker.APIClient]:
     api.ping()
     api.inspect_image(TEST_IMAGE)  # built by scripts/stack.sh image
     yield api
-    for row in api.containers(all=True, filters={"label": f"{TEST_LABEL}={SESSION}"}):
+    mine = {"label": f"{TEST_LABEL}={SESSION}"}
+    for row in api.containers(all=True, filters=mine):
         api.remove_container(row["Id"], force=True)
+    for network in api.networks(filters=mine):
+        api.remove_network(network["Id"])
     api.close()
+
+
+@pytest.fixture(scope="session")
+def exposing_image(docker_api: docker.APIClient) -> Iterator[str]:
+    """The test image with `EXPOSE 80`: the only way a `container:<id>` container has a port."""
+    repository = "registrator-test/exposes-80"
+    base = docker_api.create_container(TEST_IMAGE, command=["true"], labels={TEST_LABEL: SESSION})
+    docker_api.commit(base["Id"], repository=repository, tag=SESSION, changes=["EXPOSE 80/tcp"])
+    docker_api.remove_container(base["Id"])
+    yield f"{repository}:{SESSION}"
+    docker_api.remove_image(f"{repository}:{SESSION}", force=True)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +80,7 @@ class Containers:
         self.ids: list[str] = []
         #: the names of every container this factory created, removed ones included
         self.names: set[str] = set()
+        self.networks: list[str] = []
 
     def run(
         self,
@@ -73,18 +89,21 @@ class Containers:
         env: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         ports: dict[int | str, Any] | None = None,
+        expose: list[int | str] | None = None,
         name: str | None = None,
+        image: str = TEST_IMAGE,
         **host_config: Any,
     ) -> str:
+        """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not."""
         host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
         name = name or f"rt-{uuid.uuid4().hex[:10]}"
         self.names.add(name)
         created = self.api.create_container(
-            TEST_IMAGE,
+            image,
             command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
             environment=env or {},
             labels={**(labels or {}), TEST_LABEL: SESSION},
-            ports=list((ports or {}).keys()),
+            ports=[_port_spec(p) for p in (*(ports or {}), *(expose or ()))],
             name=name,
             host_config=host,
             stop_timeout=1,
@@ -104,11 +123,31 @@ class Containers:
     def name(self, container: str) -> str:
         return str(self.inspect(container)["Name"]).lstrip("/")
 
+    def address(self, container: str, network: str = "bridge") -> str:
+        return str(self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+    def network(self) -> str:
+        """A user-defined network of this test's own, labelled, removed at teardown."""
+        name = f"rt-net-{uuid.uuid4().hex[:10]}"
+        self.api.create_network(name, labels={TEST_LABEL: SESSION})
+        self.networks.append(name)
+        return name
+
     def remove_all(self) -> None:
         for container in self.ids:
             with contextlib.suppress(docker.errors.NotFound):
                 self.api.remove_container(container, force=True)
         self.ids.clear()
+        for network in self.networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_network(network)
+        self.networks.clear()
+
+
+def _port_spec(port: int | str) -> int | tuple[int, str]:
+    """docker-py wants `(53, "udp")` where Docker says `53/udp`."""
+    number, _, protocol = str(port).partition("/")
+    return (int(number), protocol) if protocol else int(number)
 
 
 @pytest.fixture
@@ -156,3 +195,21 @@ def start_registrator(
         proc.stop()
         # pytest shows a test's teardown output only when the test failed
         print(f"--- {proc.log_path.name} ---\n{proc.log[-20000:]}")
+
+
+@pytest.fixture
+def resync_once() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`registrator --resync ARGS`: one reconcile and exit, so what it left out is final."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "registrator", "--resync", *ISOLATION, *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            timeout=60,
+            check=False,
+        )
+
+    return run

@@ -196,3 +196,158 @@ def test_require_label(required: str, labels: dict[str, str], registered: bool) 
     policy = dataclasses.replace(POLICY, require_label=required)
 
     assert bool(derive(container(labels=labels), policy).services) is registered
+
+
+def two_ports(**changes: object) -> Container:
+    ports = (Port(80, "tcp", (Binding("", 8080),)), Port(443, "tcp", (Binding("", 8443),)))
+    return container(ports=ports, **changes)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({}, ["nginx-80", "nginx-443"]),
+        ({"SERVICE_NAME": "web"}, ["web-80", "web-443"]),
+        ({"SERVICE_80_NAME": "http", "SERVICE_443_NAME": "https"}, ["http", "https"]),
+        ({"SERVICE_NAME": "web", "SERVICE_443_NAME": "tls"}, ["web-80", "tls"]),
+    ],
+)
+def test_names_with_several_ports(env: dict[str, str], names: list[str]) -> None:
+    assert [s.name for s in derive(two_ports(env=env), POLICY).services] == names
+
+
+def test_every_port_of_the_container_counts_for_the_suffix_as_in_gliderlabs() -> None:
+    c = container(ports=(*container().ports, Port(9000, "tcp")))
+
+    assert [s.name for s in derive(c, POLICY).services] == ["nginx-80"]
+
+
+@pytest.mark.parametrize(
+    ("c", "env", "ids"),
+    [
+        ("one", {}, ["host1:app:80"]),
+        ("one", {"SERVICE_ID": "web-1"}, ["web-1"]),
+        ("one", {"SERVICE_80_ID": "web-1"}, ["web-1"]),
+        ("two", {"SERVICE_ID": "web"}, ["web-80", "web-443"]),
+        ("two", {"SERVICE_80_ID": "a", "SERVICE_443_ID": "b"}, ["a", "b"]),
+        ("two", {"SERVICE_ID": "web", "SERVICE_443_ID": "tls"}, ["web-80", "tls"]),
+        ("udp", {}, ["host1:app:53", "host1:app:53:udp"]),
+        ("udp", {"SERVICE_53_ID": "dns"}, ["dns", "dns:udp"]),
+    ],
+)
+def test_service_ids(c: str, env: dict[str, str], ids: list[str]) -> None:
+    udp = (Port(53, "tcp", (Binding("", 53),)), Port(53, "udp", (Binding("", 53),)))
+    base = {"one": container(), "two": two_ports(), "udp": container(ports=udp)}[c]
+
+    d = derive(dataclasses.replace(base, env=env), POLICY)
+
+    assert [s.id for s in d.services] == ids
+    assert d.problems == ()
+
+
+@pytest.mark.parametrize("value", ["has space", "a/b", "x?y", "", "i" * 257])
+def test_an_unusable_service_id_is_reported_and_the_default_used(value: str) -> None:
+    d = derive(container(env={"SERVICE_ID": value}), POLICY)
+
+    assert [s.id for s in d.services] == ["host1:app:80"]
+    assert [p.key for p in d.problems] == ["SERVICE_ID"]
+
+
+def test_two_ports_declaring_the_same_id_keep_the_first_and_report_the_second() -> None:
+    d = derive(two_ports(env={"SERVICE_80_ID": "same", "SERVICE_443_ID": "same"}), POLICY)
+
+    assert [s.port for s in d.services] == [8080]
+    (p,) = d.problems
+    assert (p.key, p.value) == ("SERVICE_ID", "same")
+    assert "443/tcp" in p.reason
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({}, []),
+        ({"SERVICE_NAME": "web"}, ["web-80", "web-443"]),
+        ({"SERVICE_443_NAME": "tls"}, ["tls"]),
+        ({"SERVICE_TAGS": "x"}, []),
+    ],
+)
+def test_explicit_registers_only_ports_with_a_name(env: dict[str, str], names: list[str]) -> None:
+    explicit = dataclasses.replace(POLICY, explicit=True)
+
+    d = derive(two_ports(env=env), explicit)
+
+    assert [s.name for s in d.services] == names
+    assert len(d.skipped) == 2 - len(names)
+
+
+@pytest.mark.parametrize(
+    ("required", "labels", "env", "registered"),
+    [
+        ("registrator", {"registrator": ""}, {}, True),
+        ("registrator", {"registrator": "false"}, {}, True),
+        ("registrator", {"other": "x"}, {}, False),
+        ("registrator", {}, {"registrator": "yes"}, False),
+        ("registrator=on", {"registrator": "on"}, {}, True),
+        ("registrator=on", {"registrator": "off"}, {}, False),
+        ("registrator=", {"registrator": ""}, {}, True),
+        ("a.b/c=x=y", {"a.b/c": "x=y"}, {}, True),
+    ],
+)
+def test_require_label_keeps_only_containers_carrying_it(
+    required: str, labels: dict[str, str], env: dict[str, str], registered: bool
+) -> None:
+    policy = dataclasses.replace(POLICY, require_label=required)
+
+    d = derive(container(labels=labels, env=env), policy)
+
+    assert bool(d.services) is registered
+    assert registered or d.skipped == (("container", f"no label {required} (--require-label)"),)
+
+
+def test_a_per_port_key_for_a_port_the_container_lacks_is_reported_and_ignored() -> None:
+    c = container(env={"SERVICE_8081_NAME": "typo", "SERVICE_NAME": "web"})
+
+    d = derive(c, POLICY)
+
+    assert [s.name for s in d.services] == ["web"]
+    (p,) = d.problems
+    assert (p.container, p.key, p.value) == ("app", "SERVICE_8081_NAME", "typo")
+
+
+def test_a_problem_with_a_generic_key_is_reported_once_however_many_ports() -> None:
+    d = derive(two_ports(env={"SERVICE_BAD.KEY": "x"}), POLICY)
+
+    assert len(d.services) == 2
+    assert [p.key for p in d.problems] == ["SERVICE_BAD.KEY"]
+
+
+def test_absurdly_long_values_are_reported_shortened_and_dropped() -> None:
+    long = "t" * 5000
+    d = derive(container(env={"SERVICE_TAGS": f"ok,{long}", "SERVICE_NOTE": long}), POLICY)
+
+    (s,) = d.services
+    assert s.tags == ("ok",)
+    assert "note" not in dict(s.meta)
+    assert {p.key for p in d.problems} == {"SERVICE_TAGS", "SERVICE_NOTE"}
+    assert all(len(p.value) < 300 and "5000 characters" in p.value for p in d.problems)
+
+
+def test_check_keys_never_leak_into_meta_and_reserved_keys_neither() -> None:
+    env = {
+        "SERVICE_CHECK_HTTP": "/health",
+        "SERVICE_80_CHECK_INTERVAL": "5s",
+        "SERVICE_NETWORK": "bridge",
+        "SERVICE_ID": "x",
+        "SERVICE_VERSION": "2",
+    }
+
+    (s,) = derive(container(env=env), POLICY).services
+
+    assert dict(s.meta) == {"version": "2", "registrator_host": "host1"}
+
+
+def test_per_port_ignore_leaves_the_other_ports() -> None:
+    d = derive(two_ports(labels={"SERVICE_443_IGNORE": "yes"}), POLICY)
+
+    assert [s.name for s in d.services] == ["nginx-80"]
+    assert d.skipped == (("443/tcp", "SERVICE_443_IGNORE=yes"),)

@@ -216,3 +216,25 @@ def test_release_deregisters_everything_owned_and_nothing_else(
     reconciler.release()
 
     assert list(consul.registered) == ["by-hand"]
+
+
+def test_a_container_sharing_another_ones_network_is_registered_at_the_peers_port(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    peer = web(cid="peer", name="pod", host_port=40000)
+    app = Container(
+        id=ContainerID("app"),
+        name="app",
+        image="app",
+        network_mode="container:peer",
+        ports=(Port(80, "tcp"),),
+        env={"SERVICE_NAME": "app"},
+    )
+    docker.add(peer)
+    docker.add(app)
+    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+
+    reconciler.reconcile()
+
+    service = consul.registered[ServiceID("h:app:80")]
+    assert (service.name, service.address, service.port) == ("app", "10.9.9.9", 40000)

@@ -75,3 +75,26 @@ def test_environment_supplies_options_and_explicit_values_beat_it(
     assert Settings().ip == "10.0.0.9"
     assert Settings().tag_list == ("a", "b")
     assert Settings(ip="10.0.0.1").ip == "10.0.0.1"
+
+
+def test_gliderlabs_tls_variables_are_honoured() -> None:
+    env = {"CONSUL_TLSCERT": "/c.pem", "CONSUL_TLSKEY": "/k.pem", "CONSUL_CACERT": "/ca.pem"}
+
+    target = consul_target("consul-tls://agent:8501", env)
+
+    assert (target.base_url, target.cert, target.verify) == (
+        "https://agent:8501",
+        ("/c.pem", "/k.pem"),
+        "/ca.pem",
+    )
+
+
+@pytest.mark.parametrize("ip", ["10.0.0.1", "2001:db8::1", "host-1.example", "localhost", ""])
+def test_ip_option_takes_an_address_or_a_host_name(ip: str) -> None:
+    assert Settings(ip=ip).ip == ip
+
+
+@pytest.mark.parametrize("ip", ["10.0.0.1:80", "a b", "-x.example", "http://x", "x..y"])
+def test_ip_option_rejects_anything_else(ip: str) -> None:
+    with pytest.raises(ValueError, match="neither an IP address nor a host name"):
+        Settings(ip=ip)

@@ -1,0 +1,55 @@
+"""The command line as gliderlabs users wrote it, and every way of naming the agent."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+from tests.integration.conftest import ISOLATION, Containers
+from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
+
+StartRegistrator = Callable[..., RegistratorProcess]
+ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def registered(consul: ConsulDevAgent, service_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = wait_until(
+        lambda: consul.services().get(service_id), what=f"{service_id} registered"
+    )
+    return found
+
+
+def test_a_gliderlabs_command_line_runs_unchanged(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    app = containers.run(expose=[80], env={"SERVICE_TAGS": "web"})
+
+    start_registrator(
+        "-internal",
+        "-resync",
+        "30",
+        "-tags",
+        "prod",
+        f"consul://127.0.0.1:{consul.http_port}",
+        env={"REGISTRATOR_HOSTNAME": identity, "REGISTRATOR_REQUIRE_LABEL": ISOLATION[1]},
+        isolated=False,
+    )
+
+    service = registered(consul, f"{identity}:{containers.name(app)}:80")
+    assert (service["Address"], service["Port"]) == (containers.address(app), 80)
+    assert service["Tags"] == ["web", "prod"]
+
+
+def test_consul_http_addr_names_the_agent_when_no_uri_is_given(
+    consul: ConsulDevAgent, containers: Containers, resync_once: ResyncOnce, identity: str
+) -> None:
+    web = containers.run(ports={80: None})
+
+    done = resync_once("-hostname", identity, env={"CONSUL_HTTP_ADDR": consul.address})
+
+    assert done.returncode == 0, done.stderr
+    assert f"{identity}:{containers.name(web)}:80" in consul.services()
