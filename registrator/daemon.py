@@ -168,12 +168,20 @@ class Daemon:
         return _Work()
 
     def _reconcile(self, work: _Work) -> Outcome:
-        if work.full is not None:
-            full = work.full
-            return self._reconciler.reconcile(
-                None, reinspect=full.reinspect, docker=full.docker, refresh=full.refresh
-            )
-        return self._reconciler.reconcile(work.containers)
+        """The containers events named first, then the full pass if one is owed.
+
+        A full pass re-reads only containers whose name or state changed (or none, for the
+        agent check), so a `health_status` or network event batched with a timer would be lost.
+        """
+        full = work.full
+        if work.containers:
+            outcome = self._reconciler.reconcile(work.containers)
+            if full is None or not outcome.ok:
+                return outcome
+        assert full is not None
+        return self._reconciler.reconcile(
+            None, reinspect=full.reinspect, docker=full.docker, refresh=full.refresh
+        )
 
     def _failed(self, work: _Work) -> _Work:
         self._failures += 1
