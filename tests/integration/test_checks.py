@@ -289,6 +289,10 @@ def test_checks_edited_or_removed_by_hand_are_put_back(
 
     assert wait_until(put_back, what="the edited check put back")["Name"] == "busybox HTTP"
 
+    added = {"ID": "added-by-hand", "Name": "extra", "ServiceID": service_id, "TTL": "1h"}
+    consul.request("PUT", "/v1/agent/check/register", added)
+    wait_until(lambda: list(checks_of(consul, service_id)) == [check_id], what="extra removed")
+
 
 def test_ttl_option_keeps_a_check_passing_that_expires_once_registrator_stops(
     consul: ConsulDevAgent,
