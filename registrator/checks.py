@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from registrator.declarations import Declared
+from registrator.declarations import Declarations, Declared
 from registrator.model import Check, CheckValue, Container, Port, Problem, Service
 
 DEFAULT_INTERVAL = "10s"
@@ -85,18 +85,33 @@ class _Refused(_Invalid):
     """A declaration honoured only with an opt-in the operator did not give."""
 
 
+class _NotHere(Exception):
+    """A declaration meant for another port of the container (its TCP twin of a UDP port)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Context:
     service: Service
     container: Container
     port: Port
-    keys: Mapping[str, Declared]
+    decl: Declarations
     policy: CheckPolicy
+
+    @property
+    def keys(self) -> dict[str, Declared]:
+        return self.decl.keys(self.port.port)
 
     def get(self, key: str) -> Declared | None:
         """The `CHECK_<key>` declaration that applies to this port, if any."""
-        declared = self.keys.get(f"CHECK_{key}")
+        declared = self.decl.get(f"CHECK_{key}", self.port.port)
         return declared if declared is not None and declared.value.strip() else None
+
+    def reaches_a_tcp_port(self, declared: Declared, key: str) -> bool:
+        """Whether `declared` also applies to one of the container's TCP ports."""
+        return any(
+            p.protocol == "tcp" and self.decl.get(f"CHECK_{key}", p.port) == declared
+            for p in self.container.ports
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +130,16 @@ def service_checks(
     *,
     container: Container,
     port: Port,
-    keys: Mapping[str, Declared],
+    decl: Declarations,
     policy: CheckPolicy,
 ) -> tuple[tuple[Check, ...], tuple[Problem, ...]]:
     """The checks `service` (from container port `port`) should have, and what was wrong.
 
-    `keys` are the declarations that apply to the port (per-port beating generic), upper-case
-    and without the `SERVICE_` prefix. Check addresses are the service's address and port.
+    Check addresses are the service's address and port. An HTTP, TCP or gRPC declaration that
+    also reaches a TCP port of the container (`SERVICE_CHECK_TCP` on 53/tcp and 53/udp) is left
+    off the UDP one; only one that reaches no TCP port is a mistake.
     """
-    ctx = _Context(service, container, port, keys, policy)
+    ctx = _Context(service, container, port, decl, policy)
     checks: list[Check] = []
     problems: list[Problem] = []
     for kind in KINDS:
@@ -148,6 +164,8 @@ def _build(
     """Append what `build` makes; an invalid declaration appends a critical stand-in instead."""
     try:
         check = build()
+    except _NotHere:
+        return
     except _Refused as e:
         problems.append(_problem(ctx, e, "registered without this check"))
         return
@@ -278,7 +296,7 @@ def _http_like(ctx: _Context, declared: Declared, *, scheme: str) -> Definition:
     path = declared.value.strip()
     if not path.startswith("/") or any(c.isspace() for c in path):
         raise _Invalid(declared, "an HTTP check takes a path starting with /")
-    _needs_tcp(ctx, declared, scheme.upper())
+    _needs_tcp(ctx, declared, scheme.upper(), key=scheme.upper())
     definition: Definition = {"HTTP": f"{scheme}://{_host_port(ctx.service)}{path}"}
     definition.update(_probing(ctx))
     method = ctx.get("HTTP_METHOD")
@@ -295,7 +313,7 @@ def _http_like(ctx: _Context, declared: Declared, *, scheme: str) -> Definition:
 def _tcp(ctx: _Context, declared: Declared) -> Definition | None:
     if not _flag(declared):
         return None
-    _needs_tcp(ctx, declared, "TCP")
+    _needs_tcp(ctx, declared, "TCP", key="TCP")
     return {"TCP": _host_port(ctx.service), **_probing(ctx)}
 
 
@@ -309,7 +327,7 @@ def _grpc(ctx: _Context, declared: Declared) -> Definition | None:
         if not _GRPC_SERVICE.match(value):
             raise _Invalid(declared, "neither true/false nor a gRPC service name")
         target = f"{target}/{value}"
-    _needs_tcp(ctx, declared, "gRPC")
+    _needs_tcp(ctx, declared, "gRPC", key="GRPC")
     definition: Definition = {"GRPC": target, **_probing(ctx)}
     use_tls = ctx.get("GRPC_USE_TLS")
     if use_tls is not None and _flag(use_tls):
@@ -446,9 +464,12 @@ def _substitute(arg: str, values: Mapping[str, str]) -> str:
     return arg
 
 
-def _needs_tcp(ctx: _Context, declared: Declared, what: str) -> None:
-    if ctx.port.protocol != "tcp":
-        raise _Invalid(declared, f"a {what} check cannot probe a {ctx.port.protocol} port")
+def _needs_tcp(ctx: _Context, declared: Declared, what: str, *, key: str) -> None:
+    if ctx.port.protocol == "tcp":
+        return
+    if ctx.reaches_a_tcp_port(declared, key):
+        raise _NotHere
+    raise _Invalid(declared, f"a {what} check cannot probe a {ctx.port.protocol} port")
 
 
 def _host_port(service: Service) -> str:

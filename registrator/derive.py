@@ -172,7 +172,7 @@ def _with_checks(
 ) -> Service:
     """The service with its health checks (`checks.py`); their problems join the others."""
     checks, problems = service_checks(
-        service, container=container, port=port, keys=decl.keys(port.port), policy=policy.checks
+        service, container=container, port=port, decl=decl, policy=policy.checks
     )
     for problem in problems:
         found.problem(problem.key, problem.value, problem.reason)

@@ -311,15 +311,39 @@ def test_a_bad_key_spoils_only_the_checks_it_applies_to() -> None:
 
 def test_https_on_a_udp_port_is_refused() -> None:
     c = app({"SERVICE_CHECK_HTTPS": "/"}, ports=(Port(53, "udp", (Binding("0.0.0.0", 53),)),))
-    policy = CheckPolicy()
-    service = Service(ServiceID("h:app:53:udp"), "dns", "10.0.0.5", 53)
+
+    d = derived(c)
+
+    assert [(p.key, p.value) for p in d.problems] == [("SERVICE_CHECK_HTTPS", "/")]
+    assert "udp" in d.problems[0].reason
+    (service,) = d.services
+    assert [(ch.id, ch.status) for ch in service.checks] == [
+        (f"service:{service.id}:https", "critical")
+    ]
+
+
+@pytest.mark.parametrize("key", ["SERVICE_CHECK_TCP", "SERVICE_53_CHECK_TCP"])
+def test_a_tcp_check_meant_for_the_tcp_twin_is_left_off_the_udp_port(key: str) -> None:
+    both = (Port(53, "tcp", (Binding("0.0.0.0", 53),)), Port(53, "udp", (Binding("0.0.0.0", 53),)))
+
+    d = derived(app({key: "true"}, ports=both))
+
+    assert d.problems == ()
+    tcp, udp = d.services
+    assert [c.id for c in tcp.checks] == [f"service:{tcp.id}:tcp"]
+    assert udp.checks == ()
+
+
+def test_service_checks_can_be_asked_for_one_service_directly() -> None:
+    c = app({"SERVICE_CHECK_TCP": "true"})
+    service = Service(ServiceID("h:app:80"), "web", "10.0.0.5", 8080)
+
     checks, problems = service_checks(
-        service, container=c, port=c.ports[0], keys=declarations(c).keys(53), policy=policy
+        service, container=c, port=c.ports[0], decl=declarations(c), policy=CheckPolicy()
     )
 
-    assert [(p.key, p.value) for p in problems] == [("SERVICE_CHECK_HTTPS", "/")]
-    assert "udp" in problems[0].reason
-    assert [(ch.id, ch.status) for ch in checks] == [("service:h:app:53:udp:https", "critical")]
+    assert problems == ()
+    assert [dict(ch.definition)["TCP"] for ch in checks] == ["10.0.0.5:8080"]
 
 
 def test_a_bad_generic_key_is_reported_once_for_several_ports() -> None:
