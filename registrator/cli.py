@@ -19,6 +19,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from registrator import __version__
+from registrator.checks import CheckPolicy
 from registrator.consul_agent import ConsulAgent
 from registrator.daemon import Daemon
 from registrator.derive import Policy
@@ -86,11 +87,19 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     (
         ("--ttl", "-ttl"),
-        {"type": int, "metavar": "SECONDS", "help": "TTL check on every service, kept passing"},
+        {
+            "type": int,
+            "metavar": "SECONDS",
+            "help": "a TTL check on every service, kept passing while registrator runs",
+        },
     ),
     (
         ("--ttl-refresh", "-ttl-refresh"),
-        {"type": int, "metavar": "SECONDS", "help": "how often those TTL checks are refreshed"},
+        {
+            "type": int,
+            "metavar": "SECONDS",
+            "help": "how often TTL checks are refreshed (default: a third of --ttl)",
+        },
     ),
     (
         ("--enable-script-checks",),
@@ -303,6 +312,7 @@ def run(
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
+        refresh_interval=check_policy(settings).refresh_interval,
         retry=retry,
         stop=stop,
     )
@@ -324,6 +334,16 @@ def _policy(settings: Settings, identity: str) -> Policy:
         use_ip_from_label=settings.use_ip_from_label,
         network=settings.network,
         require_label=settings.require_label,
+        checks=check_policy(settings),
+    )
+
+
+def check_policy(settings: Settings) -> CheckPolicy:
+    return CheckPolicy(
+        enable_script_checks=settings.enable_script_checks,
+        docker_health=settings.docker_health,
+        ttl=settings.ttl,
+        ttl_refresh=settings.ttl_refresh,
     )
 
 
@@ -336,6 +356,8 @@ def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:
             )
         for service_id in todo.deregister:
             print(f"would deregister {service_id}")
+        for update in todo.statuses:
+            print(f"would set check {update.check.id} to {update.check.status}")
         print(
             f"{len(todo.register)} to register, {len(todo.deregister)} to deregister, "
             f"{todo.unchanged} unchanged"

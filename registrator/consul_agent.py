@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 
 from registrator.errors import ConfigError, ConsulError, ConsulPermissionDenied, ConsulUnavailable
-from registrator.model import OWNER_META_KEY, Service, ServiceID
+from registrator.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
+#: Consul's own checks (maintenance mode) start with this: never registrator's to compare.
+_CONSUL_CHECK_PREFIX = "_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,26 @@ def service_payload(service: Service) -> dict[str, Any]:
         "Port": service.port,
         "Tags": list(service.tags),
         "Meta": dict(service.meta),
+        "Checks": [check_payload(check) for check in service.checks],
     }
+
+
+def check_payload(check: Check) -> dict[str, Any]:
+    """One entry of a registration's `Checks`; a driven TTL check starts at its status."""
+    payload: dict[str, Any] = {"CheckID": check.id, "Name": check.name, "Notes": check.notes}
+    payload.update((key, _json_value(value)) for key, value in check.definition)
+    if check.status is not None:
+        payload["Status"] = check.status
+    return payload
+
+
+def _json_value(value: CheckValue) -> Any:
+    """Tuples back to JSON: an argv to a list, (name, values) pairs to a header object."""
+    if not isinstance(value, tuple):
+        return value
+    if value and isinstance(value[0], tuple):
+        return {name: list(values) for name, values in value}
+    return list(value)
 
 
 def _owner(data: Mapping[str, Any]) -> str | None:
@@ -50,8 +71,13 @@ def _owner(data: Mapping[str, Any]) -> str | None:
     return None if owner is None else str(owner)
 
 
-def service_from_agent(data: Mapping[str, Any], in_maintenance: Container[str] = ()) -> Service:
-    """A service as `GET /v1/agent/services` reports it (maintenance from the agent's checks)."""
+def service_from_agent(
+    data: Mapping[str, Any],
+    in_maintenance: Container[str] = (),
+    checks: tuple[Check, ...] = (),
+) -> Service:
+    """A service as `GET /v1/agent/services` reports it, with what `/agent/checks` says of it:
+    its checks, and whether it is in maintenance."""
     return Service(
         id=ServiceID(str(data.get("ID", ""))),
         name=str(data.get("Service", "")),
@@ -59,6 +85,7 @@ def service_from_agent(data: Mapping[str, Any], in_maintenance: Container[str] =
         port=int(data.get("Port") or 0),
         tags=tuple(str(t) for t in data.get("Tags") or ()),
         meta=tuple(sorted((str(k), str(v)) for k, v in (data.get("Meta") or {}).items())),
+        checks=checks,
         maintenance=str(data.get("ID", "")) in in_maintenance,
     )
 
@@ -77,6 +104,36 @@ def _tls_context(target: ConsulTarget) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def check_from_agent(data: Mapping[str, Any]) -> Check:
+    """A check as `GET /v1/agent/checks` reports it: no definition in Consul 1.8."""
+    return Check(
+        id=str(data.get("CheckID", "")),
+        name=str(data.get("Name", "")),
+        kind=str(data.get("Type") or ""),
+        notes=str(data.get("Notes") or ""),
+        status=str(data.get("Status") or ""),
+        output=str(data.get("Output") or ""),
+    )
+
+
+def checks_by_service(checks: Mapping[str, Any]) -> dict[str, tuple[Check, ...]]:
+    """Service checks by service ID, sorted by check ID; Consul's own checks are left out."""
+    found: dict[str, list[Check]] = {}
+    for raw in checks.values():
+        check = check_from_agent(raw)
+        if raw.get("ServiceID") and not check.id.startswith(_CONSUL_CHECK_PREFIX):
+            found.setdefault(str(raw["ServiceID"]), []).append(check)
+    return {sid: tuple(sorted(checks, key=lambda c: c.id)) for sid, checks in found.items()}
+
+
+def _services_in_maintenance(checks: Mapping[str, Any]) -> set[str]:
+    return {
+        str(check.get("ServiceID"))
+        for check_id, check in checks.items()
+        if str(check_id).startswith(MAINTENANCE_CHECK_PREFIX)
+    }
 
 
 class ConsulAgent:
@@ -101,25 +158,34 @@ class ConsulAgent:
         return str(member.get("Addr") or config.get("AdvertiseAddr") or "")
 
     def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
-        """The agent's services; with `owner`, only those carrying that ownership mark."""
+        """The agent's services with their checks; with `owner`, only those it marks as owned."""
         data = self._request("GET", "/v1/agent/services").json() or {}
         owned = [raw for raw in data.values() if owner is None or _owner(raw) == owner]
-        in_maintenance = self._services_in_maintenance() if owned else set()
-        services = (service_from_agent(raw, in_maintenance) for raw in owned)
+        checks = self._checks() if owned else {}
+        in_maintenance = _services_in_maintenance(checks)
+        by_service = checks_by_service(checks)
+        services = (
+            service_from_agent(raw, in_maintenance, by_service.get(str(raw.get("ID", "")), ()))
+            for raw in owned
+        )
         return {s.id: s for s in services}
+
+    def update_ttl(self, check: Check) -> None:
+        """Set a TTL check's status and output; this also restarts its TTL."""
+        self._request(
+            "PUT",
+            f"/v1/agent/check/update/{check.id}",
+            json={"Status": check.status, "Output": check.output},
+        )
 
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         """Consul's maintenance mode: the service stays registered but is reported critical."""
         params = {"enable": "true" if enabled else "false", "reason": reason}
         self._request("PUT", f"/v1/agent/service/maintenance/{service}", params=params)
 
-    def _services_in_maintenance(self) -> set[str]:
-        checks = self._request("GET", "/v1/agent/checks").json() or {}
-        return {
-            str(check.get("ServiceID"))
-            for check_id, check in checks.items()
-            if str(check_id).startswith(MAINTENANCE_CHECK_PREFIX)
-        }
+    def _checks(self) -> dict[str, Any]:
+        checks: dict[str, Any] = self._request("GET", "/v1/agent/checks").json() or {}
+        return checks
 
     def register(self, service: Service) -> None:
         self._request(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from registrator.model import Binding, Container, ContainerID, Port, Protocol
+from registrator.model import Binding, Container, ContainerID, Health, Port, Protocol
 
 _PROTOCOLS: frozenset[str] = frozenset({"tcp", "udp", "sctp"})
 
@@ -34,6 +34,7 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         network_mode=str(host_config.get("NetworkMode") or "default"),
         ports=_ports(config.get("ExposedPorts") or {}, settings.get("Ports") or {}),
         networks=_networks(settings),
+        health=_health(config, state),
     )
 
 
@@ -75,6 +76,20 @@ def network_peer_id(container: Container) -> ContainerID | None:
     """The container whose network `container` shares (`--network container:<id>`), if any."""
     mode, _, peer = container.network_mode.partition(":")
     return ContainerID(peer) if mode == "container" and peer else None
+
+
+def _health(config: Mapping[str, Any], state: Mapping[str, Any]) -> Health | None:
+    """The HEALTHCHECK state, or None when there is none (or the image's is disabled: `NONE`).
+
+    `State.Health` is absent until the first probe of a container Docker has never started.
+    """
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    raw = state.get("Health") or {}
+    probes = raw.get("Log") or []
+    output = str((probes[-1] or {}).get("Output") or "").strip() if probes else ""
+    return Health(status=str(raw.get("Status") or "starting"), output=output)
 
 
 def _networks(settings: Mapping[str, Any]) -> dict[str, str]:

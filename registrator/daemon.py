@@ -6,7 +6,8 @@ asks for a full reconcile with fresh inspects, because events may have been miss
 The worker (the caller of `run`) drains all pending work into one reconcile, so a burst of
 events costs one pass. Two timers add work: the periodic resync (Docker and Consul) and the
 agent check (Consul only, against what is already known: it repairs an agent that restarted
-empty or was edited by hand within seconds, and writes nothing when all is well).
+empty or was edited by hand within seconds, and writes nothing when all is well). A third
+re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
 Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
 """
 
@@ -45,10 +46,12 @@ class EventSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Full:
-    """A full reconcile; `docker=False` compares with Consul only, `reinspect` re-reads all."""
+    """A full reconcile; `docker=False` compares with Consul only, `reinspect` re-reads all,
+    `refresh` re-asserts the driven TTL checks."""
 
     docker: bool = True
     reinspect: bool = False
+    refresh: bool = False
 
 
 @dataclass
@@ -67,6 +70,7 @@ class _Work:
             self.full = _Full(
                 docker=self.full.docker or item.docker,
                 reinspect=self.full.reinspect or item.reinspect,
+                refresh=self.full.refresh or item.refresh,
             )
 
     def __bool__(self) -> bool:
@@ -100,6 +104,7 @@ class Daemon:
         *,
         resync_interval: float = 0,
         agent_check_interval: float = 0,
+        refresh_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -108,6 +113,7 @@ class Daemon:
         self._timers = [
             (_Timer(resync_interval), _Full()),
             (_Timer(agent_check_interval), _Full(docker=False)),
+            (_Timer(refresh_interval), _Full(docker=False, refresh=True)),
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
@@ -162,11 +168,20 @@ class Daemon:
         return _Work()
 
     def _reconcile(self, work: _Work) -> Outcome:
-        if work.full is not None:
-            return self._reconciler.reconcile(
-                None, reinspect=work.full.reinspect, docker=work.full.docker
-            )
-        return self._reconciler.reconcile(work.containers)
+        """The containers events named first, then the full pass if one is owed.
+
+        A full pass re-reads only containers whose name or state changed (or none, for the
+        agent check), so a `health_status` or network event batched with a timer would be lost.
+        """
+        full = work.full
+        if work.containers:
+            outcome = self._reconciler.reconcile(work.containers)
+            if full is None or not outcome.ok:
+                return outcome
+        assert full is not None
+        return self._reconciler.reconcile(
+            None, reinspect=full.reinspect, docker=full.docker, refresh=full.refresh
+        )
 
     def _failed(self, work: _Work) -> _Work:
         self._failures += 1
@@ -184,6 +199,7 @@ class Daemon:
             registered=outcome.registered,
             updated=outcome.updated,
             deregistered=outcome.deregistered,
+            checks_updated=outcome.checks_updated,
             unchanged=outcome.plan.unchanged,
             seconds=round(seconds, 4),
         )

@@ -8,11 +8,13 @@ the caller) and that port or key is left out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from registrator.addresses import NetworkView, endpoint, network_view
+from registrator.checks import CheckPolicy, service_checks
 from registrator.declarations import Declarations, Declared, declarations, is_true
 from registrator.model import (
     OWNER_META_KEY,
@@ -49,6 +51,7 @@ class Policy:
     use_ip_from_label: str = ""  # -useIpFromLabel: the label that holds the address
     network: str = ""  # --network: the network whose container address is registered
     require_label: str = ""  # --require-label: LABEL or LABEL=VALUE a container must carry
+    checks: CheckPolicy = field(default_factory=CheckPolicy)
 
 
 class Findings:
@@ -146,7 +149,7 @@ def _service(
     name = _name(container, port, decl=decl, several=several, found=found)
     if where is None or name is None:
         return None
-    return Service(
+    service = Service(
         id=_service_id(container, port, decl=decl, policy=policy, several=several, found=found),
         name=name,
         address=where.address,
@@ -155,6 +158,25 @@ def _service(
         meta=_meta(port, decl, policy, found),
         container=container.id,
     )
+    return _with_checks(service, container, port, decl=decl, policy=policy, found=found)
+
+
+def _with_checks(
+    service: Service,
+    container: Container,
+    port: Port,
+    *,
+    decl: Declarations,
+    policy: Policy,
+    found: Findings,
+) -> Service:
+    """The service with its health checks (`checks.py`); their problems join the others."""
+    checks, problems = service_checks(
+        service, container=container, port=port, decl=decl, policy=policy.checks
+    )
+    for problem in problems:
+        found.problem(problem.key, problem.value, problem.reason)
+    return dataclasses.replace(service, checks=checks)
 
 
 def _per_port(decl: Declarations, key: str, port: Port) -> Declared | None:

@@ -42,6 +42,15 @@ class Port:
 
 
 @dataclass(frozen=True, slots=True)
+class Health:
+    """Docker's view of a container's HEALTHCHECK: `starting`, `healthy` or `unhealthy`."""
+
+    status: str
+    #: what the last probe printed (Docker keeps the last few)
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     """What registrator needs to know of a container, translated from `docker inspect`."""
 
@@ -61,6 +70,8 @@ class Container:
     networks: Mapping[str, str] = field(default_factory=dict)
     #: with `network_mode` "container:<id>", that container: its network is this one's
     network_peer: Container | None = None
+    #: Docker's HEALTHCHECK state; None when the container has no healthcheck
+    health: Health | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +83,33 @@ class ContainerSummary:
     status: str
 
 
+#: A value in a check definition: a string, a flag, an argv (`Args`) or a header map
+#: (`Header`: name -> values), kept as tuples so checks stay hashable.
+CheckValue = str | bool | tuple[str, ...] | tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A Consul check attached to a service; `definition` holds Consul's own field names."""
+    """A Consul check attached to a service.
+
+    `definition` holds Consul's own field names (`HTTP`, `Interval`, ...). `kind` is what Consul
+    reports as the check's `Type`. `status` is set only on the TTL checks whose status
+    registrator itself drives (Docker's health, `--ttl`, an invalid declaration); Consul runs
+    the others. Consul 1.8 reports a check back without its definition, so `notes` carries a
+    digest of it: comparing `reported()` forms is how a check edited by hand is noticed.
+    """
 
     id: str
     name: str
-    definition: tuple[tuple[str, str], ...] = ()
+    kind: str
+    definition: tuple[tuple[str, CheckValue], ...] = ()
+    notes: str = ""
+    status: str | None = None
+    output: str = ""
+
+    def reported(self) -> Check:
+        """This check as the agent lists it back, without what the agent does not return."""
+        return Check(self.id, self.name, self.kind, notes=self.notes)
 
 
 @dataclass(frozen=True, slots=True)

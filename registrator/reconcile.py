@@ -20,6 +20,7 @@ from registrator.containers import network_peer_id
 from registrator.derive import Policy, derive
 from registrator.errors import ConsulError, ConsulPermissionDenied, DockerError
 from registrator.model import (
+    Check,
     Container,
     ContainerID,
     ContainerSummary,
@@ -27,7 +28,7 @@ from registrator.model import (
     Service,
     ServiceID,
 )
-from registrator.plan import Plan, plan
+from registrator.plan import Plan, StatusUpdate, plan, reported
 from registrator.retry import RetryPolicy
 
 _T = TypeVar("_T")
@@ -45,6 +46,7 @@ class ConsulRegistry(Protocol):
     def register(self, service: Service) -> None: ...
     def deregister(self, service: ServiceID) -> None: ...
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None: ...
+    def update_ttl(self, check: Check) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Outcome:
     registered: int = 0
     updated: int = 0
     deregistered: int = 0
+    checks_updated: int = 0
     errors: tuple[str, ...] = ()
 
     @property
@@ -104,15 +107,17 @@ class Reconciler:
         *,
         reinspect: bool = False,
         docker: bool = True,
+        refresh: bool = False,
     ) -> Outcome:
         """Reconcile the `dirty` containers, or everything when `dirty` is None.
 
         A full reconcile lists Docker's containers and inspects only those it has not seen in
         their current name and state, unless `reinspect` (events may have been missed). With
         `docker=False` it trusts what it already knows and only compares with Consul: the
-        cheap check that repairs an agent that lost or changed its services.
+        cheap check that repairs an agent that lost or changed its services. `refresh`
+        re-asserts every TTL check registrator drives, which restarts their TTLs.
         """
-        todo, actual = self._plan(dirty, reinspect=reinspect, docker=docker)
+        todo, actual = self._plan(dirty, reinspect=reinspect, docker=docker, refresh=refresh)
         return self._apply(todo, actual)
 
     def preview(self) -> Plan:
@@ -125,7 +130,12 @@ class Reconciler:
         return self._apply(plan({}, actual), actual)
 
     def _plan(
-        self, dirty: Collection[ContainerID] | None, *, reinspect: bool, docker: bool
+        self,
+        dirty: Collection[ContainerID] | None,
+        *,
+        reinspect: bool,
+        docker: bool,
+        refresh: bool = False,
     ) -> tuple[Plan, dict[ServiceID, Service]]:
         if not self._address_known or (dirty is None and docker):
             self._refresh_address()
@@ -139,7 +149,7 @@ class Reconciler:
             self._refresh_all(reinspect=reinspect)
         actual = self._call("consul.services", self._owned)
         self._adopt_kept(actual)
-        return plan(self.desired(), actual, scope=scope), actual
+        return plan(self.desired(), actual, scope=scope, refresh=refresh), actual
 
     def _owned(self) -> dict[ServiceID, Service]:
         return self._consul.services(owner=self._policy.hostname)
@@ -246,6 +256,7 @@ class Reconciler:
     def _apply(self, todo: Plan, actual: Mapping[ServiceID, Service]) -> Outcome:
         counts = {"service.registered": 0, "service.updated": 0, "service.deregistered": 0}
         errors: list[str] = []
+        failed: set[ServiceID] = set()
         for service in todo.register:
             event = "service.updated" if service.id in actual else "service.registered"
             known = self._known.get(ContainerID(service.container))
@@ -253,6 +264,13 @@ class Reconciler:
                 self._origin[service.id] = known.container.name
             if self._write(event, service.id, errors, partial(self._put, service, actual)):
                 counts[event] += 1
+            else:
+                failed.add(service.id)
+        checks_updated = sum(
+            self._set_status(update, errors)
+            for update in todo.statuses
+            if update.service not in failed
+        )
         for service_id in todo.deregister:
             write = partial(self._consul.deregister, service_id)
             if self._write("service.deregistered", service_id, errors, write):
@@ -263,15 +281,15 @@ class Reconciler:
             registered=counts["service.registered"],
             updated=counts["service.updated"],
             deregistered=counts["service.deregistered"],
+            checks_updated=checks_updated,
             errors=tuple(errors),
         )
 
     def _put(self, service: Service, actual: Mapping[ServiceID, Service]) -> None:
         before = actual.get(service.id)
-        if (
-            before is None
-            or dataclasses.replace(before, maintenance=service.maintenance) != service
-        ):
+        if before is None or reported(
+            dataclasses.replace(before, maintenance=service.maintenance)
+        ) != reported(service):
             self._consul.register(service)
         if service.maintenance or (before is not None and before.maintenance):
             reason = "container paused" if service.maintenance else ""
@@ -280,8 +298,28 @@ class Reconciler:
     def _write(
         self, event: str, service_id: ServiceID, errors: list[str], write: _Fn[None]
     ) -> bool:
+        if not self._attempt(event, service_id, errors, write):
+            return False
+        logger.info(event, service=service_id, container=self._origin.get(service_id, ""))
+        return True
+
+    def _set_status(self, update: StatusUpdate, errors: list[str]) -> bool:
+        """Write a driven check's status; a change is logged, a mere TTL refresh only traced."""
+        check = update.check
+        write = partial(self._consul.update_ttl, check)
+        if not self._attempt("check.update", update.service, errors, write):
+            return False
+        if update.changed:
+            logger.info("check.status", check=check.id, status=check.status, output=check.output)
+        else:
+            logger.debug("check.refreshed", check=check.id, status=check.status)
+        return True
+
+    def _attempt(
+        self, what: str, service_id: ServiceID, errors: list[str], write: _Fn[None]
+    ) -> bool:
         try:
-            self._call(event, write)
+            self._call(what, write)
         except ConsulPermissionDenied as e:
             self.report_denied(e)
             errors.append(f"{service_id}: permission denied")
@@ -290,7 +328,6 @@ class Reconciler:
             logger.error("consul.write_failed", service=service_id, error=str(e))
             errors.append(f"{service_id}: {e}")
             return False
-        logger.info(event, service=service_id, container=self._origin.get(service_id, ""))
         return True
 
     def report_denied(self, error: ConsulPermissionDenied) -> None:

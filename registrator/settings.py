@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registrator.consul_agent import ConsulTarget
@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     network: str = ""
     require_label: str = ""
     # checks
-    ttl: int = Field(default=0, ge=0)
-    ttl_refresh: int = Field(default=0, ge=0)
+    ttl: int = Field(default=0, ge=0, description="seconds; a TTL check on every service")
+    ttl_refresh: int = Field(default=0, ge=0, description="seconds between TTL refreshes")
     enable_script_checks: bool = False
     docker_health: bool = True
     # lifecycle
@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     def _label_named(cls, value: str) -> str:
         if value.startswith("="):
             raise ValueError(f"{value!r} names no label (LABEL or LABEL=VALUE)")
+        return value
+
+    @field_validator("ttl_refresh")
+    @classmethod
+    def _refresh_within_ttl(cls, value: int, info: ValidationInfo) -> int:
+        """A refresh no sooner than the TTL lets every check expire between refreshes."""
+        ttl = info.data.get("ttl", 0)
+        if value and not ttl:
+            raise ValueError("needs --ttl")
+        if value and value >= ttl:
+            raise ValueError(f"must be shorter than --ttl ({ttl})")
         return value
 
     @property

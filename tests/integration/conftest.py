@@ -92,6 +92,7 @@ class Containers:
         expose: list[int | str] | None = None,
         name: str | None = None,
         image: str = TEST_IMAGE,
+        healthcheck: dict[str, Any] | None = None,
         **host_config: Any,
     ) -> str:
         """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not."""
@@ -107,10 +108,15 @@ class Containers:
             name=name,
             host_config=host,
             stop_timeout=1,
+            healthcheck=healthcheck,
         )
         self.ids.append(created["Id"])
         self.api.start(created["Id"])
         return str(created["Id"])
+
+    def exec(self, container: str, *command: str) -> None:
+        """Run `command` in the container and wait for it (a `docker exec`)."""
+        self.api.exec_start(self.api.exec_create(container, list(command)))
 
     def inspect(self, container: str) -> dict[str, Any]:
         data: dict[str, Any] = self.api.inspect_container(container)

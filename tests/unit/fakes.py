@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from registrator.errors import ConsulUnavailable
-from registrator.model import Container, ContainerID, ContainerSummary, Service, ServiceID
+from registrator.errors import ConsulError, ConsulUnavailable
+from registrator.model import (
+    Check,
+    Container,
+    ContainerID,
+    ContainerSummary,
+    Service,
+    ServiceID,
+)
 
 
 @dataclass
@@ -49,11 +56,28 @@ class FakeConsul:
     def register(self, service: Service) -> None:
         self._check()
         self.writes += 1
-        # Consul keeps maintenance mode across a re-registration; the container is not stored
+        # Consul keeps maintenance mode across a re-registration, and a TTL check's status;
+        # it reports checks back without their definition; the container is not stored
         before = self.registered.get(service.id)
         self.registered[service.id] = replace(
-            service, container="", maintenance=before.maintenance if before else False
+            service,
+            container="",
+            maintenance=before.maintenance if before else False,
+            checks=_as_agent_keeps(service.checks, before.checks if before else ()),
         )
+
+    def update_ttl(self, check: Check) -> None:
+        self._check()
+        self.writes += 1
+        for sid, service in self.registered.items():
+            if any(c.id == check.id for c in service.checks):
+                checks = tuple(
+                    replace(c, status=check.status, output=check.output) if c.id == check.id else c
+                    for c in service.checks
+                )
+                self.registered[sid] = replace(service, checks=checks)
+                return
+        raise ConsulError(f"CheckID {check.id!r} does not have associated TTL")
 
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         self._check()
@@ -64,3 +88,15 @@ class FakeConsul:
         self._check()
         self.writes += 1
         self.registered.pop(service, None)
+
+
+def _as_agent_keeps(checks: tuple[Check, ...], before: tuple[Check, ...]) -> tuple[Check, ...]:
+    kept = {c.id: c for c in before}
+    return tuple(
+        replace(
+            c.reported(),
+            status=kept[c.id].status if c.id in kept else (c.status or "critical"),
+            output=kept[c.id].output if c.id in kept else "",
+        )
+        for c in checks
+    )

@@ -85,6 +85,8 @@ def test_gliderlabs_boolean_and_valued_flags() -> None:
         (["--log-format", "xml"], "--log-format"),
         (["--resync", "30"], "-resync N"),
         (["-useIpFromLabel"], "-useIpFromLabel"),
+        (["-ttl-refresh", "10"], "--ttl-refresh"),
+        (["-ttl", "10", "-ttl-refresh", "10"], "--ttl-refresh"),
     ],
 )
 def test_a_wrong_option_exits_2_with_one_line_naming_it(

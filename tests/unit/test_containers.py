@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from registrator.containers import container_from_inspect, parse_env
-from registrator.model import Binding, Port
+from registrator.model import Binding, Health, Port
 from tests.support import load_fixture
 
 
@@ -64,3 +64,21 @@ def test_non_numeric_host_ports_are_dropped() -> None:
 
 def test_env_parsing_takes_the_last_value_and_keeps_equals_signs() -> None:
     assert parse_env(["A=1", "B", "A=2=3", "=x"]) == {"A": "2=3", "B": ""}
+
+
+def test_healthcheck_state_is_read_with_the_last_probe_output() -> None:
+    c = container_from_inspect(load_fixture("inspect-healthcheck.json"))
+
+    assert c.health == Health(status="unhealthy", output="probing")
+
+
+def test_a_container_without_healthcheck_has_no_health() -> None:
+    assert container_from_inspect(load_fixture("inspect-web-published.json")).health is None
+
+
+def test_a_healthcheck_not_yet_run_is_starting_and_a_disabled_one_is_none() -> None:
+    data = load_fixture("inspect-healthcheck.json")
+    del data["State"]["Health"]
+    assert container_from_inspect(data).health == Health(status="starting")
+    data["Config"]["Healthcheck"] = {"Test": ["NONE"]}
+    assert container_from_inspect(data).health is None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from registrator.daemon import Daemon, _Full, _Work
 from registrator.derive import Policy
-from registrator.model import Binding, Container, ContainerID, Port, ServiceID
+from registrator.model import Binding, Container, ContainerID, Health, Port, ServiceID
 from registrator.reconcile import Reconciler
 from registrator.retry import RetryPolicy
 from tests.unit.fakes import FakeConsul, FakeDocker
@@ -89,3 +91,16 @@ def test_agent_check_with_nothing_changed_writes_nothing() -> None:
 
     assert consul.writes == writes
     assert consul.registered[ServiceID("h:web:80")].maintenance
+
+
+@pytest.mark.parametrize("full", [_Full(), _Full(docker=False), _Full(docker=False, refresh=True)])
+def test_an_event_batched_with_a_timer_is_not_lost(full: _Full) -> None:
+    daemon, docker, consul = make()
+    docker.add(dataclasses.replace(web(), health=Health("starting")))
+    daemon.step(_Work(full=_Full()))
+    docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
+
+    daemon.step(_Work(full=full, containers={ContainerID("c")}))
+
+    (check,) = consul.registered[ServiceID("h:web:80")].checks
+    assert (check.status, check.output) == ("passing", "ok")

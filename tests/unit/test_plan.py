@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from registrator.model import Service, ServiceID
-from registrator.plan import plan
+import dataclasses
+
+from registrator.model import Check, Service, ServiceID
+from registrator.plan import StatusUpdate, plan
 
 
 def svc(sid: str, port: int = 80, name: str = "web") -> Service:
@@ -47,3 +49,72 @@ def test_the_container_a_service_comes_from_is_not_compared() -> None:
     actual = Service(id=ServiceID("a"), name="w", address="x", port=1)
 
     assert plan(by_id(desired), by_id(actual)).empty
+
+
+HTTP = Check("service:a:http", "web HTTP", "http", (("HTTP", "http://x:1/"),), notes="n1")
+MIRROR = Check("service:a:docker-health", "web Docker HEALTHCHECK", "ttl", notes="n2")
+
+
+def with_checks(*checks: Check) -> Service:
+    return dataclasses.replace(svc("a"), checks=checks)
+
+
+def as_agent_reports(check: Check, status: str = "critical", output: str = "") -> Check:
+    return dataclasses.replace(check.reported(), status=status, output=output)
+
+
+def test_checks_are_compared_as_the_agent_reports_them() -> None:
+    desired = with_checks(HTTP)
+    actual = with_checks(as_agent_reports(HTTP, "passing", "HTTP 200"))
+
+    assert plan(by_id(desired), by_id(actual)).empty
+
+
+def test_a_check_removed_or_edited_in_consul_re_registers_the_service() -> None:
+    desired = with_checks(HTTP)
+    edited = dataclasses.replace(as_agent_reports(HTTP), notes="changed by hand")
+
+    assert [s.id for s in plan(by_id(desired), by_id(with_checks())).register] == ["a"]
+    assert [s.id for s in plan(by_id(desired), by_id(with_checks(edited))).register] == ["a"]
+
+
+def test_an_undeclared_check_on_an_owned_service_is_drift_too() -> None:
+    desired = with_checks(HTTP)
+    actual = with_checks(as_agent_reports(HTTP), as_agent_reports(MIRROR))
+
+    assert [s.id for s in plan(by_id(desired), by_id(actual)).register] == ["a"]
+
+
+def test_a_driven_check_status_is_updated_without_re_registering() -> None:
+    desired = with_checks(dataclasses.replace(MIRROR, status="passing", output="ok"))
+    actual = with_checks(as_agent_reports(MIRROR, "critical", "starting"))
+
+    p = plan(by_id(desired), by_id(actual))
+
+    assert p.register == ()
+    assert p.statuses == (StatusUpdate(ServiceID("a"), desired.checks[0], changed=True),)
+    assert not p.empty
+
+
+def test_a_driven_check_already_right_is_left_alone_unless_refreshing() -> None:
+    desired = with_checks(dataclasses.replace(MIRROR, status="passing", output="ok"))
+    actual = with_checks(as_agent_reports(MIRROR, "passing", "ok"))
+
+    assert plan(by_id(desired), by_id(actual)).empty
+    refreshed = plan(by_id(desired), by_id(actual), refresh=True)
+    assert [(u.check.id, u.changed) for u in refreshed.statuses] == [(MIRROR.id, False)]
+
+
+def test_a_new_service_gets_its_driven_statuses_written_after_registering() -> None:
+    desired = with_checks(dataclasses.replace(MIRROR, status="critical", output="starting"))
+
+    p = plan(by_id(desired), {})
+
+    assert [s.id for s in p.register] == ["a"]
+    assert [u.check.id for u in p.statuses] == [MIRROR.id]
+
+
+def test_statuses_of_services_out_of_scope_are_not_touched() -> None:
+    desired = with_checks(dataclasses.replace(MIRROR, status="passing"))
+
+    assert plan(by_id(desired), {}, scope={ServiceID("b")}).statuses == ()

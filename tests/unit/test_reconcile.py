@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from registrator.checks import CheckPolicy
 from registrator.derive import Policy
 from registrator.errors import ConsulUnavailable
 from registrator.model import (
@@ -13,6 +14,7 @@ from registrator.model import (
     Binding,
     Container,
     ContainerID,
+    Health,
     Port,
     Service,
     ServiceID,
@@ -238,3 +240,90 @@ def test_a_container_sharing_another_ones_network_is_registered_at_the_peers_por
 
     service = consul.registered[ServiceID("h:app:80")]
     assert (service.name, service.address, service.port) == ("app", "10.9.9.9", 40000)
+
+
+MIRROR = "service:h:web:80:docker-health"
+
+
+def checked_web(health: str) -> Container:
+    return dataclasses.replace(
+        web(), env={"SERVICE_CHECK_TCP": "true"}, health=Health(health, f"probe: {health}")
+    )
+
+
+def check(consul: FakeConsul, check_id: str) -> tuple[str | None, str]:
+    found = {c.id: c for c in consul.registered[ServiceID("h:web:80")].checks}[check_id]
+    return found.status, found.output
+
+
+def test_services_register_with_their_checks(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(checked_web("starting"))
+
+    reconciler.reconcile()
+
+    checks = consul.registered[ServiceID("h:web:80")].checks
+    assert [c.id for c in checks] == [MIRROR, "service:h:web:80:tcp"]
+    assert check(consul, MIRROR) == ("critical", "probe: starting")
+
+
+def test_a_health_event_writes_only_the_check_status(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(checked_web("starting"))
+    reconciler.reconcile()
+    writes = consul.writes
+    docker.add(checked_web("healthy"))
+
+    outcome = reconciler.reconcile([ContainerID("c1")])
+
+    assert (outcome.registered, outcome.updated, outcome.checks_updated) == (0, 0, 1)
+    assert consul.writes == writes + 1
+    assert check(consul, MIRROR) == ("passing", "probe: healthy")
+
+
+def test_a_full_reconcile_puts_back_a_status_changed_by_hand(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(checked_web("unhealthy"))
+    reconciler.reconcile()
+    consul.update_ttl(
+        dataclasses.replace(consul.registered[ServiceID("h:web:80")].checks[0], status="passing")
+    )
+
+    reconciler.reconcile()
+
+    assert check(consul, MIRROR) == ("critical", "probe: unhealthy")
+
+
+def test_a_check_removed_by_hand_is_put_back_by_a_full_reconcile(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(checked_web("healthy"))
+    reconciler.reconcile()
+    sid = ServiceID("h:web:80")
+    consul.registered[sid] = dataclasses.replace(consul.registered[sid], checks=())
+
+    outcome = reconciler.reconcile()
+
+    assert outcome.updated == 1
+    assert [c.id for c in consul.registered[sid].checks] == [MIRROR, "service:h:web:80:tcp"]
+    assert check(consul, MIRROR) == ("passing", "probe: healthy")
+
+
+def test_a_refresh_rewrites_every_driven_check_and_nothing_else(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    policy = Policy(hostname="h", checks=CheckPolicy(ttl=30, ttl_refresh=10))
+    reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    docker.add(checked_web("healthy"))
+    reconciler.reconcile()
+    writes = consul.writes
+
+    assert reconciler.reconcile().plan.empty
+    outcome = reconciler.reconcile(refresh=True)
+
+    assert (outcome.registered, outcome.updated, outcome.checks_updated) == (0, 0, 2)
+    assert consul.writes == writes + 2
+    assert check(consul, "service:h:web:80:registrator")[0] == "passing"

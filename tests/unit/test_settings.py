@@ -98,3 +98,16 @@ def test_ip_option_takes_an_address_or_a_host_name(ip: str) -> None:
 def test_ip_option_rejects_anything_else(ip: str) -> None:
     with pytest.raises(ValueError, match="neither an IP address nor a host name"):
         Settings(ip=ip)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "refresh", "message"),
+    [(0, 10, "needs --ttl"), (10, 10, "shorter than --ttl"), (10, 30, "shorter than --ttl")],
+)
+def test_ttl_refresh_must_fit_within_the_ttl(ttl: int, refresh: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(ttl=ttl, ttl_refresh=refresh)
+
+
+def test_ttl_with_a_shorter_refresh_is_accepted() -> None:
+    assert (Settings(ttl=30, ttl_refresh=10).ttl_refresh, Settings(ttl=30).ttl_refresh) == (10, 0)

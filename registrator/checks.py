@@ -1,0 +1,220 @@
+"""The health checks a service should have. Pure: no Docker, no Consul, no logging here.
+
+Three sources, each check with a stable, readable ID under `service:<service-id>`:
+- the container's `SERVICE_CHECK_*` declarations (and the per-port `SERVICE_<port>_CHECK_*`):
+  every kind declared becomes its own check (gliderlabs builds one, the first it finds);
+- Docker's own HEALTHCHECK, mirrored as a TTL check whose status registrator sets;
+- `--ttl`: a TTL check on every service that registrator keeps passing while it runs.
+
+A declaration that cannot be honoured never yields a half-configured check, and never leaves a
+service looking healthier than declared: the check it meant is replaced by a TTL check held
+critical whose output names the key and the value, and a `Problem` is reported. A script check
+without `--enable-script-checks` is different: that refusal is the host operator's policy, not
+a broken container, so the service registers without it.
+
+Consul 1.8 lists checks back without their definition, so each check's Notes ends with a
+digest of its definition: a check edited by hand no longer matches the desired one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from registrator.check_kinds import (
+    KINDS,
+    MODIFIERS,
+    Context,
+    Definition,
+    Invalid,
+    Kind,
+    NotHere,
+    Refused,
+    common,
+    flag,
+    initial_status,
+)
+from registrator.declarations import Declarations
+from registrator.model import Check, Container, Port, Problem, Service
+
+#: TTL (seconds) of the checks registrator drives when `--ttl` is not given: long enough to
+#: ride out a restart or an upgrade of registrator, short enough that a host where it stopped
+#: shows up in Consul instead of reporting stale health forever.
+DEFAULT_DRIVEN_TTL = 600
+_HEALTH_STATUS = {"healthy": "passing", "unhealthy": "critical"}
+_MIRROR = (":docker-health", "Docker HEALTHCHECK")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPolicy:
+    """The options that shape checks: `--enable-script-checks`, `--docker-health`, `--ttl`."""
+
+    enable_script_checks: bool = False
+    docker_health: bool = True
+    ttl: int = 0
+    ttl_refresh: int = 0
+
+    @property
+    def driven_ttl(self) -> int:
+        """TTL, in seconds, of every check whose status registrator sets."""
+        return self.ttl or DEFAULT_DRIVEN_TTL
+
+    @property
+    def refresh_interval(self) -> float:
+        """Seconds between re-assertions of those checks, well within their TTL."""
+        return float(self.ttl_refresh) or self.driven_ttl / 3
+
+
+def service_checks(
+    service: Service,
+    *,
+    container: Container,
+    port: Port,
+    decl: Declarations,
+    policy: CheckPolicy,
+) -> tuple[tuple[Check, ...], tuple[Problem, ...]]:
+    """The checks `service` (from container port `port`) should have, and what was wrong.
+
+    Check addresses are the service's address and port. An HTTP, TCP or gRPC declaration that
+    also reaches a TCP port of the container (`SERVICE_CHECK_TCP` on 53/tcp and 53/udp) is left
+    off the UDP one; only one that reaches no TCP port is a mistake.
+    """
+    ctx = Context(service, container, port, decl, policy)
+    checks: list[Check] = []
+    problems: list[Problem] = []
+    for kind in KINDS:
+        declared = ctx.get(kind.key)
+        if declared is not None:
+            _build(ctx, (kind.suffix, kind.label), checks, problems, partial(_declared, ctx, kind))
+    _build(ctx, _MIRROR, checks, problems, partial(_mirror, ctx))
+    if policy.ttl:
+        checks.append(_registrator_ttl(ctx))
+    problems.extend(_unknown_keys(ctx))
+    unique = tuple(dict.fromkeys(problems))
+    return tuple(sorted(checks, key=lambda c: c.id)), unique
+
+
+def _build(
+    ctx: Context,
+    slot: tuple[str, str],
+    checks: list[Check],
+    problems: list[Problem],
+    build: Callable[[], Check | None],
+) -> None:
+    """Append what `build` makes; an invalid declaration appends a critical stand-in instead."""
+    try:
+        check = build()
+    except NotHere:
+        return
+    except Refused as e:
+        problems.append(_problem(ctx, e, "registered without this check"))
+        return
+    except Invalid as e:
+        problems.append(_problem(ctx, e, "its check is held critical until fixed"))
+        check = _stand_in(ctx, slot, e)
+    if check is not None:
+        checks.append(check)
+
+
+def _problem(ctx: Context, error: Invalid, consequence: str) -> Problem:
+    declared = error.declared
+    return Problem(ctx.container.name, declared.source, declared.value, f"{error}; {consequence}")
+
+
+def _declared(ctx: Context, kind: Kind) -> Check | None:
+    declared = ctx.get(kind.key)
+    assert declared is not None
+    definition = kind.build(ctx, declared)
+    if definition is None:
+        return None
+    definition.update(common(ctx))
+    about = f"declared by {declared.source}"
+    return _check(ctx, kind.suffix, kind.label, kind.consul_type, definition, about=about)
+
+
+def _check(
+    ctx: Context,
+    suffix: str,
+    label: str,
+    consul_type: str,
+    definition: Definition,
+    *,
+    about: str,
+    status: str | None = None,
+    output: str = "",
+) -> Check:
+    name = f"{ctx.service.name} {label}"
+    pairs = tuple(sorted(definition.items()))
+    digest = hashlib.sha256(json.dumps([consul_type, name, pairs]).encode()).hexdigest()[:12]
+    return Check(
+        id=f"service:{ctx.service.id}{suffix}",
+        name=name,
+        kind=consul_type,
+        definition=pairs,
+        notes=f"{about}; registrator definition {digest}",
+        status=status,
+        output=output,
+    )
+
+
+def _driven(ctx: Context, slot: tuple[str, str], *, status: str, output: str, about: str) -> Check:
+    """A TTL check whose status registrator sets and re-asserts within its TTL."""
+    definition: Definition = {"TTL": f"{ctx.policy.driven_ttl}s"}
+    suffix, label = slot
+    return _check(ctx, suffix, label, "ttl", definition, about=about, status=status, output=output)
+
+
+def _stand_in(ctx: Context, slot: tuple[str, str], error: Invalid) -> Check:
+    declared = error.declared
+    output = f"{declared.source}={declared.value}: {error}; check not configured"
+    suffix, label = slot
+    return _driven(
+        ctx,
+        (suffix, f"{label} (invalid declaration)"),
+        status="critical",
+        output=output,
+        about=f"stands in for the check {declared.source} could not configure",
+    )
+
+
+def _mirror(ctx: Context) -> Check | None:
+    """Docker's HEALTHCHECK as a check: `starting` is the declared initial status or critical."""
+    health = ctx.container.health
+    if health is None or not ctx.policy.docker_health:
+        return None
+    toggle = ctx.get("DOCKER_HEALTH")
+    if toggle is not None and not flag(toggle):
+        return None
+    status = _HEALTH_STATUS.get(health.status) or initial_status(ctx) or "critical"
+    return _driven(
+        ctx,
+        _MIRROR,
+        status=status,
+        output=health.output or f"Docker health: {health.status}",
+        about="mirrors the container's Docker HEALTHCHECK",
+    )
+
+
+def _registrator_ttl(ctx: Context) -> Check:
+    return _check(
+        ctx,
+        ":registrator",
+        "registrator TTL",
+        "ttl",
+        {"TTL": f"{ctx.policy.ttl}s"},
+        about="kept passing by registrator while the container runs (--ttl)",
+        status="passing",
+        output="registrator sees the container running",
+    )
+
+
+def _unknown_keys(ctx: Context) -> list[Problem]:
+    known = {kind.key for kind in KINDS} | MODIFIERS
+    return [
+        Problem(ctx.container.name, d.source, d.value, "unknown check key; ignored")
+        for key, d in sorted(ctx.keys.items())
+        if key.startswith("CHECK_") and key[len("CHECK_") :] not in known
+    ]
