@@ -30,9 +30,13 @@ from registrator.errors import (
     ConsulUnavailable,
 )
 from registrator.logs import configure
+from registrator.metrics import Metrics
+from registrator.observer import Observer, Observers
+from registrator.progress import ProgressLog
 from registrator.reconcile import Outcome, Reconciler
 from registrator.retry import RetryPolicy, Stopped, first_contact
 from registrator.settings import Settings, consul_target
+from registrator.status import serve_status
 
 EXIT_USAGE = 2
 
@@ -247,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(level=settings.log_level, fmt=settings.log_format)
     try:
         return run(settings, consul, once=once, dry_run=dry_run)
-    except BackendError as e:
+    except (BackendError, ConfigError) as e:
         logger.error("registrator.failed", error=str(e))
         print(f"registrator: error: {e}", file=sys.stderr)
         return 1
@@ -268,6 +272,7 @@ def run(
     retry = RetryPolicy()
     stop = threading.Event()
     _on_signals(stop.set)
+    observer = _observer(settings, consul, once=once)
     try:
         docker = retry.forever("docker.connect", DockerEngine.connect, stop=stop)
     except Stopped:
@@ -280,6 +285,7 @@ def run(
         retry=retry,
         keep_failed=settings.deregister == "on-success",
         stop=stop,
+        observer=observer,
     )
     logger.info("registrator.started", version=__version__, hostname=identity)
     if once:
@@ -305,6 +311,7 @@ def run(
         agent_check_interval=settings.agent_check_interval,
         retry=retry,
         stop=stop,
+        observer=observer,
     )
     _on_signals(daemon.request_stop)
     daemon.run()
@@ -325,6 +332,17 @@ def _policy(settings: Settings, identity: str) -> Policy:
         network=settings.network,
         require_label=settings.require_label,
     )
+
+
+def _observer(settings: Settings, consul: ConsulAgent, *, once: bool) -> Observer:
+    """Progress lines always; metrics and the status endpoints when --metrics-addr is set."""
+    progress = ProgressLog()
+    if once or not settings.metrics_addr:
+        return progress
+    metrics = Metrics()
+    server = serve_status(settings.metrics_addr, metrics=metrics, consul=consul)
+    logger.info("status.listening", address=settings.metrics_addr, port=server.port)
+    return Observers(metrics, progress)
 
 
 def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:
