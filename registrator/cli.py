@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="registrator",
         description="Keep the local Consul agent's services equal to what runs in Docker.",
+        epilog="sub-commands: 'registrator explain [OPTIONS] [REGISTRY_URI] CONTAINER' shows "
+        "what registrator derives from a container and why ports or keys were skipped; "
+        "'registrator healthcheck [--ready]' asks the daemon's /healthz (or /readyz).",
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )
@@ -237,7 +240,12 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["explain"], ["healthcheck"]):
+        from registrator import commands  # noqa: PLC0415 - it builds on this module
+
+        return commands.main(argv)
+    args = parse_args(argv)
     once = bool(args.pop("once"))
     dry_run = bool(args.pop("dry_run"))
     try:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, free_ports, wait_until
+from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 
@@ -24,6 +27,19 @@ def get(port: int, path: str) -> tuple[int, str]:
             return e.code, e.read().decode()
     except (urllib.error.URLError, ConnectionError):
         return 0, ""
+
+
+def healthcheck(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """`registrator healthcheck`, told the address the way the image tells it: by environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "registrator", "healthcheck", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "REGISTRATOR_METRICS_ADDR": f"127.0.0.1:{port}"},
+        timeout=60,
+        check=False,
+    )
 
 
 def sample(text: str, series: str) -> float:
@@ -59,6 +75,7 @@ def test_metrics_readiness_and_json_logs_of_a_running_daemon(
 
     assert get(port, "/healthz") == (200, "ok\n")
     wait_until(lambda: get(port, "/readyz") == (200, "ok\n"), what="/readyz 200")
+    assert healthcheck(port, "--ready").stdout == "healthcheck: /readyz 200 ok\n"
     status, metrics = get(port, "/metrics")
     assert status == 200
     assert sample(metrics, "registrator_registrations_total") >= 1
@@ -107,6 +124,10 @@ def test_readyz_names_an_unreachable_consul_while_healthz_stays_up(
     assert "first-reconcile: not completed yet" in lines
     assert any(line.startswith("consul: ") for line in lines), body
     assert not any(line.startswith("docker: ") for line in lines), body
+    assert healthcheck(metrics_port).returncode == 0
+    not_ready = healthcheck(metrics_port, "--ready")
+    assert not_ready.returncode == 1
+    assert not_ready.stdout.startswith("healthcheck: /readyz 503 first-reconcile")
 
 
 def test_a_metrics_addr_already_in_use_stops_the_daemon_with_one_clear_line(
