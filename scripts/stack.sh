@@ -158,21 +158,22 @@ ensure_python_base() {
 # Wheels of every dependency for CPython 3.11 on manylinux x86_64, so `docker build` can install
 # registrator with no package index (PIP_NO_INDEX=1); the project itself is built in the image.
 ensure_wheels() {
-    local dest=$ROOT/wheels stamp=$ROOT/wheels/.downloaded
-    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/pyproject.toml" ]; then return 0; fi
-    log "downloading wheels into $dest"
-    local deps
+    local dest=$ROOT/wheels stamp=$ROOT/wheels/.downloaded deps
     deps=$("$ROOT/.venv/bin/python" - "$ROOT/pyproject.toml" <<'PY'
 import sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))
 print("\n".join([*project["project"]["dependencies"], *project["build-system"]["requires"]]))
 PY
 )
-    mapfile -t deps <<<"$deps"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$deps" ]; then return 0; fi
+    log "downloading wheels into $dest"
+    local list
+    mapfile -t list <<<"$deps"
     "$ROOT/.venv/bin/pip" download -q --dest "$dest" --only-binary=:all: \
         --python-version 3.11 --implementation cp --abi cp311 \
-        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 "${deps[@]}"
-    touch "$stamp"
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 "${list[@]}" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+    printf '%s\n' "$deps" >"$stamp"
 }
 
 ensure_compose() {
