@@ -9,9 +9,10 @@ from typing import Any
 import dns.rdatatype
 import dns.resolver
 import pytest
+import yaml
 
 from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, PrometheusServer, RegistratorProcess, wait_until
+from tests.support import ROOT, ConsulDevAgent, PrometheusServer, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 
@@ -51,36 +52,22 @@ def test_consul_dns_answers_a_and_srv_for_a_registered_container(
     assert additional == ["127.0.0.1"]
 
 
-PROMETHEUS_CONFIG = """
-global:
-  scrape_interval: 15s
-scrape_configs:
-  - job_name: registrator
-    consul_sd_configs:
-      - server: "127.0.0.1:{consul_port}"
-        refresh_interval: 1s  # the default 30s is between watches of a service
-        services: [{services}]
-    relabel_configs:
-      # only services tagged "prometheus" are scraped
-      - source_labels: [__meta_consul_tags]
-        regex: ".*,prometheus,.*"
-        action: keep
-      # every SERVICE_<KEY> Meta pair becomes a target label
-      - regex: "__meta_consul_service_metadata_(.+)"
-        action: labelmap
-      - source_labels: [__meta_consul_service]
-        target_label: service
-"""
+def prometheus_config(consul: ConsulDevAgent) -> str:
+    """compose/prometheus.yml, the recipe users start from, pointed at the test's agent."""
+    config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    [sd] = jobs["consul-services"]["consul_sd_configs"]
+    sd["server"] = consul.address
+    sd["refresh_interval"] = "1s"  # the default 30s passes between two watches of a service
+    return yaml.safe_dump({**config, "scrape_configs": [jobs["consul-services"]]})
 
 
 @pytest.fixture
 def prometheus_for(tmp_path: Path) -> Iterator[Callable[..., PrometheusServer]]:
     started: list[PrometheusServer] = []
 
-    def start(consul: ConsulDevAgent, services: list[str]) -> PrometheusServer:
-        config = PROMETHEUS_CONFIG.format(
-            consul_port=consul.http_port, services=", ".join(f'"{s}"' for s in services)
-        )
+    def start(consul: ConsulDevAgent) -> PrometheusServer:
+        config = prometheus_config(consul)
         server = PrometheusServer(tmp_path / "prometheus", config).start()
         started.append(server)
         return server
@@ -110,11 +97,12 @@ def test_prometheus_discovers_a_registered_container_with_its_meta_as_labels(
             "SERVICE_TAGS": "prometheus,v2",
             "SERVICE_REGION": "eu-west",
             "SERVICE_TEAM": "payments",
+            "SERVICE_METRICS_PATH": "/status/metrics",
         },
         ports={80: 0},
     )
     other = containers.run(env={"SERVICE_NAME": unscraped, "SERVICE_TAGS": "v2"}, ports={80: 0})
-    prometheus = prometheus_for(consul, [scraped, unscraped])
+    prometheus = prometheus_for(consul)
     start_registrator(consul.uri, "--hostname", identity)
 
     for container in (web, other):
@@ -127,15 +115,14 @@ def test_prometheus_discovers_a_registered_container_with_its_meta_as_labels(
 
     labels = target["labels"]
     assert labels["instance"] == f"127.0.0.1:{containers.host_port(web)}"
-    assert labels["job"] == "registrator"
+    assert labels["job"] == "consul-services"
+    assert target["scrapeUrl"].endswith("/status/metrics")  # SERVICE_METRICS_PATH
     assert (labels["region"], labels["team"]) == ("eu-west", "payments")
     assert labels["registrator_host"] == identity
-    wait_until(lambda: unscraped in dropped(prometheus), timeout=30, what=f"{unscraped} dropped")
-    assert not active_with(prometheus, unscraped)
-
-
-def dropped(prometheus: PrometheusServer) -> list[str]:
-    return [
-        t["discoveredLabels"].get("__meta_consul_service", "")
-        for t in prometheus.targets()["droppedTargets"]
-    ]
+    # a service without the tag is not even asked for (the recipe filters on it in Consul)
+    discovered = {
+        t["discoveredLabels"].get("__meta_consul_service")
+        for kind in ("activeTargets", "droppedTargets")
+        for t in prometheus.targets()[kind]
+    }
+    assert unscraped not in discovered
