@@ -9,6 +9,10 @@
 # REGISTRATOR_RUN_AS_ROOT=1 keeps root.
 set -eu
 
+# gliderlabs/registrator's documented mount is -v /var/run/docker.sock:/tmp/docker.sock: honour it.
+if [ -z "${DOCKER_HOST:-}" ] && [ ! -S /var/run/docker.sock ] && [ -S /tmp/docker.sock ]; then
+    export DOCKER_HOST=unix:///tmp/docker.sock
+fi
 socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
 socket=${socket#unix://}
 
