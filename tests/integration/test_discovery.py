@@ -34,7 +34,8 @@ def test_consul_dns_answers_a_and_srv_for_a_registered_container(
     name = f"dns-{identity}"
     web = containers.run(env={"SERVICE_NAME": name}, ports={80: 0})
     start_registrator(consul.uri, "--hostname", identity)
-    wait_until(lambda: f"{identity}:{containers.name(web)}:80" in consul.services(), what=name)
+    # DNS answers from the catalog, which the agent updates a moment after registering
+    wait_until(lambda: consul.get(f"/v1/catalog/service/{name}"), what=f"{name} in the catalog")
 
     a = resolver(consul).resolve(f"{name}.service.consul", "A")
     srv = resolver(consul).resolve(f"{name}.service.consul", "SRV")
