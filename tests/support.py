@@ -259,6 +259,9 @@ class PrometheusServer:
         except (OSError, urllib.error.URLError):
             return False
 
+    def log_tail(self) -> str:
+        return (self.workdir / "prometheus.log").read_text()[-3000:]
+
     def targets(self) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.port}/api/v1/targets"
         with urllib.request.urlopen(url, timeout=10) as response:

@@ -110,9 +110,11 @@ def test_prometheus_discovers_a_registered_container_with_its_meta_as_labels(
         service_id = f"{identity}:{containers.name(container)}:80"
         wait_until(lambda: service_id in consul.services(), what=service_id)  # noqa: B023
 
-    [target] = wait_until(
-        lambda: active_with(prometheus, scraped), timeout=30, what=f"{scraped} as a target"
-    )
+    # Prometheus retries a failed Consul query after 15 s: allow for one on a loaded machine
+    try:
+        [target] = wait_until(lambda: active_with(prometheus, scraped), timeout=45)
+    except AssertionError as e:
+        raise AssertionError(f"{scraped} never became a target:\n{prometheus.log_tail()}") from e
 
     labels = target["labels"]
     assert labels["instance"] == f"127.0.0.1:{containers.host_port(web)}"
