@@ -31,9 +31,13 @@ from registrator.errors import (
     ConsulUnavailable,
 )
 from registrator.logs import configure
+from registrator.metrics import Metrics
+from registrator.observer import Observer, Observers
+from registrator.progress import ProgressLog
 from registrator.reconcile import Outcome, Reconciler
 from registrator.retry import RetryPolicy, Stopped, first_contact
 from registrator.settings import Settings, consul_target
+from registrator.status import serve_status
 
 EXIT_USAGE = 2
 
@@ -165,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="registrator",
         description="Keep the local Consul agent's services equal to what runs in Docker.",
+        epilog="sub-commands: 'registrator explain [OPTIONS] [REGISTRY_URI] CONTAINER' shows "
+        "what registrator derives from a container and why ports or keys were skipped; "
+        "'registrator healthcheck [--ready]' asks the daemon's /healthz (or /readyz).",
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )
@@ -242,7 +249,12 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["explain"], ["healthcheck"]):
+        from registrator import commands  # noqa: PLC0415 - it builds on this module
+
+        return commands.main(argv)
+    args = parse_args(argv)
     once = bool(args.pop("once"))
     dry_run = bool(args.pop("dry_run"))
     try:
@@ -256,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(level=settings.log_level, fmt=settings.log_format)
     try:
         return run(settings, consul, once=once, dry_run=dry_run)
-    except BackendError as e:
+    except (BackendError, ConfigError) as e:
         logger.error("registrator.failed", error=str(e))
         print(f"registrator: error: {e}", file=sys.stderr)
         return 1
@@ -277,6 +289,7 @@ def run(
     retry = RetryPolicy()
     stop = threading.Event()
     _on_signals(stop.set)
+    observer = _observer(settings, consul, once=once)
     try:
         docker = retry.forever("docker.connect", DockerEngine.connect, stop=stop)
     except Stopped:
@@ -289,6 +302,7 @@ def run(
         retry=retry,
         keep_failed=settings.deregister == "on-success",
         stop=stop,
+        observer=observer,
     )
     logger.info("registrator.started", version=__version__, hostname=identity)
     if once:
@@ -315,6 +329,7 @@ def run(
         refresh_interval=check_policy(settings).refresh_interval,
         retry=retry,
         stop=stop,
+        observer=observer,
     )
     _on_signals(daemon.request_stop)
     daemon.run()
@@ -345,6 +360,17 @@ def check_policy(settings: Settings) -> CheckPolicy:
         ttl=settings.ttl,
         ttl_refresh=settings.ttl_refresh,
     )
+
+
+def _observer(settings: Settings, consul: ConsulAgent, *, once: bool) -> Observer:
+    """Progress lines always; metrics and the status endpoints when --metrics-addr is set."""
+    progress = ProgressLog()
+    if once or not settings.metrics_addr:
+        return progress
+    metrics = Metrics()
+    server = serve_status(settings.metrics_addr, metrics=metrics, consul=consul)
+    logger.info("status.listening", address=settings.metrics_addr, port=server.port)
+    return Observers(metrics, progress)
 
 
 def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:

@@ -157,6 +157,10 @@ class ConsulAgent:
         config = data.get("Config") or {}
         return str(member.get("Addr") or config.get("AdvertiseAddr") or "")
 
+    def ping(self, *, timeout: float = 3.0) -> None:
+        """Returns when the agent answers within `timeout`; needs no ACL permission."""
+        self._request("GET", "/v1/status/leader", timeout=timeout)
+
     def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
         """The agent's services with their checks; with `owner`, only those it marks as owned."""
         data = self._request("GET", "/v1/agent/services").json() or {}

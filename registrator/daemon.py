@@ -22,8 +22,9 @@ from typing import Protocol
 
 from loguru import logger
 
-from registrator.errors import BackendError, ConsulPermissionDenied
+from registrator.errors import BackendError, ConsulPermissionDenied, ConsulUnavailable
 from registrator.model import ContainerID
+from registrator.observer import NULL_OBSERVER, Observer
 from registrator.reconcile import Outcome, Reconciler
 from registrator.retry import RetryPolicy, Stopped
 
@@ -107,7 +108,11 @@ class Daemon:
         refresh_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
+        #: Consul was unreachable on the last attempt; its return is counted as a reconnect
+        self._consul_lost = False
         self._reconciler = reconciler
         self._events = events
         self._timers = [
@@ -158,8 +163,10 @@ class Daemon:
             return self._failed(work)
         except BackendError as e:
             logger.warning("reconcile.failed", error=str(e))
+            self._observe_failure(e)
             return self._failed(work)
         self._log_done(work, outcome, time.monotonic() - started)
+        self._observe(work, outcome, time.monotonic() - started)
         if not outcome.ok:
             return self._failed(work)
         self._failures = 0
@@ -189,6 +196,17 @@ class Daemon:
         owed.add(work.full or _Full())
         owed.add(_Full())
         return owed
+
+    def _observe_failure(self, error: BackendError) -> None:
+        self._observer.failed("reconcile.failed")
+        self._consul_lost = self._consul_lost or isinstance(error, ConsulUnavailable)
+
+    def _observe(self, work: _Work, outcome: Outcome, seconds: float) -> None:
+        scope = "containers" if work.full is None else "full" if work.full.docker else "agent"
+        self._observer.reconciled(scope=scope, seconds=seconds, ok=outcome.ok)
+        if self._consul_lost:
+            self._observer.reconnected("consul")
+            self._consul_lost = False
 
     @staticmethod
     def _log_done(work: _Work, outcome: Outcome, seconds: float) -> None:
@@ -232,6 +250,7 @@ class Daemon:
                 return
             if reinspect:
                 logger.info("docker.events.reconnected")
+                self._observer.reconnected("docker")
             else:
                 logger.info("docker.events.subscribed")
             self._queue.put(_Full(reinspect=reinspect))
@@ -239,9 +258,11 @@ class Daemon:
                 self._forward(self._subscription)
                 if not self.stop.is_set():
                     logger.warning("docker.events.closed")
+                    self._observer.failed("docker.events.closed")
             except BackendError as e:
                 if not self.stop.is_set():
                     logger.warning("docker.events.broken", error=str(e))
+                    self._observer.failed("docker.events.broken")
             reinspect = True
 
     def _forward(self, events: Iterable[_HasContainer]) -> None:

@@ -99,6 +99,10 @@ class DockerEngine:
         """The engine's host name: stable even when registrator itself runs in a container."""
         return str(self._call(self._api.info).get("Name") or "")
 
+    def ping(self) -> None:
+        """Returns when the engine answers; raises DockerUnavailable when it does not."""
+        self._call(self._api.ping)
+
     def containers(self) -> list[ContainerSummary]:
         rows = self._call(self._api.containers, all=True)
         return [

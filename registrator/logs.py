@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -53,6 +54,8 @@ def _json_sink(out: TextIO) -> Any:
                 for k, v in record["extra"].items()
             }
         )
+        if record["exception"] is not None:
+            entry["exception"] = "".join(traceback.format_exception(*record["exception"]))
         out.write(json.dumps(entry) + "\n")
         out.flush()
 

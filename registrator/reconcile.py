@@ -28,6 +28,7 @@ from registrator.model import (
     Service,
     ServiceID,
 )
+from registrator.observer import NULL_OBSERVER, Observer
 from registrator.plan import Plan, StatusUpdate, plan, reported
 from registrator.retry import RetryPolicy
 
@@ -85,7 +86,9 @@ class Reconciler:
         retry: RetryPolicy | None = None,
         keep_failed: bool = False,
         stop: threading.Event | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._docker = docker
         self._consul = consul
         self._policy = policy
@@ -178,17 +181,19 @@ class Reconciler:
         current = {s.id: s for s in summaries}
         for gone in set(self._known) - set(current):
             del self._known[gone]
-        for summary in summaries:
+        for done, summary in enumerate(summaries, 1):
             known = self._known.get(summary.id)
             seen = known and (known.container.name, known.container.status)
             if reinspect or seen != (summary.name, summary.status):
                 self._refresh(summary.id)
+            self._observer.progress("inspect", done=done, total=len(summaries))
 
     def _refresh(self, container_id: ContainerID) -> None:
         try:
             container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
         except DockerError as e:
             logger.warning("docker.inspect_failed", container=container_id[:12], error=str(e))
+            self._observer.failed("docker.inspect_failed")
             return
         if container is None:
             self._known.pop(container_id, None)
@@ -205,6 +210,7 @@ class Reconciler:
         derivation = self._derive(container)
         if previous is None or previous.derivation.problems != derivation.problems:
             for p in derivation.problems:
+                self._observer.failed("container.bad_declaration")
                 logger.warning(
                     "container.bad_declaration",
                     container=p.container,
@@ -257,6 +263,7 @@ class Reconciler:
         counts = {"service.registered": 0, "service.updated": 0, "service.deregistered": 0}
         errors: list[str] = []
         failed: set[ServiceID] = set()
+        total, done = len(todo.register) + len(todo.deregister), 0
         for service in todo.register:
             event = "service.updated" if service.id in actual else "service.registered"
             known = self._known.get(ContainerID(service.container))
@@ -266,6 +273,8 @@ class Reconciler:
                 counts[event] += 1
             else:
                 failed.add(service.id)
+            done += 1
+            self._observer.progress("write", done=done, total=total)
         checks_updated = sum(
             self._set_status(update, errors)
             for update in todo.statuses
@@ -276,6 +285,10 @@ class Reconciler:
             if self._write("service.deregistered", service_id, errors, write):
                 counts["service.deregistered"] += 1
                 self._origin.pop(service_id, None)
+            done += 1
+            self._observer.progress("write", done=done, total=total)
+        owned = len(actual) + counts["service.registered"] - counts["service.deregistered"]
+        self._observer.owned(owned)
         return Outcome(
             todo,
             registered=counts["service.registered"],
@@ -301,6 +314,7 @@ class Reconciler:
         if not self._attempt(event, service_id, errors, write):
             return False
         logger.info(event, service=service_id, container=self._origin.get(service_id, ""))
+        self._observer.written(event)
         return True
 
     def _set_status(self, update: StatusUpdate, errors: list[str]) -> bool:
@@ -326,12 +340,14 @@ class Reconciler:
             return False
         except ConsulError as e:
             logger.error("consul.write_failed", service=service_id, error=str(e))
+            self._observer.failed("consul.write_failed")
             errors.append(f"{service_id}: {e}")
             return False
         return True
 
     def report_denied(self, error: ConsulPermissionDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
+        self._observer.failed("consul.permission_denied")
         if self._denied_reported:
             logger.debug("consul.permission_denied", error=str(error))
             return

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registrator.consul_agent import ConsulTarget
 from registrator.errors import ConfigError
+from registrator.status import parse_listen_address
 
 DEFAULT_REGISTRY = "consul://127.0.0.1:8500"
 _HOST_NAME = re.compile(
@@ -92,6 +93,16 @@ class Settings(BaseSettings):
             raise ValueError("needs --ttl")
         if value and value >= ttl:
             raise ValueError(f"must be shorter than --ttl ({ttl})")
+        return value
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        if value:
+            try:
+                parse_listen_address(value)
+            except ConfigError as e:
+                raise ValueError(str(e)) from e
         return value
 
     @property

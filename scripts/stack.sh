@@ -2,15 +2,22 @@
 # Brings up the real stack registrator works against, on a Debian 12 machine as root:
 #   docker   Debian's docker.io, installed when dockerd is missing, started when the socket is silent
 #   consul   Debian 11's consul 1.8.7, fetched with a private apt configuration into .cache/
+#   prometheus  Debian 11's prometheus 2.24 (Debian 12's lacks Consul discovery) into .cache/
 #   image    a busybox image for test and demo containers, built from busybox-static (no registry)
+#   base     a python3 base image for registrator's Dockerfile, debootstrapped from Debian
+#            (built once per machine, tagged registrator-test/python-base:bookworm)
+#   wheels   wheels of registrator's dependencies in wheels/, for image builds without an index
+#   compose  Debian's docker-compose, to validate compose/
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|image|venv|all]...   (default: all)
+# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|venv|all]...
+#        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${REGISTRATOR_CACHE:-$ROOT/.cache}
 TEST_IMAGE=${REGISTRATOR_TEST_IMAGE:-registrator-test/busybox:latest}
+PYTHON_BASE=${REGISTRATOR_PYTHON_BASE:-registrator-test/python-base:bookworm}
 mkdir -p "$CACHE"
 
 log() { printf 'stack: %s\n' "$*" >&2; }
@@ -105,7 +112,7 @@ ensure_consul() {
         deb=$(fetch_bullseye consul)
         rm -rf "$CACHE/consul" && dpkg -x "$deb" "$CACHE/consul"
     fi
-    "$bin" version | head -n 1 >&2
+    "$bin" version | sed -n 1p >&2
 }
 
 ensure_prometheus() {
@@ -116,6 +123,61 @@ ensure_prometheus() {
         deb=$(fetch_bullseye prometheus)
         rm -rf "$CACHE/prometheus" && dpkg -x "$deb" "$CACHE/prometheus"
     fi
+    "$bin" --version 2>&1 | sed -n 1p >&2
+}
+
+# A bookworm root with python3 and venv, imported as an image: the Dockerfile's BASE_IMAGE where
+# no registry is reachable. Built once per machine (a lock keeps two checkouts from racing).
+ensure_python_base() {
+    if docker image inspect "$PYTHON_BASE" >/dev/null 2>&1; then return 0; fi
+    exec 9>/tmp/registrator-python-base.lock
+    flock 9
+    if docker image inspect "$PYTHON_BASE" >/dev/null 2>&1; then exec 9>&-; return 0; fi
+    local root=$CACHE/python-base tar=$CACHE/python-base.tar start=$SECONDS
+    if [ ! -s "$tar" ]; then
+        command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+        log "building $PYTHON_BASE with debootstrap (once per machine; log: $CACHE/debootstrap.log)"
+        rm -rf "$root"
+        debootstrap --variant=minbase --include=python3-venv bookworm "$root" "$(debian_mirror)" \
+            >"$CACHE/debootstrap.log" 2>&1
+        rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
+               "$root"/var/cache/apt/archives/*.deb "$root"/usr/share/doc "$root"/usr/share/man \
+               "$root"/usr/share/info "$root"/var/log/*
+        tar -C "$root" -cf "$tar.partial" . && mv "$tar.partial" "$tar"
+        rm -rf "$root"
+    fi
+    docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+        --change 'LABEL org.registrator.test=image' "$tar" "$PYTHON_BASE" >/dev/null
+    rm -f "$tar"
+    log "built $PYTHON_BASE in $((SECONDS - start))s"
+    exec 9>&-
+}
+
+# Wheels of every dependency for CPython 3.11 on manylinux x86_64, so `docker build` can install
+# registrator with no package index (PIP_NO_INDEX=1); the project itself is built in the image.
+ensure_wheels() {
+    local dest=$ROOT/wheels stamp=$ROOT/wheels/.downloaded deps
+    deps=$("$ROOT/.venv/bin/python" - "$ROOT/pyproject.toml" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))
+print("\n".join([*project["project"]["dependencies"], *project["build-system"]["requires"]]))
+PY
+)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$deps" ]; then return 0; fi
+    log "downloading wheels into $dest"
+    local list
+    mapfile -t list <<<"$deps"
+    "$ROOT/.venv/bin/pip" download -q --dest "$dest" --only-binary=:all: \
+        --python-version 3.11 --implementation cp --abi cp311 \
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 "${list[@]}" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+    printf '%s\n' "$deps" >"$stamp"
+}
+
+ensure_compose() {
+    command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 }
 
 ensure_image() {
@@ -168,8 +230,14 @@ main() {
             consul) ensure_consul ;;
             prometheus) ensure_prometheus ;;
             image) ensure_docker && ensure_image ;;
+            base) ensure_docker && ensure_python_base ;;
+            wheels) ensure_venv && ensure_wheels ;;
+            compose) ensure_compose ;;
             venv) ensure_venv ;;
-            all) ensure_docker && ensure_consul && ensure_image && ensure_venv ;;
+            all)
+                ensure_docker && ensure_consul && ensure_prometheus && ensure_image \
+                    && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose
+                ;;
             *) log "unknown step: $s"; return 2 ;;
         esac
     done

@@ -93,9 +93,13 @@ class Containers:
         name: str | None = None,
         image: str = TEST_IMAGE,
         healthcheck: dict[str, Any] | None = None,
+        create: dict[str, Any] | None = None,
         **host_config: Any,
     ) -> str:
-        """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not."""
+        """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not.
+
+        `create` holds further create_container arguments (entrypoint, healthcheck, ...).
+        """
         host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
         name = name or f"rt-{uuid.uuid4().hex[:10]}"
         self.names.add(name)
@@ -109,6 +113,7 @@ class Containers:
             host_config=host,
             stop_timeout=1,
             healthcheck=healthcheck,
+            **(create or {}),
         )
         self.ids.append(created["Id"])
         self.api.start(created["Id"])

@@ -1,0 +1,152 @@
+"""`registrator explain CONTAINER`: why a container has (or lacks) the services it has.
+
+The first thing a user needs when a container does not show up in Consul. It runs the daemon's
+own derivation, under the same options, on one container and prints every service and check it
+yields, each port or key left out and why, and whether Consul already holds each service.
+Consul is optional here: when it does not answer, the report says so and the address for
+published ports falls back to what the options alone decide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from typing import TextIO
+
+from registrator.consul_agent import ConsulAgent, ConsulTarget
+from registrator.derive import Policy, derive
+from registrator.docker_engine import DockerEngine
+from registrator.errors import BackendError
+from registrator.model import Check, Container, ContainerID, Derivation, Service, ServiceID
+from registrator.plan import plan
+from registrator.settings import Settings
+
+#: Seconds to wait for Docker or Consul: explain is interactive.
+TIMEOUT = 5.0
+#: What a user can do about the commonest reasons a port is skipped.
+HINTS = {
+    "exposed but not published": "publish it with -p, or run registrator with --internal",
+    "not running": "registrator registers running containers only",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsulView:
+    """What the local agent said, or why it said nothing."""
+
+    address: str = ""
+    owned: Mapping[ServiceID, Service] | None = None
+    error: str = ""
+
+
+def run(
+    reference: str,
+    *,
+    settings: Settings,
+    target: ConsulTarget,
+    policy_for: Callable[[Settings, str], Policy],
+    out: TextIO = sys.stdout,
+) -> int:
+    """Explain the container named or identified by `reference`; 1 when it cannot be found."""
+    try:
+        container, engine_name = _inspect(reference)
+    except BackendError as e:
+        print(f"registrator: error: {e}", file=sys.stderr)
+        return 1
+    if container is None:
+        print(f"registrator: error: no container {reference!r} (name or ID)", file=sys.stderr)
+        return 1
+    policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
+    view = consul_view(target, policy)
+    if view.address and not policy.host_ip:
+        policy = dataclasses.replace(policy, advertise_address=view.address)
+    out.write(report(container, derive(container, policy), policy=policy, consul=view))
+    return 0
+
+
+def _inspect(reference: str) -> tuple[Container | None, str]:
+    docker = DockerEngine.connect(timeout=TIMEOUT)
+    try:
+        return docker.inspect(ContainerID(reference)), docker.host_name()
+    finally:
+        docker.close()
+
+
+def consul_view(target: ConsulTarget, policy: Policy) -> ConsulView:
+    agent = ConsulAgent(target, timeout=TIMEOUT)
+    try:
+        address = "" if policy.host_ip else agent.advertise_address()
+        return ConsulView(address=address, owned=agent.services(owner=policy.hostname))
+    except BackendError as e:
+        return ConsulView(error=str(e))
+    finally:
+        agent.close()
+
+
+def report(
+    container: Container, derivation: Derivation, *, policy: Policy, consul: ConsulView
+) -> str:
+    """The whole explanation as text. Pure, so every line of it is unit-tested."""
+    state = "running" if container.running else container.status
+    lines = [
+        f"container {container.name} ({container.id[:12]}), image {container.image}, {state}",
+        f"host identity {policy.hostname}; {_address_source(policy, consul)}",
+        "",
+        f"services ({len(derivation.services)}):" if derivation.services else "services: none",
+    ]
+    for service in derivation.services:
+        lines += _service_lines(service, consul)
+    if derivation.skipped:
+        lines += ["", "skipped:"]
+        lines += [f"  {what}: {why}{_hint(why)}" for what, why in derivation.skipped]
+    if derivation.problems:
+        lines += ["", "problems (each logged once as container.bad_declaration):"]
+        lines += [f"  {p.key}={p.value}: {p.reason}" for p in derivation.problems]
+    return "\n".join(lines) + "\n"
+
+
+def _hint(why: str) -> str:
+    for reason, hint in HINTS.items():
+        if why.startswith(reason):
+            return f" ({hint})"
+    return ""
+
+
+def _address_source(policy: Policy, consul: ConsulView) -> str:
+    if policy.host_ip:
+        return f"published ports are registered at {policy.host_ip} (--ip)"
+    if policy.advertise_address:
+        address = policy.advertise_address
+        return f"published ports are registered at {address} (the Consul agent's address)"
+    return f"the Consul agent did not answer ({consul.error}); addresses below may be empty"
+
+
+def _service_lines(service: Service, consul: ConsulView) -> list[str]:
+    lines = [
+        f"  {service.id}",
+        f"    name     {service.name}",
+        f"    address  {service.address}:{service.port}",
+    ]
+    if service.tags:
+        lines.append(f"    tags     {', '.join(service.tags)}")
+    lines.append(f"    meta     {', '.join(f'{k}={v}' for k, v in service.meta)}")
+    lines += [f"    check    {_check(check)}" for check in service.checks]
+    if service.maintenance:
+        lines.append("    maintenance mode (the container is paused)")
+    lines.append(f"    in Consul: {_in_consul(service, consul)}")
+    return lines
+
+
+def _check(check: Check) -> str:
+    return " ".join([check.name, *(f"{k}={v}" for k, v in check.definition)])
+
+
+def _in_consul(service: Service, consul: ConsulView) -> str:
+    if consul.owned is None:
+        return "unknown (Consul did not answer)"
+    if service.id not in consul.owned:
+        return "not registered (registrator registers it on its next pass over this container)"
+    todo = plan({service.id: service}, consul.owned, scope={service.id})
+    return "registered, differs (will be updated)" if todo.register else "registered, up to date"

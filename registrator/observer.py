@@ -1,0 +1,90 @@
+"""The seam through which the reconcile path and the loops report what they did.
+
+The reconciler and the daemon call an `Observer` at the few moments an operator wants counted
+(a service written, an error, a reconcile finished, a peer back after an outage, progress of a
+long pass). They never import the metrics library: `metrics.Metrics` is one observer, the
+`--resync` progress printer another, and the default does nothing, so unit tests and other
+callers need not care.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+Peer = Literal["docker", "consul"]
+
+
+class Observer(Protocol):
+    def written(self, event: str) -> None:
+        """A Consul write succeeded: `service.registered`, `.updated` or `.deregistered`."""
+
+    def failed(self, kind: str) -> None:
+        """Something went wrong; `kind` is the event name it was logged under."""
+
+    def reconciled(self, *, scope: str, seconds: float, ok: bool) -> None:
+        """A reconcile pass ended (`scope` full or containers); `ok` when nothing is owed."""
+
+    def owned(self, count: int) -> None:
+        """How many services in Consul carry this registrator's mark, after a reconcile."""
+
+    def reconnected(self, peer: Peer) -> None:
+        """`peer` answers again after it was lost."""
+
+    def progress(self, stage: str, *, done: int, total: int) -> None:
+        """`done` of `total` items of a pass's `stage` (inspect, write) are finished."""
+
+
+class NullObserver:
+    """Observes nothing: the default wherever no one is listening."""
+
+    def written(self, event: str) -> None:
+        pass
+
+    def failed(self, kind: str) -> None:
+        pass
+
+    def reconciled(self, *, scope: str, seconds: float, ok: bool) -> None:
+        pass
+
+    def owned(self, count: int) -> None:
+        pass
+
+    def reconnected(self, peer: Peer) -> None:
+        pass
+
+    def progress(self, stage: str, *, done: int, total: int) -> None:
+        pass
+
+
+NULL_OBSERVER: Observer = NullObserver()
+
+
+class Observers:
+    """Several observers as one (metrics and the progress printer, say)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self._all = observers
+
+    def written(self, event: str) -> None:
+        for o in self._all:
+            o.written(event)
+
+    def failed(self, kind: str) -> None:
+        for o in self._all:
+            o.failed(kind)
+
+    def reconciled(self, *, scope: str, seconds: float, ok: bool) -> None:
+        for o in self._all:
+            o.reconciled(scope=scope, seconds=seconds, ok=ok)
+
+    def owned(self, count: int) -> None:
+        for o in self._all:
+            o.owned(count)
+
+    def reconnected(self, peer: Peer) -> None:
+        for o in self._all:
+            o.reconnected(peer)
+
+    def progress(self, stage: str, *, done: int, total: int) -> None:
+        for o in self._all:
+            o.progress(stage, done=done, total=total)

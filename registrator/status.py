@@ -1,0 +1,160 @@
+"""The status endpoints on `--metrics-addr`: /metrics, /healthz and /readyz.
+
+/healthz answers 200 while the process serves requests at all: a liveness check, for restarting
+a wedged daemon. /readyz answers 200 only when the first reconcile has completed and Docker and
+Consul answer right now (each probed with a short timeout), 503 otherwise with one line per
+failing condition: a daemon that cannot see both sides keeps nothing in sync, and an operator
+running hundreds of hosts wants to find those hosts by asking. The server runs in a daemon
+thread of its own; nothing in the reconcile path waits for it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from registrator.consul_agent import ConsulAgent
+from registrator.docker_engine import DockerEngine
+from registrator.errors import BackendError, ConfigError
+from registrator.metrics import Metrics
+
+#: A readiness condition: returns when it holds, raises BackendError naming why it does not.
+Probe = Callable[[], None]
+#: seconds a readiness probe waits for Docker or Consul
+PROBE_TIMEOUT = 3.0
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` (every interface) or `[IPV6]:PORT` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{text!r} is not HOST:PORT")
+    host = host.removeprefix("[").removesuffix("]")
+    if host and ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as e:
+            raise ConfigError(f"{text!r}: {host!r} is not an IPv6 address") from e
+    return host, int(port)
+
+
+class Readiness:
+    """The conditions /readyz reports; probes run one at a time, whoever asks."""
+
+    def __init__(self, metrics: Metrics, probes: Mapping[str, Probe]) -> None:
+        self._metrics = metrics
+        self._probes = probes
+        self._lock = threading.Lock()
+
+    def failures(self) -> list[str]:
+        """One line per condition that does not hold; empty when ready."""
+        failing = []
+        if not self._metrics.first_reconcile.is_set():
+            failing.append("first-reconcile: not completed yet")
+        with self._lock:
+            for name, probe in self._probes.items():
+                try:
+                    probe()
+                except BackendError as e:
+                    failing.append(f"{name}: {e}")
+        return failing
+
+
+class StatusServer:
+    """An HTTP server on its own daemon thread; `close()` stops it and frees the port."""
+
+    def __init__(self, address: tuple[str, int], *, metrics: Metrics, readiness: Readiness):
+        handler = _handler(metrics, readiness)
+        server_class = _V6Server if ":" in address[0] else ThreadingHTTPServer
+        self._server = server_class(address, handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="status-http",
+            daemon=True,
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> StatusServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _V6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _handler(metrics: Metrics, readiness: Readiness) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._send(200, b"ok\n")
+            elif path == "/readyz":
+                failing = readiness.failures()
+                body = "".join(f"{line}\n" for line in failing) or "ok\n"
+                self._send(503 if failing else 200, body.encode())
+            else:
+                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+        def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Scrapes every few seconds would drown the event log; nothing is logged."""
+
+    return Handler
+
+
+class _DockerProbe:
+    """Pings the engine with a client of its own, so probes never share the daemon's."""
+
+    def __init__(self, connect: Callable[[], DockerEngine]) -> None:
+        self._connect = connect
+        self._engine: DockerEngine | None = None
+
+    def __call__(self) -> None:
+        if self._engine is None:
+            self._engine = self._connect()
+        try:
+            self._engine.ping()
+        except BackendError:
+            self._engine.close()
+            self._engine = None
+            raise
+
+
+def serve_status(address: str, *, metrics: Metrics, consul: ConsulAgent) -> StatusServer:
+    """Start the status endpoints on `address` (HOST:PORT); ConfigError when it cannot bind."""
+    probes: dict[str, Probe] = {
+        "docker": _DockerProbe(lambda: DockerEngine.connect(timeout=PROBE_TIMEOUT)),
+        "consul": lambda: consul.ping(timeout=PROBE_TIMEOUT),
+    }
+    try:
+        server = StatusServer(
+            parse_listen_address(address),
+            metrics=metrics,
+            readiness=Readiness(metrics, probes),
+        )
+    except OSError as e:
+        raise ConfigError(f"--metrics-addr {address}: {e.strerror or e}") from e
+    return server.start()

@@ -1,0 +1,101 @@
+"""`registrator explain CONTAINER` against the real Docker daemon and Consul agent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.integration.conftest import Containers
+from tests.support import ROOT, ConsulDevAgent
+
+
+def explain(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "registrator", "explain", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_explain_shows_services_skipped_ports_and_bad_keys_under_the_daemons_options(
+    consul: ConsulDevAgent, containers: Containers, identity: str
+) -> None:
+    web = containers.run(
+        env={"SERVICE_NAME": "explained", "SERVICE_BAD.KEY": "x", "SERVICE_REGION": "eu"},
+        ports={80: 0},
+        expose=[8080],
+    )
+    name = containers.name(web)
+
+    by_name = explain("--hostname", identity, "-tags", "fleet", consul.uri, name)
+    by_id = explain("--hostname", identity, "-tags", "fleet", consul.uri, web[:12])
+
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_id.stdout == by_name.stdout
+    lines = by_name.stdout.splitlines()
+    assert lines[0].startswith(f"container {name} ({web[:12]})")
+    assert "published ports are registered at 127.0.0.1 (the Consul agent's address)" in lines[1]
+    service = lines[lines.index("services (1):") + 1 :]
+    assert service[:6] == [
+        f"  {identity}:{name}:80",
+        "    name     explained",
+        f"    address  127.0.0.1:{containers.host_port(web)}",
+        "    tags     fleet",
+        f"    meta     region=eu, registrator_host={identity}",
+        "    in Consul: not registered (registrator registers it on its next pass over this"
+        " container)",
+    ]
+    assert "  8080/tcp: exposed but not published" in "\n".join(lines)
+    assert any(line.startswith("  SERVICE_BAD.KEY=x: not a Consul Meta key") for line in lines), (
+        by_name.stdout
+    )
+    assert f"{identity}:{name}:80" not in consul.services()  # explain never writes
+
+
+def test_explain_says_when_the_service_is_registered_and_up_to_date(
+    consul: ConsulDevAgent, containers: Containers, identity: str
+) -> None:
+    web = containers.run(env={"SERVICE_NAME": "explained"}, ports={80: 0})
+    name = containers.name(web)
+    first = explain("--hostname", identity, consul.uri, name)
+    consul.request(
+        "PUT",
+        "/v1/agent/service/register",
+        {
+            "ID": f"{identity}:{name}:80",
+            "Name": "explained",
+            "Address": "127.0.0.1",
+            "Port": containers.host_port(web),
+            "Meta": {"registrator_host": identity},
+        },
+    )
+
+    second = explain("--hostname", identity, consul.uri, name)
+
+    assert "in Consul: not registered" in first.stdout
+    assert "in Consul: registered, up to date" in second.stdout, second.stdout
+
+
+def test_explain_with_an_ip_option_and_no_consul_still_explains(
+    containers: Containers, identity: str
+) -> None:
+    web = containers.run(ports={80: 0}, command=["sleep", "300"])
+
+    result = explain("--hostname", identity, "-ip", "10.1.2.3", "consul://127.0.0.1:1", web)
+
+    assert result.returncode == 0, result.stderr
+    assert f"    address  10.1.2.3:{containers.host_port(web)}" in result.stdout
+    assert "in Consul: unknown (Consul did not answer)" in result.stdout
+
+
+def test_explain_of_a_missing_container_exits_1_with_one_line(identity: str) -> None:
+    result = explain("--hostname", identity, f"no-such-container-{identity}")
+
+    assert result.returncode == 1
+    assert (
+        result.stderr == f"registrator: error: no container 'no-such-container-{identity}'"
+        " (name or ID)\n"
+    )
