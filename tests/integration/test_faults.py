@@ -169,7 +169,7 @@ def _dockerd_pid() -> int | None:
 
 
 @pytest.fixture
-def restartable_dockerd() -> Iterator[Callable[[], None]]:
+def restartable_dockerd(docker_api: docker.APIClient) -> Iterator[Callable[[], None]]:
     """Restart the real dockerd as the project's bootstrap runs it; always bring it back."""
 
     def restart() -> None:
@@ -180,6 +180,7 @@ def restartable_dockerd() -> Iterator[Callable[[], None]]:
         subprocess.run(
             ["bash", "scripts/stack.sh", "docker"], cwd=ROOT, check=True, capture_output=True
         )
+        docker_api.close()  # its pooled connections died with the old daemon; reopen lazily
 
     yield restart
     if _dockerd_pid() is None:
@@ -203,7 +204,7 @@ def test_docker_restart_is_survived_and_the_result_is_exact(
     )
 
     restartable_dockerd()
-    api = docker.APIClient(**docker.utils.kwargs_from_env())
+    api = containers.api
     wait_until(
         lambda: api.inspect_container(always)["State"]["Running"],
         timeout=30,
