@@ -41,7 +41,7 @@ def test_explain_shows_services_skipped_ports_and_bad_keys_under_the_daemons_opt
     service = lines[lines.index("services (1):") + 1 :]
     assert service[:6] == [
         f"  {identity}:{name}:80",
-        "    name     explained",
+        "    name     explained-80",  # two ports (one only exposed): the port is appended
         f"    address  127.0.0.1:{containers.host_port(web)}",
         "    tags     fleet",
         f"    meta     region=eu, registrator_host={identity}",
