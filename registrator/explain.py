@@ -140,7 +140,7 @@ def _service_lines(service: Service, consul: ConsulView) -> list[str]:
 
 
 def _check(check: Check) -> str:
-    return " ".join([check.name, *(f"{k}={v}" for k, v in check.definition)])
+    return f"{check.name}: " + " ".join(f"{k}={v}" for k, v in check.definition)
 
 
 def _in_consul(service: Service, consul: ConsulView) -> str:

@@ -98,7 +98,7 @@ class Containers:
     ) -> str:
         """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not.
 
-        `create` holds further create_container arguments (entrypoint, healthcheck, ...).
+        `create` holds further create_container arguments (an entrypoint, say).
         """
         host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
         name = name or f"rt-{uuid.uuid4().hex[:10]}"

@@ -24,7 +24,12 @@ def test_explain_shows_services_skipped_ports_and_bad_keys_under_the_daemons_opt
     consul: ConsulDevAgent, containers: Containers, identity: str
 ) -> None:
     web = containers.run(
-        env={"SERVICE_NAME": "explained", "SERVICE_BAD.KEY": "x", "SERVICE_REGION": "eu"},
+        env={
+            "SERVICE_NAME": "explained",
+            "SERVICE_BAD.KEY": "x",
+            "SERVICE_REGION": "eu",
+            "SERVICE_80_CHECK_HTTP": "/health",
+        },
         ports={80: 0},
         expose=[8080],
     )
@@ -39,10 +44,13 @@ def test_explain_shows_services_skipped_ports_and_bad_keys_under_the_daemons_opt
     assert lines[0].startswith(f"container {name} ({web[:12]})")
     assert "published ports are registered at 127.0.0.1 (the Consul agent's address)" in lines[1]
     service = lines[lines.index("services (1):") + 1 :]
-    assert service[:6] == [
+    port = containers.host_port(web)
+    [check] = [line for line in service if line.startswith("    check    ")]
+    assert f"HTTP=http://127.0.0.1:{port}/health" in check.split()
+    assert [line for line in service if not line.startswith("    check    ")][:6] == [
         f"  {identity}:{name}:80",
-        "    name     explained",
-        f"    address  127.0.0.1:{containers.host_port(web)}",
+        "    name     explained-80",  # two ports (one only exposed): the port is appended
+        f"    address  127.0.0.1:{port}",
         "    tags     fleet",
         f"    meta     region=eu, registrator_host={identity}",
         "    in Consul: not registered (registrator registers it on its next pass over this"

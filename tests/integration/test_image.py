@@ -11,14 +11,16 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests.exceptions
 
 from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ROOT, TEST_LABEL, ConsulDevAgent, free_ports, wait_until
+from tests.support import ROOT, ConsulDevAgent, free_ports, wait_until
 
 BASE_IMAGE = os.environ.get("REGISTRATOR_PYTHON_BASE", "registrator-test/python-base:bookworm")
 #: one tag per checkout, so test runs of two checkouts on one daemon never share an image
 CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
 IMAGE = f"registrator-test/registrator:{CHECKOUT}"
+CHECKOUT_LABEL = "org.registrator.test.checkout"
 SOCKET = "/var/run/docker.sock"
 ENTRYPOINT_UID = 10001
 
@@ -27,27 +29,41 @@ ENTRYPOINT_UID = 10001
 def image(docker_api: docker.APIClient) -> str:
     """The Dockerfile built with the local base image and the host's wheels, no index used."""
     docker_api.inspect_image(BASE_IMAGE)  # built by scripts/stack.sh base
-    build = subprocess.run(
-        [
-            "docker", "build", "--quiet", "--force-rm", "--tag", IMAGE,
-            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-            "--build-arg", "PIP_NO_INDEX=1",
-            "--label", "org.registrator.test=image",
-            "--label", f"{TEST_LABEL}.checkout={CHECKOUT}",
-            str(ROOT),
-        ],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    build = docker_build()
+    if build.returncode != 0 and "error during connect" in build.stderr:
+        # another test run restarted the shared Docker daemon mid-build: once more when it is back
+        wait_until(lambda: _pings(docker_api), timeout=60, what="the Docker daemon back")
+        build = docker_build()
     assert build.returncode == 0, build.stderr + build.stdout
     # the image this checkout built before is now untagged: remove it, and only it
-    mine = f"label={TEST_LABEL}.checkout={CHECKOUT}"
     subprocess.run(
-        ["docker", "image", "prune", "--force", "--filter", mine],
+        ["docker", "image", "prune", "--force", "--filter", f"label={CHECKOUT_LABEL}={CHECKOUT}"],
         capture_output=True,
         timeout=120,
         check=False,
     )
     return IMAGE
+
+
+def docker_build() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "docker", "build", "--quiet", "--force-rm", "--tag", IMAGE,
+            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+            "--build-arg", "PIP_NO_INDEX=1",
+            "--label", "org.registrator.test=image",
+            "--label", f"{CHECKOUT_LABEL}={CHECKOUT}",
+            str(ROOT),
+        ],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def _pings(api: docker.APIClient) -> bool:
+    try:
+        return bool(api.ping())
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
 
 
 def status_of(pid: int) -> dict[str, str]:
@@ -74,7 +90,7 @@ def test_the_image_registers_a_container_as_an_unprivileged_user_and_reports_hea
         ["--hostname", identity, *ISOLATION, consul.uri],
         image=image,
         env={"REGISTRATOR_METRICS_ADDR": f"127.0.0.1:{metrics_port}"},
-        create={"healthcheck": {"interval": 500_000_000, "start_period": 30_000_000_000}},
+        healthcheck={"interval": 500_000_000, "start_period": 30_000_000_000},
         network_mode="host",
         binds={SOCKET: {"bind": SOCKET, "mode": "ro"}},
     )

@@ -101,7 +101,7 @@ def test_report_shows_checks_and_an_unreachable_consul() -> None:
     assert "the Consul agent did not answer (GET /v1/agent/self: connection refused)" in text
     assert "services: none" in text
     assert "  container: not running (registrator registers running containers only)" in text
-    assert "    check    http HTTP=http://x/ Interval=10s" in with_service
+    assert "    check    http: HTTP=http://x/ Interval=10s" in with_service
     assert "    in Consul: unknown (Consul did not answer)" in with_service
 
 
