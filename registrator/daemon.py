@@ -155,7 +155,7 @@ class Daemon:
         After any failure a full reconcile is owed: a scoped retry could miss a service whose
         container changed meanwhile (a rename drops the old service ID from the scope).
         """
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         try:
             outcome = self._reconcile(work)
         except ConsulPermissionDenied as e:
@@ -165,8 +165,9 @@ class Daemon:
             logger.warning("reconcile.failed", error=str(e))
             self._observe_failure(e)
             return self._failed(work)
-        self._log_done(work, outcome, time.monotonic() - started)
-        self._observe(work, outcome, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self._log_done(work, outcome, seconds=seconds, cpu_seconds=time.process_time() - cpu)
+        self._observe(work, outcome, seconds)
         if not outcome.ok:
             return self._failed(work)
         self._failures = 0
@@ -209,7 +210,8 @@ class Daemon:
             self._consul_lost = False
 
     @staticmethod
-    def _log_done(work: _Work, outcome: Outcome, seconds: float) -> None:
+    def _log_done(work: _Work, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
+        """The reconcile's counts, its wall time and the process CPU time it took."""
         scope = "containers" if work.full is None else "full" if work.full.docker else "agent"
         logger.debug(
             "reconcile.done",
@@ -219,7 +221,9 @@ class Daemon:
             deregistered=outcome.deregistered,
             checks_updated=outcome.checks_updated,
             unchanged=outcome.plan.unchanged,
+            inspected=outcome.inspected,
             seconds=round(seconds, 4),
+            cpu_seconds=round(cpu_seconds, 4),
         )
 
     def _timeout(self, pending: _Work) -> float | None:

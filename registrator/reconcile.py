@@ -60,6 +60,8 @@ class Outcome:
     deregistered: int = 0
     checks_updated: int = 0
     errors: tuple[str, ...] = ()
+    #: containers this reconcile asked Docker to inspect
+    inspected: int = 0
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class Reconciler:
         self._origin: dict[ServiceID, str] = {}
         self._address_known = bool(policy.host_ip)
         self._denied_reported = False
+        self._inspected = 0
 
     def desired(self) -> dict[ServiceID, Service]:
         return {s.id: s for k in self._known.values() for s in k.derivation.services}
@@ -120,6 +123,7 @@ class Reconciler:
         cheap check that repairs an agent that lost or changed its services. `refresh`
         re-asserts every TTL check registrator drives, which restarts their TTLs.
         """
+        self._inspected = 0
         todo, actual = self._plan(dirty, reinspect=reinspect, docker=docker, refresh=refresh)
         return self._apply(todo, actual)
 
@@ -189,6 +193,7 @@ class Reconciler:
             self._observer.progress("inspect", done=done, total=len(summaries))
 
     def _refresh(self, container_id: ContainerID) -> None:
+        self._inspected += 1
         try:
             container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
         except DockerError as e:
@@ -296,6 +301,7 @@ class Reconciler:
             deregistered=counts["service.deregistered"],
             checks_updated=checks_updated,
             errors=tuple(errors),
+            inspected=self._inspected,
         )
 
     def _put(self, service: Service, actual: Mapping[ServiceID, Service]) -> None:

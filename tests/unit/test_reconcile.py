@@ -63,11 +63,12 @@ def test_a_second_full_reconcile_writes_nothing_and_inspects_nothing(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    reconciler.reconcile()
+    first = reconciler.reconcile()
     writes, inspected = consul.writes, len(docker.inspected)
 
     outcome = reconciler.reconcile()
 
+    assert (first.inspected, outcome.inspected) == (1, 0)
     assert outcome.plan.empty
     assert outcome.plan.unchanged == 1
     assert (consul.writes, len(docker.inspected)) == (writes, inspected)
