@@ -9,6 +9,7 @@ changed and for start-up when everything is already registered.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import uuid
@@ -17,8 +18,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import docker
+import requests.exceptions
 
-from benchmarks.docker_side import BenchContainers, EventTimes
+from benchmarks.docker_side import BenchContainers, EventTimes, Interrupted, leftovers
 from benchmarks.process import Registrator
 from benchmarks.proxy import CountingProxy
 from benchmarks.report import Results, table
@@ -31,7 +33,10 @@ from benchmarks.scenarios import (
     sequential,
     start_up,
 )
-from tests.support import ConsulDevAgent
+from tests.support import ConsulDevAgent, wait_until
+
+#: what docker-py raises when dockerd goes away under a call (another developer restarting it)
+DOCKER_GONE = (docker.errors.DockerException, requests.exceptions.ConnectionError)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +47,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resync-interval", type=float, default=0.5, help="seconds between resyncs")
     p.add_argument("--keep", type=int, default=3, help="containers that must survive the burst")
     p.add_argument("--workdir", type=Path, help="logs go here (default: a temporary directory)")
+    p.add_argument(
+        "--attempts", type=int, default=3, help="runs to try when dockerd restarts under one"
+    )
     return p.parse_args(argv)
 
 
@@ -54,8 +62,9 @@ def bench_stack(workdir: Path) -> Iterator[Bench]:
         stack.callback(agent.stop)
         proxy = CountingProxy(agent.address).start()
         stack.callback(proxy.stop)
-        api = docker.APIClient(timeout=120, **docker.utils.kwargs_from_env())
+        api = wait_until(_docker_client, timeout=180, interval=1, what="Docker answering")
         stack.callback(api.close)
+        _remove_leftovers(api)
         containers = BenchContainers(api, run)
         stack.callback(containers.remove_all)
         events = EventTimes(api, run)
@@ -63,12 +72,30 @@ def bench_stack(workdir: Path) -> Iterator[Bench]:
         yield Bench(api, agent, proxy, containers, events, identity=f"bench-{run}")
 
 
+def _docker_client() -> docker.APIClient | None:
+    try:
+        return docker.APIClient(timeout=120, **docker.utils.kwargs_from_env())
+    except DOCKER_GONE:
+        return None
+
+
+def _remove_leftovers(api: docker.APIClient) -> None:
+    """Containers of an earlier run that was killed before it could clean up."""
+    found = leftovers(api)
+    if found:
+        print(f"removing {len(found)} containers left by an earlier run", file=sys.stderr)
+        for container in found:
+            api.remove_container(container, force=True)
+
+
 def run_all(bench: Bench, args: argparse.Namespace, workdir: Path) -> Results:
     uri = f"consul://{bench.proxy.address}"
+    load_before, others = os.getloadavg()[0], len(bench.api.containers(all=True))
     first = bench.containers.create(args.n + args.keep)
     bench.containers.start(first)
     doomed, keep = first[: args.n], first[args.n :]
-    with _running(Registrator(uri, identity=bench.identity, log_path=workdir / "events.log")) as p:
+    events_log = workdir / "events.log"
+    with _running(bench, Registrator(uri, identity=bench.identity, log_path=events_log)) as p:
         up = start_up(bench, p, running=first)
         print(f"start-up: {up.seconds:.2f} s", file=sys.stderr)
         seq = sequential(bench, args.sequential)
@@ -82,7 +109,7 @@ def run_all(bench: Bench, args: argparse.Namespace, workdir: Path) -> Results:
     resyncer = Registrator(
         uri, identity=bench.identity, log_path=resync_log, resync=args.resync_interval
     )
-    with _running(resyncer) as p:
+    with _running(bench, resyncer) as p:
         again = start_up(bench, p, running=running)
         resync = resync_cost(bench, p, count=args.resyncs, containers=len(running))
         resync_footprint = p.footprint()
@@ -97,14 +124,18 @@ def run_all(bench: Bench, args: argparse.Namespace, workdir: Path) -> Results:
         resync=resync,
         resync_footprint=resync_footprint,
         overhead=proxy_overhead(bench),
+        machine=f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
+        f"end; {others} containers of others on the engine",
     )
 
 
 @contextmanager
-def _running(registrator: Registrator) -> Iterator[Registrator]:
+def _running(bench: Bench, registrator: Registrator) -> Iterator[Registrator]:
+    bench.registrator = registrator
     try:
         yield registrator
     finally:
+        bench.registrator = None
         registrator.stop()
 
 
@@ -113,10 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         workdir.mkdir(parents=True, exist_ok=True)
-        bench = stack.enter_context(bench_stack(workdir))
-        results = run_all(bench, args, workdir)
-    print(table(results))
-    return 0
+        for attempt in range(1, args.attempts + 1):
+            try:
+                with bench_stack(workdir) as bench:
+                    results = run_all(bench, args, workdir)
+                print(table(results))
+                return 0
+            except (Interrupted, *DOCKER_GONE) as e:
+                print(f"run {attempt} interrupted: {e}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

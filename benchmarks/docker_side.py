@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
+import requests.exceptions
 
 from tests.support import TEST_IMAGE, wait_until
 
@@ -21,12 +22,22 @@ BENCH_LABEL = "org.registrator.bench.run"
 PARALLEL_CALLS = 16
 
 
+class Interrupted(Exception):
+    """Something outside the benchmark broke the run (dockerd restarted); it can be run again."""
+
+
 class EventTimes:
-    """Follows Docker's `start` and `die` events of this run's containers, keeping `timeNano`."""
+    """Follows Docker's `start` and `die` events of this run's containers, keeping `timeNano`.
+
+    The stream ending before `close()` means dockerd stopped, which kills every container:
+    `check()` then raises `Interrupted`.
+    """
 
     def __init__(self, api: docker.APIClient, run: str) -> None:
         self._times: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.ended = threading.Event()
         self._stream = api.events(
             decode=True,
             filters={
@@ -44,6 +55,11 @@ class EventTimes:
                 key = (str(raw.get("id") or ""), str(raw.get("status") or raw.get("Action")))
                 with self._lock:
                     self._times.setdefault(key, int(raw["timeNano"]))
+        self.ended.set()
+
+    def check(self) -> None:
+        if self.ended.is_set() and not self._closed.is_set():
+            raise Interrupted("Docker's event stream ended: dockerd was restarted")
 
     def time_ns(self, container: str, action: str) -> int | None:
         with self._lock:
@@ -54,12 +70,14 @@ class EventTimes:
         wanted = list(containers)
 
         def all_seen() -> list[int] | None:
+            self.check()
             found = [self.time_ns(c, action) for c in wanted]
             return None if None in found else [t for t in found if t is not None]
 
         return wait_until(all_seen, timeout=timeout, interval=0.002, what=f"{action} events")
 
     def close(self) -> None:
+        self._closed.set()
         self._stream.close()
 
 
@@ -106,10 +124,17 @@ class BenchContainers:
         with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(container, force=True)
 
-    def remove_all(self) -> None:
-        """Every container carrying this run's label, whether or not this object made it."""
-        rows = self.api.containers(all=True, filters={"label": f"{BENCH_LABEL}={self.run}"})
-        self.remove([row["Id"] for row in rows])
+    def remove_all(self, *, timeout: float = 120) -> None:
+        """Every container carrying this run's label; waits out a dockerd restart to do it."""
+
+        def removed() -> bool:
+            try:
+                self.remove(leftovers(self.api, run=self.run))
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                return False
+            return True
+
+        wait_until(removed, timeout=timeout, interval=1, what="benchmark containers removed")
         self.ids.clear()
 
     def _each(self, fn: Callable[[str], Any], items: list[str]) -> list[Any]:
@@ -117,3 +142,9 @@ class BenchContainers:
             return [fn(items[0])]
         with ThreadPoolExecutor(PARALLEL_CALLS) as pool:
             return list(pool.map(fn, items))
+
+
+def leftovers(api: docker.APIClient, *, run: str = "") -> list[str]:
+    """Containers of the benchmark's run `run`, or of any run (left by one that was killed)."""
+    label = f"{BENCH_LABEL}={run}" if run else BENCH_LABEL
+    return [str(row["Id"]) for row in api.containers(all=True, filters={"label": label})]

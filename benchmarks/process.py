@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.docker_side import Interrupted
 from tests.support import RegistratorProcess, wait_until
 
 FULL = "full"
@@ -86,7 +87,7 @@ class Registrator:
         """The first `count` full reconciles, waiting for them."""
 
         def enough() -> list[dict[str, Any]] | None:
-            self._check_alive()
+            self.check_alive()
             done = self.reconciles()
             return done[:count] if len(done) >= count else None
 
@@ -98,9 +99,9 @@ class Registrator:
     def stop(self) -> int:
         return self._process.stop()
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
         process = self._process.process
         if process is not None and process.poll() is not None:
-            raise RuntimeError(
+            raise Interrupted(
                 f"registrator exited {process.returncode}: {self._process.log[-2000:]}"
             )

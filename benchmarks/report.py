@@ -23,6 +23,7 @@ class Results:
     resync: Resync
     resync_footprint: Footprint
     overhead: ProxyOverhead
+    machine: str = ""
 
 
 def verdict(ok: bool) -> str:
@@ -144,6 +145,7 @@ def table(results: Results) -> str:
     lines.append("")
     lines.append(
         f"N = {r.n}. Proxy overhead per request (median GET): direct "
-        f"{r.overhead.direct_ms:.2f} ms, through the proxy {r.overhead.proxied_ms:.2f} ms."
+        f"{r.overhead.direct_ms:.2f} ms, through the proxy {r.overhead.proxied_ms:.2f} ms. "
+        f"Machine: {r.machine}."
     )
     return "\n".join(lines)

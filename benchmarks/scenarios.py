@@ -36,7 +36,15 @@ class Bench:
     containers: BenchContainers
     events: EventTimes
     identity: str
+    #: the registrator process running now, if any
+    registrator: Registrator | None = None
     _poll: http.client.HTTPConnection | None = None
+
+    def check(self) -> None:
+        """Raise `Interrupted` when dockerd restarted or registrator exited under the run."""
+        self.events.check()
+        if self.registrator is not None:
+            self.registrator.check_alive()
 
     def service_id(self, container: str) -> str:
         return f"{self.identity}:{self.containers.names[container]}:80"
@@ -63,6 +71,7 @@ class Bench:
         wanted = list(services)
 
         def all_answered() -> list[int] | None:
+            self.check()
             times = [self.proxy.answered(s, register=register, after_ns=after_ns) for s in wanted]
             return None if None in times else [t for t in times if t is not None]
 
@@ -124,6 +133,7 @@ def sequential(bench: Bench, count: int) -> Sequential:
 
 def _poll_until(bench: Bench, service: str, *, present: bool) -> int:
     def check() -> int | None:
+        bench.check()
         now = time.time_ns()
         return now if bench.visible(service) == present else None
 
