@@ -46,6 +46,19 @@ def log_records(text: str) -> list[dict[str, Any]]:
     return records
 
 
+def quiet_resyncs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Full reconciles after the first with no Docker event since the reconcile before them."""
+    quiet, heard = [], True  # the first full reconcile is the start-up: it does all the work
+    for record in records:
+        if record.get("event") == "docker.event":
+            heard = True
+        elif record.get("event") == "reconcile.done":
+            if record.get("scope") == FULL and not heard:
+                quiet.append(record)
+            heard = False
+    return quiet
+
+
 def record_time(record: dict[str, Any]) -> float:
     """A log record's wall-clock time in seconds since the epoch."""
     return datetime.fromisoformat(str(record["time"])).timestamp()

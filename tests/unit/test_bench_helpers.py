@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.process import footprint, log_records, record_time
+from benchmarks.process import footprint, log_records, quiet_resyncs, record_time
 from benchmarks.proxy import CountingProxy, Exchange, counts, service_named
 from benchmarks.stats import Summary, percentile
 
@@ -149,3 +149,23 @@ def test_log_records_keep_json_lines_and_their_time() -> None:
 
     assert record["ms"] == 1.5
     assert record_time(record) == 1767323045.25
+
+
+def test_quiet_resyncs_leave_out_start_up_and_those_after_a_docker_event() -> None:
+    def done(scope: str, n: int) -> dict[str, Any]:
+        return {"event": "reconcile.done", "scope": scope, "n": n}
+
+    event = {"event": "docker.event", "action": "die"}
+    records = [
+        done("full", 0),  # start-up
+        done("full", 1),
+        event,
+        done("containers", 2),
+        done("full", 3),
+        event,
+        done("full", 4),
+        done("agent", 5),
+        done("full", 6),
+    ]
+
+    assert [r["n"] for r in quiet_resyncs(records)] == [1, 3, 6]
