@@ -34,6 +34,8 @@ class _HasContainer(Protocol):
     def container(self) -> ContainerID: ...
     @property
     def action(self) -> str: ...
+    @property
+    def exit_code(self) -> int | None: ...
 
 
 class Subscription(Protocol):
@@ -57,14 +59,26 @@ class _Full:
 
 @dataclass
 class _Work:
-    """What the worker owes: at most one full reconcile, plus some containers."""
+    """What the worker owes: at most one full reconcile, plus some containers.
+
+    `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
+    it reported: the reconcile needs no inspect to know they stopped. Only a `start` undoes
+    that; the `disconnect` and `destroy` that follow a `die` do not.
+    """
 
     full: _Full | None = None
     containers: set[ContainerID] = field(default_factory=set)
+    exited: dict[ContainerID, int] = field(default_factory=dict)
 
-    def add(self, item: ContainerID | _Full) -> None:
-        if not isinstance(item, _Full):
+    def add(self, item: _HasContainer | ContainerID | _Full) -> None:
+        if isinstance(item, str):
             self.containers.add(item)
+        elif not isinstance(item, _Full):
+            self.containers.add(item.container)
+            if item.action == "die" and item.exit_code is not None:
+                self.exited[item.container] = item.exit_code
+            elif item.action == "start":
+                self.exited.pop(item.container, None)
         elif self.full is None:
             self.full = item
         else:
@@ -122,7 +136,7 @@ class Daemon:
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
-        self._queue: queue.Queue[ContainerID | _Full | None] = queue.Queue()
+        self._queue: queue.Queue[_HasContainer | ContainerID | _Full | None] = queue.Queue()
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
@@ -155,7 +169,7 @@ class Daemon:
         After any failure a full reconcile is owed: a scoped retry could miss a service whose
         container changed meanwhile (a rename drops the old service ID from the scope).
         """
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         try:
             outcome = self._reconcile(work)
         except ConsulPermissionDenied as e:
@@ -165,8 +179,9 @@ class Daemon:
             logger.warning("reconcile.failed", error=str(e))
             self._observe_failure(e)
             return self._failed(work)
-        self._log_done(work, outcome, time.monotonic() - started)
-        self._observe(work, outcome, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self._log_done(work, outcome, seconds=seconds, cpu_seconds=time.process_time() - cpu)
+        self._observe(work, outcome, seconds)
         if not outcome.ok:
             return self._failed(work)
         self._failures = 0
@@ -182,7 +197,7 @@ class Daemon:
         """
         full = work.full
         if work.containers:
-            outcome = self._reconciler.reconcile(work.containers)
+            outcome = self._reconciler.reconcile(work.containers, exited=work.exited)
             if full is None or not outcome.ok:
                 return outcome
         assert full is not None
@@ -209,7 +224,8 @@ class Daemon:
             self._consul_lost = False
 
     @staticmethod
-    def _log_done(work: _Work, outcome: Outcome, seconds: float) -> None:
+    def _log_done(work: _Work, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
+        """The reconcile's counts, its wall time and the process CPU time it took."""
         scope = "containers" if work.full is None else "full" if work.full.docker else "agent"
         logger.debug(
             "reconcile.done",
@@ -219,7 +235,9 @@ class Daemon:
             deregistered=outcome.deregistered,
             checks_updated=outcome.checks_updated,
             unchanged=outcome.plan.unchanged,
+            inspected=outcome.inspected,
             seconds=round(seconds, 4),
+            cpu_seconds=round(cpu_seconds, 4),
         )
 
     def _timeout(self, pending: _Work) -> float | None:
@@ -268,4 +286,4 @@ class Daemon:
     def _forward(self, events: Iterable[_HasContainer]) -> None:
         for event in events:
             logger.debug("docker.event", action=event.action, container=event.container[:12])
-            self._queue.put(event.container)
+            self._queue.put(event)

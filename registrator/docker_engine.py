@@ -43,6 +43,8 @@ class Event:
     container: ContainerID
     action: str
     time_nano: int
+    #: for `die`: the exit code Docker reports with it
+    exit_code: int | None = None
 
 
 def event_from_docker(raw: dict[str, Any]) -> Event | None:
@@ -58,7 +60,17 @@ def event_from_docker(raw: dict[str, Any]) -> Event | None:
         return None
     if action not in RELEVANT_ACTIONS or not container:
         return None
-    return Event(ContainerID(str(container)), action, int(raw.get("timeNano") or 0))
+    return Event(
+        ContainerID(str(container)), action, int(raw.get("timeNano") or 0), _exit_code(raw)
+    )
+
+
+def _exit_code(raw: dict[str, Any]) -> int | None:
+    code = ((raw.get("Actor") or {}).get("Attributes") or {}).get("exitCode")
+    try:
+        return int(code) if raw.get("Action") == "die" and code is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class EventStream:

@@ -60,6 +60,8 @@ class Outcome:
     deregistered: int = 0
     checks_updated: int = 0
     errors: tuple[str, ...] = ()
+    #: containers this reconcile asked Docker to inspect
+    inspected: int = 0
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class Reconciler:
         self._origin: dict[ServiceID, str] = {}
         self._address_known = bool(policy.host_ip)
         self._denied_reported = False
+        self._inspected = 0
 
     def desired(self) -> dict[ServiceID, Service]:
         return {s.id: s for k in self._known.values() for s in k.derivation.services}
@@ -111,6 +114,7 @@ class Reconciler:
         reinspect: bool = False,
         docker: bool = True,
         refresh: bool = False,
+        exited: Mapping[ContainerID, int] | None = None,
     ) -> Outcome:
         """Reconcile the `dirty` containers, or everything when `dirty` is None.
 
@@ -119,8 +123,15 @@ class Reconciler:
         `docker=False` it trusts what it already knows and only compares with Consul: the
         cheap check that repairs an agent that lost or changed its services. `refresh`
         re-asserts every TTL check registrator drives, which restarts their TTLs.
+
+        `exited` maps containers whose latest event was `die` to the exit code it reported:
+        that is all that changed, so they are not inspected. Docker answers an inspect only
+        after it has cleaned the container up, which would delay deregistration ~100 ms.
         """
-        todo, actual = self._plan(dirty, reinspect=reinspect, docker=docker, refresh=refresh)
+        self._inspected = 0
+        todo, actual = self._plan(
+            dirty, reinspect=reinspect, docker=docker, refresh=refresh, exited=exited or {}
+        )
         return self._apply(todo, actual)
 
     def preview(self) -> Plan:
@@ -139,14 +150,14 @@ class Reconciler:
         reinspect: bool,
         docker: bool,
         refresh: bool = False,
+        exited: Mapping[ContainerID, int] | None = None,
     ) -> tuple[Plan, dict[ServiceID, Service]]:
         if not self._address_known or (dirty is None and docker):
             self._refresh_address()
         scope: set[ServiceID] | None = None
         if dirty is not None:
             scope = self._service_ids(dirty)
-            for container in dirty:
-                self._refresh(container)
+            self._refresh_each(dirty, exited or {})
             scope |= self._service_ids(dirty)
         elif docker:
             self._refresh_all(reinspect=reinspect)
@@ -188,7 +199,33 @@ class Reconciler:
                 self._refresh(summary.id)
             self._observer.progress("inspect", done=done, total=len(summaries))
 
+    def _refresh_each(
+        self, containers: Collection[ContainerID], exited: Mapping[ContainerID, int]
+    ) -> None:
+        learned = self._learn_exits({c: exited[c] for c in containers if c in exited})
+        for container in containers:
+            if container not in learned:
+                self._refresh(container)
+
+    def _learn_exits(self, exited: Mapping[ContainerID, int]) -> set[ContainerID]:
+        """Apply `die` events to the containers they name; those never seen need an inspect."""
+        learned = set()
+        for container_id, exit_code in exited.items():
+            known = self._known.get(container_id)
+            if known is not None:
+                stopped = dataclasses.replace(
+                    known.container,
+                    running=False,
+                    paused=False,
+                    status="exited",
+                    exit_code=exit_code,
+                )
+                self._learn(container_id, stopped)
+                learned.add(container_id)
+        return learned
+
     def _refresh(self, container_id: ContainerID) -> None:
+        self._inspected += 1
         try:
             container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
         except DockerError as e:
@@ -198,7 +235,10 @@ class Reconciler:
         if container is None:
             self._known.pop(container_id, None)
             return
-        container = self._with_network_peer(container)
+        self._learn(container_id, self._with_network_peer(container))
+
+    def _learn(self, container_id: ContainerID, container: Container) -> None:
+        """Remember what `container` now is and what it should have registered."""
         previous = self._known.get(container_id)
         if self._keeps(container):
             kept = previous.derivation if previous else Derivation()
@@ -296,6 +336,7 @@ class Reconciler:
             deregistered=counts["service.deregistered"],
             checks_updated=checks_updated,
             errors=tuple(errors),
+            inspected=self._inspected,
         )
 
     def _put(self, service: Service, actual: Mapping[ServiceID, Service]) -> None:

@@ -40,6 +40,33 @@ def test_work_coalesces_containers_and_full_requests() -> None:
     assert work.containers == {"a", "b"}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Event:
+    container: ContainerID
+    action: str
+    exit_code: int | None = None
+
+
+@pytest.mark.parametrize(
+    ("events", "exited"),
+    [
+        ([_Event(ContainerID("a"), "die", 1)], {"a": 1}),
+        ([_Event(ContainerID("a"), "die", 0), _Event(ContainerID("a"), "disconnect")], {"a": 0}),
+        ([_Event(ContainerID("a"), "die", 0), _Event(ContainerID("a"), "start")], {}),
+        ([_Event(ContainerID("a"), "start"), _Event(ContainerID("a"), "die", 2)], {"a": 2}),
+    ],
+)
+def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
+    events: list[_Event], exited: dict[str, int]
+) -> None:
+    work = _Work()
+    for event in events:
+        work.add(event)
+
+    assert work.containers == {"a"}
+    assert work.exited == exited
+
+
 def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
     daemon, docker, consul = make()
     docker.add(web())

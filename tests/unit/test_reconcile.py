@@ -63,11 +63,12 @@ def test_a_second_full_reconcile_writes_nothing_and_inspects_nothing(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    reconciler.reconcile()
+    first = reconciler.reconcile()
     writes, inspected = consul.writes, len(docker.inspected)
 
     outcome = reconciler.reconcile()
 
+    assert (first.inspected, outcome.inspected) == (1, 0)
     assert outcome.plan.empty
     assert outcome.plan.unchanged == 1
     assert (consul.writes, len(docker.inspected)) == (writes, inspected)
@@ -85,6 +86,34 @@ def test_event_for_a_stopped_container_deregisters_only_its_services(
 
     assert outcome.deregistered == 1
     assert list(consul.registered) == ["h:b:80"]
+
+
+def test_a_die_event_deregisters_without_waiting_for_an_inspect(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web("c1", "a"))
+    docker.add(web("c2", "b"))
+    reconciler.reconcile()
+    docker.add(dataclasses.replace(web("c1", "a"), running=False, status="exited"))
+    inspected = len(docker.inspected)
+    died = {ContainerID("c1"): 137}
+
+    outcome = reconciler.reconcile(list(died), exited=died)
+
+    assert (outcome.deregistered, outcome.inspected) == (1, 0)
+    assert len(docker.inspected) == inspected
+    assert list(consul.registered) == ["h:b:80"]
+
+
+def test_a_die_of_a_container_never_seen_is_inspected(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(dataclasses.replace(web("c1", "a"), running=False, status="exited"))
+
+    outcome = reconciler.reconcile([ContainerID("c1")], exited={ContainerID("c1"): 0})
+
+    assert outcome.inspected == 1
+    assert consul.registered == {}
 
 
 def test_event_for_a_removed_container_deregisters_it(
@@ -171,6 +200,21 @@ def test_on_success_keeps_only_containers_that_failed_by_themselves(
 
     reconciler.reconcile([ContainerID("c1")])
     reconciler.reconcile()
+
+    assert (ServiceID("h:web:80") in consul.registered) is kept
+
+
+@pytest.mark.parametrize(("code", "kept"), [(0, False), (1, True), (137, False)])
+def test_on_success_reads_the_exit_code_of_a_die_event(
+    docker: FakeDocker, consul: FakeConsul, code: int, kept: bool
+) -> None:
+    reconciler = Reconciler(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits(), keep_failed=True
+    )
+    docker.add(web())
+    reconciler.reconcile()
+
+    reconciler.reconcile([ContainerID("c1")], exited={ContainerID("c1"): code})
 
     assert (ServiceID("h:web:80") in consul.registered) is kept
 
