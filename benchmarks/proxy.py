@@ -148,6 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, headers, payload = self._ask_upstream(body)
         answered = time.time_ns()
+        path = urlsplit(self.path).path
+        exchange = Exchange(
+            self.command, path, status, started, answered, service_named(self.command, path, body)
+        )
+        # recorded before the client has its answer, so whoever it tells finds the record
+        cast(_Server, self.server).proxy.record(exchange)
         self.send_response(status)
         for name, value in headers:
             if name.lower() not in _HOP_BY_HOP:
@@ -155,11 +161,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
-        path = urlsplit(self.path).path
-        exchange = Exchange(
-            self.command, path, status, started, answered, service_named(self.command, path, body)
-        )
-        cast(_Server, self.server).proxy.record(exchange)
 
     def _ask_upstream(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         """The agent's answer; one reconnect when a kept-alive connection was closed under us."""
