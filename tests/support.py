@@ -43,6 +43,18 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: {last!r}")
 
 
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 10) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`; its exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_ports(count: int) -> list[int]:
     """`count` distinct free TCP ports on loopback (also free for UDP in practice)."""
     with ExitStack() as stack:
@@ -138,13 +150,8 @@ class ConsulDevAgent:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
@@ -203,14 +210,7 @@ class RegistratorProcess:
     def stop(self, *, timeout: float = 10) -> int:
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
+        code = stop_process(self.process, timeout=timeout)
         self.process = None
         return code
 
@@ -269,11 +269,6 @@ class PrometheusServer:
         return data
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
