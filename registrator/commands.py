@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from registrator import explain
-from registrator.cli import EXIT_USAGE, _policy, _usage_error, parse_args
+from registrator.cli import derive_policy
 from registrator.errors import ConfigError
 from registrator.logs import configure
+from registrator.options import EXIT_USAGE, parse_args, usage_error
 from registrator.settings import Settings, consul_target
 from registrator.status import parse_listen_address
 
@@ -51,7 +52,7 @@ def _settings(argv: list[str]) -> Settings | int:
     try:
         return Settings(**args)
     except ValidationError as e:
-        return _usage_error(e)
+        return usage_error(e)
 
 
 def _usage(text: str, argv: list[str]) -> int | None:
@@ -79,7 +80,7 @@ def _explain(argv: list[str]) -> int:
         print(f"registrator: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     configure(level="ERROR", fmt=settings.log_format)
-    return explain.run(argv[-1], settings=settings, target=target, policy_for=_policy)
+    return explain.run(argv[-1], settings=settings, target=target, policy_for=derive_policy)
 
 
 def _healthcheck(argv: list[str]) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registrator.cli import _policy, build_parser, main, parse_args
+from registrator.cli import derive_policy, main
+from registrator.options import build_parser, parse_args
 from registrator.settings import Settings
 
 
@@ -129,7 +130,7 @@ def test_derivation_options_reach_the_policy() -> None:
         "a,b",
     )
 
-    policy = _policy(settings, "host1")
+    policy = derive_policy(settings, "host1")
 
     assert policy.hostname == "host1"
     assert (policy.internal, policy.explicit) == (True, True)
