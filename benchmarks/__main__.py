@@ -48,6 +48,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", type=int, default=3, help="containers that must survive the burst")
     p.add_argument("--workdir", type=Path, help="logs go here (default: a temporary directory)")
     p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each registrator with py-spy into WORKDIR/profile-*.txt (collapsed stacks)",
+    )
+    p.add_argument(
         "--attempts", type=int, default=3, help="runs to try when dockerd restarts under one"
     )
     return p.parse_args(argv)
@@ -95,7 +100,9 @@ def run_all(bench: Bench, args: argparse.Namespace, workdir: Path) -> Results:
     bench.containers.start(first)
     doomed, keep = first[: args.n], first[args.n :]
     events_log = workdir / "events.log"
-    with _running(bench, Registrator(uri, identity=bench.identity, log_path=events_log)) as p:
+    profile = workdir / "profile-events.txt" if args.profile else None
+    first_process = Registrator(uri, identity=bench.identity, log_path=events_log, profile=profile)
+    with _running(bench, first_process) as p:
         up = start_up(bench, p, running=first)
         print(f"start-up: {up.seconds:.2f} s", file=sys.stderr)
         seq = sequential(bench, args.sequential)
@@ -107,7 +114,11 @@ def run_all(bench: Bench, args: argparse.Namespace, workdir: Path) -> Results:
     resync_log = workdir / "resync.log"
     running = keep + started
     resyncer = Registrator(
-        uri, identity=bench.identity, log_path=resync_log, resync=args.resync_interval
+        uri,
+        identity=bench.identity,
+        log_path=resync_log,
+        resync=args.resync_interval,
+        profile=workdir / "profile-resync.txt" if args.profile else None,
     )
     with _running(bench, resyncer) as p:
         again = start_up(bench, p, running=running)

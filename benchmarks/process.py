@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,17 +69,29 @@ def record_time(record: dict[str, Any]) -> float:
 class Registrator:
     """The real CLI as a user runs it, with JSON logs at DEBUG so reconciles can be timed."""
 
-    def __init__(self, uri: str, *, identity: str, log_path: Path, resync: float = 0) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        identity: str,
+        log_path: Path,
+        resync: float = 0,
+        profile: Path | None = None,
+    ) -> None:
         args = [uri, "--hostname", identity, "--log-format", "json", "--log-level", "DEBUG"]
         if resync:
             args += ["--resync-interval", str(resync)]
         self._process = RegistratorProcess(args, log_path)
+        self._profile = profile
+        self._profiler: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
     def start(self) -> Registrator:
         self._process.log_path.unlink(missing_ok=True)
         self.started_at = time.time()
         self._process.start()
+        if self._profile is not None:
+            self._profiler = _sample(self.pid, self._profile)
         return self
 
     @property
@@ -110,7 +124,10 @@ class Registrator:
         return footprint(self.pid)
 
     def stop(self) -> int:
-        return self._process.stop()
+        code = self._process.stop()
+        if self._profiler is not None:
+            self._profiler.wait(timeout=60)  # py-spy writes its file once the process is gone
+        return code
 
     def check_alive(self) -> None:
         process = self._process.process
@@ -118,3 +135,11 @@ class Registrator:
             raise Interrupted(
                 f"registrator exited {process.returncode}: {self._process.log[-2000:]}"
             )
+
+
+def _sample(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` without pausing it; collapsed stacks, one line per stack, in `out`."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    args = [str(py_spy), "record", "--pid", str(pid), "--rate", "500", "--nonblocking"]
+    args += ["--format", "raw", "--output", str(out)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
