@@ -34,9 +34,9 @@ else
     echo "started a Consul dev agent on $CONSUL (log: $DEMO/consul.log)"
 fi
 
-.venv/bin/registrator --hostname demo "consul://$CONSUL" >"$DEMO/registrator.log" 2>&1 &
+.venv/bin/registrator --hostname demo --require-label "$LABEL" "consul://$CONSUL" >"$DEMO/registrator.log" 2>&1 &
 pids+=($!)
-echo "started registrator (log: $DEMO/registrator.log)"
+echo "started registrator for the containers labelled $LABEL (log: $DEMO/registrator.log)"
 
 image=registrator-test/busybox:latest
 docker run -d --label "$LABEL" --name demo-web -p 0:80 \
