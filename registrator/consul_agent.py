@@ -8,7 +8,7 @@ gliderlabs/registrator does.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,9 @@ from registrator.model import OWNER_META_KEY, Check, CheckValue, Service, Servic
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
 #: Consul's own checks (maintenance mode) start with this: never registrator's to compare.
 _CONSUL_CHECK_PREFIX = "_"
+#: Up to this many service IDs are asked for with a filter; each term costs the agent a pass
+#: over its services, so for more it is cheaper to fetch them all.
+MAX_FILTERED_IDS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,14 @@ def service_from_agent(
         checks=checks,
         maintenance=str(data.get("ID", "")) in in_maintenance,
     )
+
+
+def id_filter(field: str, ids: Collection[str] | None) -> dict[str, str]:
+    """Query parameters asking only for `ids` (by `field`), or none: a filter for many IDs,
+    or for an ID a filter string cannot carry, would cost more than fetching everything."""
+    if ids is None or len(ids) > MAX_FILTERED_IDS or any(c in i for i in ids for c in '"\\`'):
+        return {}
+    return {"filter": " or ".join(f'{field} == "{i}"' for i in sorted(ids))}
 
 
 def _tls_context(target: ConsulTarget) -> ssl.SSLContext:
@@ -161,11 +172,24 @@ class ConsulAgent:
         """Returns when the agent answers within `timeout`; needs no ACL permission."""
         self._request("GET", "/v1/status/leader", timeout=timeout)
 
-    def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
-        """The agent's services with their checks; with `owner`, only those it marks as owned."""
-        data = self._request("GET", "/v1/agent/services").json() or {}
-        owned = [raw for raw in data.values() if owner is None or _owner(raw) == owner]
-        checks = self._checks() if owned else {}
+    def services(
+        self, *, owner: str | None = None, ids: Collection[ServiceID] | None = None
+    ) -> dict[ServiceID, Service]:
+        """The agent's services with their checks; with `owner`, only those it marks as owned.
+
+        With `ids`, only those: an event's reconcile asks for its own few services, so its
+        cost does not grow with the number of services on the agent.
+        """
+        if ids is not None and not ids:
+            return {}
+        params = id_filter("ID", ids)
+        data = self._request("GET", "/v1/agent/services", params=params).json() or {}
+        owned = [
+            raw
+            for raw in data.values()
+            if (owner is None or _owner(raw) == owner) and (ids is None or raw.get("ID") in ids)
+        ]
+        checks = self._checks(id_filter("ServiceID", ids)) if owned else {}
         in_maintenance = _services_in_maintenance(checks)
         by_service = checks_by_service(checks)
         services = (
@@ -187,8 +211,10 @@ class ConsulAgent:
         params = {"enable": "true" if enabled else "false", "reason": reason}
         self._request("PUT", f"/v1/agent/service/maintenance/{service}", params=params)
 
-    def _checks(self) -> dict[str, Any]:
-        checks: dict[str, Any] = self._request("GET", "/v1/agent/checks").json() or {}
+    def _checks(self, params: Mapping[str, str]) -> dict[str, Any]:
+        checks: dict[str, Any] = (
+            self._request("GET", "/v1/agent/checks", params=params).json() or {}
+        )
         return checks
 
     def register(self, service: Service) -> None:

@@ -43,7 +43,9 @@ class DockerSource(Protocol):
 
 class ConsulRegistry(Protocol):
     def advertise_address(self) -> str: ...
-    def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]: ...
+    def services(
+        self, *, owner: str | None = None, ids: Collection[ServiceID] | None = None
+    ) -> dict[ServiceID, Service]: ...
     def register(self, service: Service) -> None: ...
     def deregister(self, service: ServiceID) -> None: ...
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None: ...
@@ -161,12 +163,13 @@ class Reconciler:
             scope |= self._service_ids(dirty)
         elif docker:
             self._refresh_all(reinspect=reinspect)
-        actual = self._call("consul.services", self._owned)
+        actual = self._call("consul.services", partial(self._owned, scope))
         self._adopt_kept(actual)
         return plan(self.desired(), actual, scope=scope, refresh=refresh), actual
 
-    def _owned(self) -> dict[ServiceID, Service]:
-        return self._consul.services(owner=self._policy.hostname)
+    def _owned(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
+        """What the agent holds of ours: everything, or only `ids` (an event's scope)."""
+        return self._consul.services(owner=self._policy.hostname, ids=ids)
 
     def _call(self, what: str, fn: _Fn[_T]) -> _T:
         return self._retry.call(what, fn, stop=self._stop)

@@ -5,6 +5,7 @@ The integration suite never uses these: it talks to the real daemon and agent.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from registrator.errors import ConsulError, ConsulUnavailable
@@ -38,6 +39,8 @@ class FakeDocker:
 class FakeConsul:
     registered: dict[ServiceID, Service] = field(default_factory=dict)
     writes: int = 0
+    #: the `ids` of each services() read (None: all of them)
+    reads: list[frozenset[ServiceID] | None] = field(default_factory=list)
     down: bool = False
     address: str = "10.9.9.9"
 
@@ -49,9 +52,16 @@ class FakeConsul:
         self._check()
         return self.address
 
-    def services(self, *, owner: str | None = None) -> dict[ServiceID, Service]:
+    def services(
+        self, *, owner: str | None = None, ids: Collection[ServiceID] | None = None
+    ) -> dict[ServiceID, Service]:
         self._check()
-        return {k: v for k, v in self.registered.items() if owner is None or v.owner == owner}
+        self.reads.append(None if ids is None else frozenset(ids))
+        return {
+            k: v
+            for k, v in self.registered.items()
+            if (owner is None or v.owner == owner) and (ids is None or k in ids)
+        }
 
     def register(self, service: Service) -> None:
         self._check()

@@ -105,6 +105,31 @@ def test_a_die_event_deregisters_without_waiting_for_an_inspect(
     assert list(consul.registered) == ["h:b:80"]
 
 
+def test_an_event_reads_only_its_own_services_from_the_agent(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web("c1", "a"))
+    docker.add(web("c2", "b"))
+    reconciler.reconcile()
+    docker.add(web("c1", "a", host_port=1))
+
+    reconciler.reconcile([ContainerID("c1")])
+
+    assert consul.reads == [None, {"h:a:80"}]
+    assert consul.registered[ServiceID("h:a:80")].port == 1
+
+
+def test_an_event_for_a_container_without_services_asks_for_no_service(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(dataclasses.replace(web(), ports=()))
+
+    outcome = reconciler.reconcile([ContainerID("c1")])
+
+    assert outcome.plan.empty
+    assert consul.reads == [frozenset()]  # the adapter answers that without a request
+
+
 def test_a_die_of_a_container_never_seen_is_inspected(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
