@@ -57,28 +57,32 @@ class _Full:
     refresh: bool = False
 
 
+#: Docker sends these while it starts or cleans up a container too, not only on a user's
+#: `docker network connect`.
+NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+
+
 @dataclass
 class _Work:
     """What the worker owes: at most one full reconcile, plus some containers.
 
     `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
     it reported: the reconcile needs no inspect to know they stopped. Only a `start` undoes
-    that; the `disconnect` and `destroy` that follow a `die` do not.
+    that; the `disconnect` and `destroy` that follow a `die` do not. `network_only` holds
+    those with nothing but network `connect`/`disconnect` events pending.
     """
 
     full: _Full | None = None
     containers: set[ContainerID] = field(default_factory=set)
     exited: dict[ContainerID, int] = field(default_factory=dict)
+    network_only: set[ContainerID] = field(default_factory=set)
 
     def add(self, item: _HasContainer | ContainerID | _Full) -> None:
         if isinstance(item, str):
             self.containers.add(item)
+            self.network_only.discard(item)
         elif not isinstance(item, _Full):
-            self.containers.add(item.container)
-            if item.action == "die" and item.exit_code is not None:
-                self.exited[item.container] = item.exit_code
-            elif item.action == "start":
-                self.exited.pop(item.container, None)
+            self._add_event(item)
         elif self.full is None:
             self.full = item
         else:
@@ -87,6 +91,18 @@ class _Work:
                 reinspect=self.full.reinspect or item.reinspect,
                 refresh=self.full.refresh or item.refresh,
             )
+
+    def _add_event(self, item: _HasContainer) -> None:
+        if item.action in NETWORK_ACTIONS:
+            if item.container not in self.containers:
+                self.network_only.add(item.container)
+        else:
+            self.network_only.discard(item.container)
+        self.containers.add(item.container)
+        if item.action == "die" and item.exit_code is not None:
+            self.exited[item.container] = item.exit_code
+        elif item.action == "start":
+            self.exited.pop(item.container, None)
 
     def __bool__(self) -> bool:
         return self.full is not None or bool(self.containers)
@@ -197,7 +213,9 @@ class Daemon:
         """
         full = work.full
         if work.containers:
-            outcome = self._reconciler.reconcile(work.containers, exited=work.exited)
+            outcome = self._reconciler.reconcile(
+                work.containers, exited=work.exited, network_only=work.network_only
+            )
             if full is None or not outcome.ok:
                 return outcome
         assert full is not None

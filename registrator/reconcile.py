@@ -70,6 +70,14 @@ class Outcome:
         return not self.errors
 
 
+@dataclass(frozen=True, slots=True)
+class _Events:
+    """What the events of a batch say about their containers (see `Reconciler.reconcile`)."""
+
+    exited: Mapping[ContainerID, int] = field(default_factory=dict)
+    network_only: frozenset[ContainerID] = frozenset()
+
+
 @dataclass
 class _Known:
     container: Container
@@ -117,6 +125,7 @@ class Reconciler:
         docker: bool = True,
         refresh: bool = False,
         exited: Mapping[ContainerID, int] | None = None,
+        network_only: Collection[ContainerID] = (),
     ) -> Outcome:
         """Reconcile the `dirty` containers, or everything when `dirty` is None.
 
@@ -129,10 +138,15 @@ class Reconciler:
         `exited` maps containers whose latest event was `die` to the exit code it reported:
         that is all that changed, so they are not inspected. Docker answers an inspect only
         after it has cleaned the container up, which would delay deregistration ~100 ms.
+        `network_only` containers had only network events: those of a container not known to
+        run are skipped. Docker attaches networks while it starts a container and detaches
+        them while it cleans one up, and answers an inspect only once it is done: hundreds of
+        milliseconds in which every other event would wait. Its `start` says what matters.
         """
         self._inspected = 0
+        events = _Events(exited or {}, frozenset(network_only))
         todo, actual = self._plan(
-            dirty, reinspect=reinspect, docker=docker, refresh=refresh, exited=exited or {}
+            dirty, reinspect=reinspect, docker=docker, refresh=refresh, events=events
         )
         return self._apply(todo, actual)
 
@@ -152,14 +166,14 @@ class Reconciler:
         reinspect: bool,
         docker: bool,
         refresh: bool = False,
-        exited: Mapping[ContainerID, int] | None = None,
+        events: _Events | None = None,
     ) -> tuple[Plan, dict[ServiceID, Service]]:
         if not self._address_known or (dirty is None and docker):
             self._refresh_address()
         scope: set[ServiceID] | None = None
         if dirty is not None:
             scope = self._service_ids(dirty)
-            self._refresh_each(dirty, exited or {})
+            self._refresh_each(dirty, events or _Events())
             scope |= self._service_ids(dirty)
         elif docker:
             self._refresh_all(reinspect=reinspect)
@@ -202,13 +216,19 @@ class Reconciler:
                 self._refresh(summary.id)
             self._observer.progress("inspect", done=done, total=len(summaries))
 
-    def _refresh_each(
-        self, containers: Collection[ContainerID], exited: Mapping[ContainerID, int]
-    ) -> None:
+    def _refresh_each(self, containers: Collection[ContainerID], events: _Events) -> None:
+        exited = events.exited
         learned = self._learn_exits({c: exited[c] for c in containers if c in exited})
         for container in containers:
-            if container not in learned:
-                self._refresh(container)
+            if container in learned or (
+                container in events.network_only and not self._runs(container)
+            ):
+                continue
+            self._refresh(container)
+
+    def _runs(self, container_id: ContainerID) -> bool:
+        known = self._known.get(container_id)
+        return known is not None and known.container.running
 
     def _learn_exits(self, exited: Mapping[ContainerID, int]) -> set[ContainerID]:
         """Apply `die` events to the containers they name; those never seen need an inspect."""

@@ -67,6 +67,27 @@ def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
     assert work.exited == exited
 
 
+@pytest.mark.parametrize(
+    ("actions", "network_only"),
+    [
+        (["connect"], True),
+        (["connect", "disconnect"], True),
+        (["connect", "start"], False),
+        (["start", "connect"], False),
+        (["die", "disconnect"], False),
+    ],
+)
+def test_work_knows_containers_with_only_network_events(
+    actions: list[str], network_only: bool
+) -> None:
+    work = _Work()
+    for action in actions:
+        work.add(_Event(ContainerID("a"), action, 0 if action == "die" else None))
+
+    assert work.containers == {"a"}
+    assert ("a" in work.network_only) is network_only
+
+
 def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
     daemon, docker, consul = make()
     docker.add(web())

@@ -130,6 +130,25 @@ def test_an_event_for_a_container_without_services_asks_for_no_service(
     assert consul.reads == [frozenset()]  # the adapter answers that without a request
 
 
+@pytest.mark.parametrize(
+    ("known", "inspected"),
+    [(None, 0), ("running", 1), ("exited", 0)],
+    ids=["starting", "running", "stopped"],
+)
+def test_a_network_event_is_inspected_only_for_a_running_container(
+    docker: FakeDocker, reconciler: Reconciler, known: str | None, inspected: int
+) -> None:
+    """Docker answers the inspect of a starting or dying container only when it is done."""
+    if known is not None:
+        docker.add(dataclasses.replace(web(), running=known == "running", status=known))
+        reconciler.reconcile()
+    docker.add(web())
+
+    outcome = reconciler.reconcile([ContainerID("c1")], network_only=[ContainerID("c1")])
+
+    assert outcome.inspected == inspected
+
+
 def test_a_die_of_a_container_never_seen_is_inspected(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
