@@ -1,8 +1,16 @@
-"""The Consul adapter's translation of checks, both ways (no agent needed for that part)."""
+"""The Consul adapter's translation of checks both ways, and its filter (no agent needed)."""
 
 from __future__ import annotations
 
-from registrator.consul_agent import check_from_agent, check_payload, service_payload
+import pytest
+
+from registrator.consul_agent import (
+    MAX_FILTERED_IDS,
+    check_from_agent,
+    check_payload,
+    id_filter,
+    service_payload,
+)
 from registrator.model import Check, Service, ServiceID
 
 HTTP = Check(
@@ -62,3 +70,24 @@ def test_a_listed_check_keeps_what_the_agent_reports() -> None:
 
     assert check.reported() == HTTP.reported()
     assert (check.status, check.output) == ("passing", "HTTP GET ...: 200 OK")
+
+
+def test_a_few_ids_become_one_filter_in_a_stable_order() -> None:
+    assert id_filter("ID", ["h:b:80", "h:a:80"]) == {"filter": 'ID == "h:a:80" or ID == "h:b:80"'}
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        None,
+        [f"h:c{n}:80" for n in range(MAX_FILTERED_IDS + 1)],
+        ['h:say"hi":80'],
+        ["h:back\\slash:80"],
+        ["h:tick`:80"],
+    ],
+    ids=["all", "too-many", "quote", "backslash", "backtick"],
+)
+def test_no_filter_when_it_would_cost_more_or_could_not_carry_an_id(
+    ids: list[str] | None,
+) -> None:
+    assert id_filter("ServiceID", ids) == {}
