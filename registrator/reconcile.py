@@ -44,7 +44,11 @@ class DockerSource(Protocol):
 class ConsulRegistry(Protocol):
     def advertise_address(self) -> str: ...
     def services(
-        self, *, owner: str | None = None, ids: Collection[ServiceID] | None = None
+        self,
+        *,
+        owner: str | None = None,
+        ids: Collection[ServiceID] | None = None,
+        with_checks: bool = True,
     ) -> dict[ServiceID, Service]: ...
     def register(self, service: Service) -> None: ...
     def deregister(self, service: ServiceID) -> None: ...
@@ -177,13 +181,26 @@ class Reconciler:
             scope |= self._service_ids(dirty)
         elif docker:
             self._refresh_all(reinspect=reinspect)
-        actual = self._call("consul.services", partial(self._owned, scope))
+        compares = scope is None or self._compares(scope, dirty or ())
+        actual = self._call("consul.services", partial(self._owned, scope, with_checks=compares))
         self._adopt_kept(actual)
         return plan(self.desired(), actual, scope=scope, refresh=refresh), actual
 
-    def _owned(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
+    def _owned(
+        self, ids: Collection[ServiceID] | None = None, *, with_checks: bool = True
+    ) -> dict[ServiceID, Service]:
         """What the agent holds of ours: everything, or only `ids` (an event's scope)."""
-        return self._consul.services(owner=self._policy.hostname, ids=ids)
+        return self._consul.services(owner=self._policy.hostname, ids=ids, with_checks=with_checks)
+
+    def _compares(self, scope: Collection[ServiceID], dirty: Collection[ContainerID]) -> bool:
+        """Whether a scoped plan compares services (their checks count) or only removes them.
+
+        A `die` only removes: its reconcile does not need the checks. A kept container
+        (`-deregister on-success`) may adopt what the agent holds, checks included.
+        """
+        desired = self.desired()
+        kept = any(k.kept for c in dirty if (k := self._known.get(c)) is not None)
+        return kept or any(i in desired for i in scope)
 
     def _call(self, what: str, fn: _Fn[_T]) -> _T:
         return self._retry.call(what, fn, stop=self._stop)

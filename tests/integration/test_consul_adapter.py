@@ -53,4 +53,7 @@ def test_services_by_id_are_what_the_whole_list_says_of_them(
     assert everything[ids[0]].checks
     assert everything[ids[1]].maintenance
     assert agent.services(owner=identity, ids=[]) == {}
+    bare = agent.services(owner=identity, ids=ids[:2], with_checks=False)
+    assert set(bare) == set(ids[:2])
+    assert all(not s.checks and not s.maintenance for s in bare.values())
     assert set(everything) == set(ids)

@@ -41,6 +41,7 @@ class FakeConsul:
     writes: int = 0
     #: the `ids` of each services() read (None: all of them)
     reads: list[frozenset[ServiceID] | None] = field(default_factory=list)
+    reads_without_checks: int = 0
     down: bool = False
     address: str = "10.9.9.9"
 
@@ -53,15 +54,23 @@ class FakeConsul:
         return self.address
 
     def services(
-        self, *, owner: str | None = None, ids: Collection[ServiceID] | None = None
+        self,
+        *,
+        owner: str | None = None,
+        ids: Collection[ServiceID] | None = None,
+        with_checks: bool = True,
     ) -> dict[ServiceID, Service]:
         self._check()
         self.reads.append(None if ids is None else frozenset(ids))
-        return {
+        found = {
             k: v
             for k, v in self.registered.items()
             if (owner is None or v.owner == owner) and (ids is None or k in ids)
         }
+        if with_checks:
+            return found
+        self.reads_without_checks += 1
+        return {k: replace(v, checks=(), maintenance=False) for k, v in found.items()}
 
     def register(self, service: Service) -> None:
         self._check()

@@ -149,6 +149,39 @@ def test_a_network_event_is_inspected_only_for_a_running_container(
     assert outcome.inspected == inspected
 
 
+@pytest.mark.parametrize(
+    ("exited", "keep_failed", "without_checks"),
+    [
+        (None, False, 0),  # the container changed: its checks are compared
+        ({ContainerID("c1"): 0}, False, 1),  # a die only removes: no checks needed
+        ({ContainerID("c1"): 1}, True, 0),  # -deregister on-success keeps it: compared
+    ],
+    ids=["changed", "died", "kept"],
+)
+def test_an_event_reads_checks_only_when_its_plan_compares_services(
+    docker: FakeDocker,
+    consul: FakeConsul,
+    exited: dict[ContainerID, int] | None,
+    keep_failed: bool,
+    without_checks: int,
+) -> None:
+    reconciler = Reconciler(
+        docker,
+        consul,
+        Policy(hostname="h"),
+        retry=RetryPolicy.without_waits(),
+        keep_failed=keep_failed,
+    )
+    docker.add(web())
+    reconciler.reconcile()
+    docker.add(web(host_port=1))
+
+    reconciler.reconcile([ContainerID("c1")], exited=exited)
+
+    assert consul.reads_without_checks == without_checks
+    assert (ServiceID("h:web:80") in consul.registered) is (exited is None or keep_failed)
+
+
 def test_a_die_of_a_container_never_seen_is_inspected(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
