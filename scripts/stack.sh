@@ -103,27 +103,26 @@ fetch_bullseye() {
     ls "$dest/debs/${pkg}"_*.deb | tail -n 1
 }
 
+# Unpack Debian 11's package NAME into .cache/NAME once; its binary is .cache/NAME/usr/bin/NAME.
+unpack_bullseye() {
+    local name=$1
+    if [ ! -x "$CACHE/$name/usr/bin/$name" ]; then
+        log "fetching $name from Debian 11"
+        local deb
+        deb=$(fetch_bullseye "$name")
+        rm -rf "${CACHE:?}/$name" && dpkg -x "$deb" "$CACHE/$name"
+    fi
+}
+
 ensure_consul() {
     if command -v consul >/dev/null 2>&1; then return 0; fi
-    local bin=$CACHE/consul/usr/bin/consul
-    if [ ! -x "$bin" ]; then
-        log "fetching consul from Debian 11"
-        local deb
-        deb=$(fetch_bullseye consul)
-        rm -rf "$CACHE/consul" && dpkg -x "$deb" "$CACHE/consul"
-    fi
-    "$bin" version | sed -n 1p >&2
+    unpack_bullseye consul
+    "$CACHE/consul/usr/bin/consul" version | sed -n 1p >&2
 }
 
 ensure_prometheus() {
-    local bin=$CACHE/prometheus/usr/bin/prometheus
-    if [ ! -x "$bin" ]; then
-        log "fetching prometheus from Debian 11"
-        local deb
-        deb=$(fetch_bullseye prometheus)
-        rm -rf "$CACHE/prometheus" && dpkg -x "$deb" "$CACHE/prometheus"
-    fi
-    "$bin" --version 2>&1 | sed -n 1p >&2
+    unpack_bullseye prometheus
+    "$CACHE/prometheus/usr/bin/prometheus" --version 2>&1 | sed -n 1p >&2
 }
 
 # A bookworm root with python3 and venv, imported as an image: the Dockerfile's BASE_IMAGE where
