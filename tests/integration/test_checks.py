@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,9 +82,15 @@ def bridge_gateway(containers: Containers) -> str:
 
     On 127.0.0.1 Docker's userland proxy accepts every connection to a published port, even
     with nothing listening in the container, so a TCP check there would always pass.
+
+    A daemon that created its bridge on this boot reports no `Gateway` in the network's IPAM
+    configuration; the bridge then has the subnet's first address, as Docker always gives it.
     """
     config = containers.api.inspect_network("bridge")["IPAM"]["Config"]
-    return str(next(c["Gateway"] for c in config if "Gateway" in c and ":" not in c["Gateway"]))
+    ipv4 = next(c for c in config if ":" not in c["Subnet"])
+    if ipv4.get("Gateway"):
+        return str(ipv4["Gateway"])
+    return str(next(ipaddress.ip_network(ipv4["Subnet"]).hosts()))
 
 
 def test_tcp_check_passes_then_goes_critical_when_the_listener_stops(
