@@ -10,4 +10,5 @@ bash scripts/stack.sh all
 
 echo "== ruff"; .venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
 echo "== mypy"; .venv/bin/mypy
+echo "== import contracts"; .venv/bin/lint-imports
 echo "== pytest"; exec .venv/bin/python -m pytest "$@"

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from registrator.consul_agent import MAX_FILTERED_IDS, ConsulAgent, ConsulTarget
-from registrator.model import ServiceID
+from registrator.core.model import ServiceID
+from registrator.registries.consul.agent import MAX_FILTERED_IDS, ConsulAgent
+from registrator.registries.consul.target import ConsulTarget
 from tests.support import ConsulDevAgent
 
 

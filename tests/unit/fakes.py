@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
-from registrator.errors import ConsulError, ConsulUnavailable
-from registrator.model import (
+from registrator.core.errors import RegistryError, RegistryUnavailable
+from registrator.core.model import (
     Check,
     Container,
     ContainerID,
@@ -47,7 +47,7 @@ class FakeConsul:
 
     def _check(self) -> None:
         if self.down:
-            raise ConsulUnavailable("agent down")
+            raise RegistryUnavailable("agent down")
 
     def advertise_address(self) -> str:
         self._check()
@@ -96,7 +96,7 @@ class FakeConsul:
                 )
                 self.registered[sid] = replace(service, checks=checks)
                 return
-        raise ConsulError(f"CheckID {check.id!r} does not have associated TTL")
+        raise RegistryError(f"CheckID {check.id!r} does not have associated TTL")
 
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         self._check()

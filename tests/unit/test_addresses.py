@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 
-from registrator.addresses import address_from_label
-from registrator.containers import container_from_inspect
-from registrator.derive import Policy, derive
-from registrator.model import Binding, Container, ContainerID, Port
+from registrator.core.addresses import address_from_label
+from registrator.core.derive import derive
+from registrator.core.model import Binding, Container, ContainerID, Port
+from registrator.core.policy import Policy
+from registrator.docker.inspect import container_from_inspect
 from tests.support import load_fixture
 
 POLICY = Policy(hostname="host1", advertise_address="10.0.0.5")

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from registrator.checks import DEFAULT_DRIVEN_TTL, CheckPolicy, service_checks
-from registrator.containers import container_from_inspect
-from registrator.declarations import declarations
-from registrator.derive import Policy, derive
-from registrator.model import (
+from registrator.core.checks import service_checks
+from registrator.core.declarations import declarations
+from registrator.core.derive import derive
+from registrator.core.model import (
     Binding,
     Check,
     Container,
@@ -22,6 +21,8 @@ from registrator.model import (
     Service,
     ServiceID,
 )
+from registrator.core.policy import DEFAULT_DRIVEN_TTL, CheckPolicy, Policy
+from registrator.docker.inspect import container_from_inspect
 from tests.support import load_fixture
 
 SID = "h:app:80"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registrator.cli import derive_policy, main
-from registrator.options import build_parser, parse_args
-from registrator.settings import Settings
+from registrator.app.cli import main
+from registrator.app.options import build_parser, parse_args
+from registrator.app.settings import Settings, derive_policy
 
 
 def parse(*argv: str) -> dict[str, object]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from registrator.consul_agent import (
+from registrator.core.model import Check, Service, ServiceID
+from registrator.registries.consul.agent import (
     MAX_FILTERED_IDS,
     check_from_agent,
     check_payload,
     id_filter,
     service_payload,
 )
-from registrator.model import Check, Service, ServiceID
 
 HTTP = Check(
     "service:s:http",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from registrator.containers import container_from_inspect, parse_env
-from registrator.model import Binding, Health, Port
+from registrator.core.model import Binding, Health, Port
+from registrator.docker.inspect import container_from_inspect, parse_env
 from tests.support import load_fixture
 
 

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from registrator.daemon import Daemon, _Full, _Work
-from registrator.derive import Policy
-from registrator.model import Binding, Container, ContainerID, Health, Port, ServiceID
-from registrator.reconcile import Reconciler
-from registrator.retry import RetryPolicy
+from registrator.core.model import Binding, Container, ContainerID, Health, Port, ServiceID
+from registrator.core.policy import Policy
+from registrator.runtime.daemon import Daemon, _Full, _Work
+from registrator.runtime.reconcile import Reconciler
+from registrator.runtime.retry import RetryPolicy
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 

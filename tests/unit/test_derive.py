@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 
-from registrator.containers import container_from_inspect
-from registrator.derive import Policy, default_name, derive
-from registrator.model import Binding, Container, ContainerID, Port
+from registrator.core.derive import default_name, derive
+from registrator.core.model import Binding, Container, ContainerID, Port
+from registrator.core.policy import Policy
+from registrator.docker.inspect import container_from_inspect
 from tests.support import load_fixture
 
 POLICY = Policy(hostname="host1", advertise_address="10.0.0.5")

@@ -7,8 +7,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registrator.derive import MAX_META_PAIRS, Policy, derive
-from registrator.model import Binding, Container, ContainerID, Port
+from registrator.core.derive import MAX_META_PAIRS, derive
+from registrator.core.model import Binding, Container, ContainerID, Port
+from registrator.core.policy import Policy
 
 _KEYS = ["NAME", "TAGS", "ID", "IGNORE", "NETWORK", "CHECK_HTTP", "REGION", "consul-x", "a.b"]
 _ADDRESSES = ["", "0.0.0.0", "::", "127.0.0.1", "10.0.0.1/24", "2001:db8::1", "nope", "1.2.3.4/99"]

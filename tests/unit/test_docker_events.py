@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from registrator.docker_engine import Event, event_from_docker
-from registrator.model import ContainerID
+from registrator.core.model import ContainerID
+from registrator.docker.events import Event, event_from_docker
 
 
 def raw(action: str, **attributes: str) -> dict[str, Any]:
@@ -22,10 +22,10 @@ def raw(action: str, **attributes: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (raw("die", exitCode="137"), Event(ContainerID("c1"), "die", 5, 137)),
-        (raw("die"), Event(ContainerID("c1"), "die", 5, None)),
-        (raw("die", exitCode="x"), Event(ContainerID("c1"), "die", 5, None)),
-        (raw("start", exitCode="1"), Event(ContainerID("c1"), "start", 5, None)),
+        (raw("die", exitCode="137"), Event(ContainerID("c1"), "die", 137)),
+        (raw("die"), Event(ContainerID("c1"), "die", None)),
+        (raw("die", exitCode="x"), Event(ContainerID("c1"), "die", None)),
+        (raw("start", exitCode="1"), Event(ContainerID("c1"), "start", None)),
         (raw("exec_start: sh"), None),
     ],
 )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from registrator.commands import _local_url
-from registrator.commands import main as subcommand
-from registrator.derive import Policy, derive
-from registrator.explain import ConsulView, report
-from registrator.model import Binding, Check, Container, ContainerID, Port, Service, ServiceID
+from registrator.app.commands import _local_url
+from registrator.app.commands import main as subcommand
+from registrator.app.explain import ConsulView, report
+from registrator.core.derive import derive
+from registrator.core.model import Binding, Check, Container, ContainerID, Port, Service, ServiceID
+from registrator.core.policy import Policy
 
 POLICY = Policy(hostname="h", advertise_address="10.0.0.9")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from registrator.logs import configure
+from registrator.app.logs import configure
 
 
 @pytest.fixture

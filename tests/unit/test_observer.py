@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from registrator.daemon import Daemon, _Full, _Work
-from registrator.derive import Policy
-from registrator.errors import ConsulError
-from registrator.model import Binding, Container, ContainerID, Port, Service
-from registrator.observer import Observers, Peer
-from registrator.reconcile import Reconciler
-from registrator.retry import RetryPolicy
+from registrator.core.errors import RegistryError
+from registrator.core.model import Binding, Container, ContainerID, Port, Service
+from registrator.core.policy import Policy
+from registrator.runtime.daemon import Daemon, _Full, _Work
+from registrator.runtime.observer import Observers, Peer
+from registrator.runtime.reconcile import Reconciler
+from registrator.runtime.retry import RetryPolicy
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -45,7 +45,7 @@ class Recorder:
 
 class RefusingConsul(FakeConsul):
     def register(self, service: Service) -> None:
-        raise ConsulError("400 bad check")
+        raise RegistryError("400 bad check")
 
 
 def web(cid: str, name: str, *, env: dict[str, str] | None = None) -> Container:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from registrator.model import Check, Service, ServiceID
-from registrator.plan import StatusUpdate, plan
+from registrator.core.model import Check, Service, ServiceID
+from registrator.core.plan import StatusUpdate, plan
 
 
 def svc(sid: str, port: int = 80, name: str = "web") -> Service:

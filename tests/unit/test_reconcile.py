@@ -6,10 +6,8 @@ import dataclasses
 
 import pytest
 
-from registrator.checks import CheckPolicy
-from registrator.derive import Policy
-from registrator.errors import ConsulUnavailable
-from registrator.model import (
+from registrator.core.errors import RegistryUnavailable
+from registrator.core.model import (
     OWNER_META_KEY,
     Binding,
     Container,
@@ -19,8 +17,9 @@ from registrator.model import (
     Service,
     ServiceID,
 )
-from registrator.reconcile import Reconciler
-from registrator.retry import RetryPolicy
+from registrator.core.policy import CheckPolicy, Policy
+from registrator.runtime.reconcile import Reconciler
+from registrator.runtime.retry import RetryPolicy
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -249,7 +248,7 @@ def test_consul_down_raises_and_nothing_is_lost_when_it_returns(
 ) -> None:
     docker.add(web())
     consul.down = True
-    with pytest.raises(ConsulUnavailable):
+    with pytest.raises(RegistryUnavailable):
         reconciler.reconcile()
     consul.down = False
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from registrator.errors import ConfigError
-from registrator.settings import Settings, consul_target
+from registrator.app.settings import Settings
+from registrator.core.errors import ConfigError
+from registrator.registries.consul.target import consul_target
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,12 @@ import pytest
 from loguru import logger
 from pydantic import ValidationError
 
-from registrator.errors import ConfigError, ConsulUnavailable
-from registrator.metrics import Metrics
-from registrator.progress import ProgressLog
-from registrator.settings import Settings
-from registrator.status import Readiness, StatusServer, parse_listen_address
+from registrator.app.listen import parse_listen_address
+from registrator.app.metrics import Metrics
+from registrator.app.progress import ProgressLog
+from registrator.app.settings import Settings
+from registrator.app.status import Readiness, StatusServer
+from registrator.core.errors import ConfigError, RegistryUnavailable
 
 
 def get(server: StatusServer, path: str) -> tuple[int, str]:
@@ -34,7 +35,7 @@ class Switch:
 
     def __call__(self) -> None:
         if not self.up:
-            raise ConsulUnavailable("GET /v1/status/leader: connection refused")
+            raise RegistryUnavailable("GET /v1/status/leader: connection refused")
 
 
 @pytest.fixture

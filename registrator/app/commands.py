@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from registrator import explain
-from registrator.cli import derive_policy
-from registrator.errors import ConfigError
-from registrator.logs import configure
-from registrator.options import EXIT_USAGE, parse_args, usage_error
-from registrator.settings import Settings, consul_target
-from registrator.status import parse_listen_address
+from registrator.app import explain
+from registrator.app.listen import parse_listen_address
+from registrator.app.logs import configure
+from registrator.app.options import EXIT_USAGE, parse_args, usage_error
+from registrator.app.settings import Settings, derive_policy
+from registrator.core.errors import ConfigError
+from registrator.registries.consul.target import consul_target
 
 EXPLAIN_USAGE = """usage: registrator explain [OPTIONS] [REGISTRY_URI] CONTAINER
 

@@ -7,21 +7,16 @@ the flags a user actually gave, so an unset flag never hides an environment vari
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registrator.consul_agent import ConsulTarget
-from registrator.errors import ConfigError
-from registrator.status import parse_listen_address
+from registrator.app.listen import parse_listen_address
+from registrator.core.errors import ConfigError
+from registrator.core.policy import CheckPolicy, Policy
 
-DEFAULT_REGISTRY = "consul://127.0.0.1:8500"
 _HOST_NAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -110,67 +105,6 @@ class Settings(BaseSettings):
         return tuple(t.strip() for t in self.tags.split(",") if t.strip())
 
 
-def consul_target(uri: str, env: Mapping[str, str] | None = None) -> ConsulTarget:
-    """Resolve the registry URI (else CONSUL_HTTP_ADDR, else the default) into a target."""
-    env = os.environ if env is None else env
-    uri = uri or _from_consul_env(env) or DEFAULT_REGISTRY
-    parts = urlsplit(uri)
-    token = _token(env)
-    if parts.scheme in {"consul", "http"}:
-        scheme = "https" if _is_true(env.get("CONSUL_HTTP_SSL", "")) else "http"
-        return ConsulTarget(base_url=f"{scheme}://{_host_port(parts.netloc, uri)}", token=token)
-    if parts.scheme in {"consul-tls", "https"}:
-        return ConsulTarget(
-            base_url=f"https://{_host_port(parts.netloc, uri)}",
-            token=token,
-            verify=_verify(env),
-            cert=_client_cert(env),
-        )
-    if parts.scheme in {"consul-unix", "unix"}:
-        if not parts.path:
-            raise ConfigError(f"registry URI {uri!r} names no socket path")
-        return ConsulTarget(base_url="http://consul", uds=parts.path, token=token)
-    raise ConfigError(f"registry URI {uri!r}: scheme must be consul, consul-tls or consul-unix")
-
-
-def _from_consul_env(env: Mapping[str, str]) -> str:
-    addr = env.get("CONSUL_HTTP_ADDR", "").strip()
-    if not addr:
-        return ""
-    return addr if "://" in addr else f"consul://{addr}"
-
-
-def _host_port(netloc: str, uri: str) -> str:
-    if not netloc:
-        raise ConfigError(f"registry URI {uri!r} names no host")
-    return netloc if ":" in netloc.rsplit("]", 1)[-1] else f"{netloc}:8500"
-
-
-def _token(env: Mapping[str, str]) -> str | None:
-    if env.get("CONSUL_HTTP_TOKEN"):
-        return env["CONSUL_HTTP_TOKEN"]
-    path = env.get("CONSUL_HTTP_TOKEN_FILE")
-    if path:
-        try:
-            return Path(path).read_text().strip() or None
-        except OSError as e:
-            raise ConfigError(f"CONSUL_HTTP_TOKEN_FILE={path}: {e.strerror}") from e
-    return None
-
-
-def _verify(env: Mapping[str, str]) -> bool | str:
-    if env.get("CONSUL_HTTP_SSL_VERIFY", "").lower() in {"false", "0", "no"}:
-        return False
-    return env.get("CONSUL_CACERT") or True
-
-
-def _client_cert(env: Mapping[str, str]) -> tuple[str, str] | None:
-    """Consul's CONSUL_CLIENT_CERT/KEY, else gliderlabs' own CONSUL_TLSCERT/TLSKEY."""
-    cert = env.get("CONSUL_CLIENT_CERT") or env.get("CONSUL_TLSCERT")
-    key = env.get("CONSUL_CLIENT_KEY") or env.get("CONSUL_TLSKEY")
-    return (cert, key) if cert and key else None
-
-
 def _is_address(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -179,5 +113,25 @@ def _is_address(value: str) -> bool:
     return True
 
 
-def _is_true(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def derive_policy(settings: Settings, identity: str) -> Policy:
+    """What the core needs of the settings, for the host identity `identity`."""
+    return Policy(
+        hostname=identity,
+        host_ip=settings.ip,
+        tags=settings.tag_list,
+        internal=settings.internal,
+        explicit=settings.explicit,
+        use_ip_from_label=settings.use_ip_from_label,
+        network=settings.network,
+        require_label=settings.require_label,
+        checks=check_policy(settings),
+    )
+
+
+def check_policy(settings: Settings) -> CheckPolicy:
+    return CheckPolicy(
+        enable_script_checks=settings.enable_script_checks,
+        docker_health=settings.docker_health,
+        ttl=settings.ttl,
+        ttl_refresh=settings.ttl_refresh,
+    )

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from registrator import __version__
+from registrator.core.flags import parse_flag
 
 EXIT_USAGE = 2
 
@@ -184,10 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: Go's flag package, which gliderlabs uses, reads these as a boolean flag's `=value`.
-_GO_BOOLEANS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
-
-
 def _dest(names: tuple[str, ...]) -> str:
     return names[0].lstrip("-").replace("-", "_")
 
@@ -206,8 +203,8 @@ def _go_booleans(
         name, equals, value = arg.partition("=")
         if not equals or name not in flags:
             rest.append(arg)
-        elif value.lower() in _GO_BOOLEANS:
-            given[flags[name]] = _GO_BOOLEANS[value.lower()]
+        elif (parsed := parse_flag(value)) is not None:
+            given[flags[name]] = parsed
         else:
             parser.error(f"argument {name}: expected true or false, got {value!r}")
     return rest, given

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Collection, Container, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from registrator.errors import ConfigError, ConsulError, ConsulPermissionDenied, ConsulUnavailable
-from registrator.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
+from registrator.core.errors import ConfigError, RegistryDenied, RegistryError, RegistryUnavailable
+from registrator.core.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
+from registrator.registries.consul.target import ConsulTarget
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
@@ -24,17 +24,6 @@ _CONSUL_CHECK_PREFIX = "_"
 #: Up to this many service IDs are asked for with a filter; each term costs the agent a pass
 #: over its services, so for more it is cheaper to fetch them all.
 MAX_FILTERED_IDS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class ConsulTarget:
-    """Where and how to reach the agent, resolved from the registry URI and CONSUL_* variables."""
-
-    base_url: str
-    uds: str | None = None
-    token: str | None = None
-    verify: bool | str = True
-    cert: tuple[str, str] | None = None
 
 
 def service_payload(service: Service) -> dict[str, Any]:
@@ -244,12 +233,12 @@ class ConsulAgent:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as e:
-            raise ConsulUnavailable(f"{method} {path}: {e or type(e).__name__}") from e
+            raise RegistryUnavailable(f"{method} {path}: {e or type(e).__name__}") from e
         if response.is_success or (missing_ok and response.status_code == 404):
             return response
         detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
         if response.status_code == 403:
-            raise ConsulPermissionDenied(detail)
+            raise RegistryDenied(detail)
         if response.status_code >= 500:
-            raise ConsulUnavailable(detail)
-        raise ConsulError(detail)
+            raise RegistryUnavailable(detail)
+        raise RegistryError(detail)

@@ -10,7 +10,6 @@ thread of its own; nothing in the reconcile path waits for it.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -19,29 +18,16 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registrator.consul_agent import ConsulAgent
-from registrator.docker_engine import DockerEngine
-from registrator.errors import BackendError, ConfigError
-from registrator.metrics import Metrics
+from registrator.app.listen import parse_listen_address
+from registrator.app.metrics import Metrics
+from registrator.core.errors import BackendError, ConfigError
+from registrator.docker.engine import DockerEngine
+from registrator.registries.consul.agent import ConsulAgent
 
 #: A readiness condition: returns when it holds, raises BackendError naming why it does not.
 Probe = Callable[[], None]
 #: seconds a readiness probe waits for Docker or Consul
 PROBE_TIMEOUT = 3.0
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT`, `:PORT` (every interface) or `[IPV6]:PORT` -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{text!r} is not HOST:PORT")
-    host = host.removeprefix("[").removesuffix("]")
-    if host and ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError as e:
-            raise ConfigError(f"{text!r}: {host!r} is not an IPv6 address") from e
-    return host, int(port)
 
 
 class Readiness:

@@ -14,10 +14,10 @@ from typing import TypeVar
 import tenacity
 from loguru import logger
 
-from registrator.errors import BackendError, ConsulUnavailable, DockerUnavailable
+from registrator.core.errors import BackendError, DockerUnavailable, RegistryUnavailable
 
 T = TypeVar("T")
-TRANSIENT = (ConsulUnavailable, DockerUnavailable)
+TRANSIENT = (RegistryUnavailable, DockerUnavailable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from registrator.model import Check, Service, ServiceID
+from registrator.core.model import Check, Service, ServiceID
 
 
 @dataclass(frozen=True, slots=True)

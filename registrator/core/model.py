@@ -73,6 +73,12 @@ class Container:
     #: Docker's HEALTHCHECK state; None when the container has no healthcheck
     health: Health | None = None
 
+    @property
+    def network_peer_id(self) -> ContainerID | None:
+        """The container whose network this one shares (`--network container:<id>`), if any."""
+        mode, _, peer = self.network_mode.partition(":")
+        return ContainerID(peer) if mode == "container" and peer else None
+
 
 @dataclass(frozen=True, slots=True)
 class ContainerSummary:

@@ -12,7 +12,7 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from registrator import __version__
-from registrator.observer import Peer
+from registrator.runtime.observer import Peer
 
 #: Error kinds (the event names they are logged under) shown at zero before they first happen.
 ERROR_KINDS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from registrator.model import Binding, Container, ContainerID, Health, Port, Protocol
+from registrator.core.model import Binding, Container, ContainerID, Health, Port, Protocol
 
 _PROTOCOLS: frozenset[str] = frozenset({"tcp", "udp", "sctp"})
 
@@ -70,12 +70,6 @@ def _ports(exposed: Mapping[str, Any], published: Mapping[str, Any]) -> tuple[Po
         )
         ports.append(Port(port=split[0], protocol=split[1], bindings=bindings))
     return tuple(sorted(ports, key=lambda p: (p.port, p.protocol)))
-
-
-def network_peer_id(container: Container) -> ContainerID | None:
-    """The container whose network `container` shares (`--network container:<id>`), if any."""
-    mode, _, peer = container.network_mode.partition(":")
-    return ContainerID(peer) if mode == "container" and peer else None
 
 
 def _health(config: Mapping[str, Any], state: Mapping[str, Any]) -> Health | None:

@@ -12,19 +12,15 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from registrator.declarations import Declarations, Declared
-from registrator.model import CheckValue, Container, Port, Service
-
-if TYPE_CHECKING:
-    from registrator.checks import CheckPolicy
+from registrator.core.declarations import Declarations, Declared
+from registrator.core.flags import parse_flag
+from registrator.core.model import CheckValue, Container, Port, Service
+from registrator.core.policy import CheckPolicy
 
 DEFAULT_INTERVAL = "10s"
 STATUSES = ("passing", "warning", "critical")
 _DURATION = re.compile(r"^(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
-_FLAGS = {"true": True, "yes": True, "on": True, "1": True}
-_FLAGS.update({"false": False, "no": False, "off": False, "0": False})
 _METHOD = re.compile(r"^[A-Za-z]{1,20}$")
 _GRPC_SERVICE = re.compile(r"^[A-Za-z0-9_.-]+$")
 MODIFIERS = frozenset(
@@ -132,10 +128,10 @@ def _tcp(ctx: Context, declared: Declared) -> Definition | None:
 def _grpc(ctx: Context, declared: Declared) -> Definition | None:
     """`true` probes the server's overall health; any other name, that gRPC service's."""
     value = declared.value.strip()
-    if value.lower() in _FLAGS and not flag(declared):
+    if parse_flag(value) is False:
         return None
     target = _host_port(ctx.service)
-    if value.lower() not in _FLAGS:
+    if parse_flag(value) is None:
         if not _GRPC_SERVICE.match(value):
             raise Invalid(declared, "neither true/false nor a gRPC service name")
         target = f"{target}/{value}"
@@ -237,10 +233,10 @@ def _duration(declared: Declared) -> str:
 
 
 def flag(declared: Declared) -> bool:
-    value = declared.value.strip().lower()
-    if value not in _FLAGS:
+    parsed = parse_flag(declared.value)
+    if parsed is None:
         raise Invalid(declared, "not true or false")
-    return _FLAGS[value]
+    return parsed
 
 
 def _header(declared: Declared) -> tuple[tuple[str, tuple[str, ...]], ...]:

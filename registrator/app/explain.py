@@ -15,13 +15,15 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from registrator.consul_agent import ConsulAgent, ConsulTarget
-from registrator.derive import Policy, derive
-from registrator.docker_engine import DockerEngine
-from registrator.errors import BackendError
-from registrator.model import Check, Container, ContainerID, Derivation, Service, ServiceID
-from registrator.plan import plan
-from registrator.settings import Settings
+from registrator.app.settings import Settings
+from registrator.core.derive import derive
+from registrator.core.errors import BackendError
+from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
+from registrator.core.plan import plan
+from registrator.core.policy import Policy
+from registrator.docker.engine import DockerEngine
+from registrator.registries.consul.agent import ConsulAgent
+from registrator.registries.consul.target import ConsulTarget
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
 TIMEOUT = 5.0

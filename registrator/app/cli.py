@@ -17,33 +17,31 @@ from loguru import logger
 from pydantic import ValidationError
 
 from registrator import __version__
-from registrator.checks import CheckPolicy
-from registrator.consul_agent import ConsulAgent
-from registrator.daemon import Daemon
-from registrator.derive import Policy
-from registrator.docker_engine import DockerEngine
-from registrator.errors import (
+from registrator.app import commands
+from registrator.app.logs import configure
+from registrator.app.metrics import Metrics
+from registrator.app.options import EXIT_USAGE, parse_args, usage_error
+from registrator.app.progress import ProgressLog
+from registrator.app.settings import Settings, check_policy, derive_policy
+from registrator.app.status import serve_status
+from registrator.core.errors import (
     BackendError,
     ConfigError,
-    ConsulPermissionDenied,
-    ConsulUnavailable,
+    RegistryDenied,
+    RegistryUnavailable,
 )
-from registrator.logs import configure
-from registrator.metrics import Metrics
-from registrator.observer import Observer, Observers
-from registrator.options import EXIT_USAGE, parse_args, usage_error
-from registrator.progress import ProgressLog
-from registrator.reconcile import Outcome, Reconciler
-from registrator.retry import RetryPolicy, Stopped, first_contact
-from registrator.settings import Settings, consul_target
-from registrator.status import serve_status
+from registrator.docker.engine import DockerEngine
+from registrator.registries.consul.agent import ConsulAgent
+from registrator.registries.consul.target import consul_target
+from registrator.runtime.daemon import Daemon
+from registrator.runtime.observer import Observer, Observers
+from registrator.runtime.reconcile import Outcome, Reconciler
+from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["explain"], ["healthcheck"]):
-        from registrator import commands  # noqa: PLC0415 - it builds on this module
-
         return commands.main(argv)
     args = parse_args(argv)
     once = bool(args.pop("once"))
@@ -99,9 +97,9 @@ def run(
             interval=settings.retry_interval / 1000,
             stop=stop,
         )
-    except ConsulPermissionDenied as e:
+    except RegistryDenied as e:
         reconciler.report_denied(e)  # not fatal: the daemon retries until the token is fixed
-    except ConsulUnavailable:
+    except RegistryUnavailable:
         if stop.is_set():
             return 0
         raise
@@ -121,29 +119,6 @@ def run(
         _print_errors(reconciler.release().errors)
     logger.info("registrator.stopped")
     return 0
-
-
-def derive_policy(settings: Settings, identity: str) -> Policy:
-    return Policy(
-        hostname=identity,
-        host_ip=settings.ip,
-        tags=settings.tag_list,
-        internal=settings.internal,
-        explicit=settings.explicit,
-        use_ip_from_label=settings.use_ip_from_label,
-        network=settings.network,
-        require_label=settings.require_label,
-        checks=check_policy(settings),
-    )
-
-
-def check_policy(settings: Settings) -> CheckPolicy:
-    return CheckPolicy(
-        enable_script_checks=settings.enable_script_checks,
-        docker_health=settings.docker_health,
-        ttl=settings.ttl,
-        ttl_refresh=settings.ttl_refresh,
-    )
 
 
 def _observer(settings: Settings, consul: ConsulAgent, *, once: bool) -> Observer:

@@ -19,14 +19,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from registrator.containers import network_peer_id
-from registrator.model import Binding, Container, Port
-
-if TYPE_CHECKING:
-    from registrator.declarations import Declarations
-    from registrator.derive import Findings, Policy
+from registrator.core.declarations import Declarations
+from registrator.core.model import Binding, Container, Port
+from registrator.core.policy import Findings, Policy
 
 _UNSPECIFIED = frozenset({"", "0.0.0.0", "::"})
 _MAX_PREFIX = 128
@@ -52,7 +48,7 @@ class Endpoint:
 def network_view(container: Container) -> NetworkView | None:
     """`container`'s network, or None when it shares one with a container that is unknown."""
     owner = container
-    if network_peer_id(container) is not None:
+    if container.network_peer_id is not None:
         if container.network_peer is None:
             return None
         owner = container.network_peer

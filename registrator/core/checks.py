@@ -21,10 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
-from registrator.check_kinds import (
+from registrator.core.check_kinds import (
     KINDS,
     MODIFIERS,
     Context,
@@ -37,35 +36,12 @@ from registrator.check_kinds import (
     flag,
     initial_status,
 )
-from registrator.declarations import Declarations
-from registrator.model import Check, Container, Port, Problem, Service
+from registrator.core.declarations import Declarations
+from registrator.core.model import Check, Container, Port, Problem, Service
+from registrator.core.policy import CheckPolicy
 
-#: TTL (seconds) of the checks registrator drives when `--ttl` is not given: long enough to
-#: ride out a restart or an upgrade of registrator, short enough that a host where it stopped
-#: shows up in Consul instead of reporting stale health forever.
-DEFAULT_DRIVEN_TTL = 600
 _HEALTH_STATUS = {"healthy": "passing", "unhealthy": "critical"}
 _MIRROR = (":docker-health", "Docker HEALTHCHECK")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckPolicy:
-    """The options that shape checks: `--enable-script-checks`, `--docker-health`, `--ttl`."""
-
-    enable_script_checks: bool = False
-    docker_health: bool = True
-    ttl: int = 0
-    ttl_refresh: int = 0
-
-    @property
-    def driven_ttl(self) -> int:
-        """TTL, in seconds, of every check whose status registrator sets."""
-        return self.ttl or DEFAULT_DRIVEN_TTL
-
-    @property
-    def refresh_interval(self) -> float:
-        """Seconds between re-assertions of those checks, well within their TTL."""
-        return float(self.ttl_refresh) or self.driven_ttl / 3
 
 
 def service_checks(

@@ -16,10 +16,9 @@ from typing import Protocol, TypeVar
 
 from loguru import logger
 
-from registrator.containers import network_peer_id
-from registrator.derive import Policy, derive
-from registrator.errors import ConsulError, ConsulPermissionDenied, DockerError
-from registrator.model import (
+from registrator.core.derive import derive
+from registrator.core.errors import DockerError, RegistryDenied, RegistryError
+from registrator.core.model import (
     Check,
     Container,
     ContainerID,
@@ -28,9 +27,10 @@ from registrator.model import (
     Service,
     ServiceID,
 )
-from registrator.observer import NULL_OBSERVER, Observer
-from registrator.plan import Plan, StatusUpdate, plan, reported
-from registrator.retry import RetryPolicy
+from registrator.core.plan import Plan, StatusUpdate, plan, reported
+from registrator.core.policy import Policy
+from registrator.runtime.observer import NULL_OBSERVER, Observer
+from registrator.runtime.retry import RetryPolicy
 
 _T = TypeVar("_T")
 _Fn = Callable[[], _T]
@@ -302,7 +302,7 @@ class Reconciler:
 
     def _with_network_peer(self, container: Container) -> Container:
         """`--network container:<id>`: derivation needs that container's network, so fetch it."""
-        peer_id = network_peer_id(container)
+        peer_id = container.network_peer_id
         if peer_id is None:
             return container
         try:
@@ -415,18 +415,18 @@ class Reconciler:
     ) -> bool:
         try:
             self._call(what, write)
-        except ConsulPermissionDenied as e:
+        except RegistryDenied as e:
             self.report_denied(e)
             errors.append(f"{service_id}: permission denied")
             return False
-        except ConsulError as e:
+        except RegistryError as e:
             logger.error("consul.write_failed", service=service_id, error=str(e))
             self._observer.failed("consul.write_failed")
             errors.append(f"{service_id}: {e}")
             return False
         return True
 
-    def report_denied(self, error: ConsulPermissionDenied) -> None:
+    def report_denied(self, error: RegistryDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
         self._observer.failed("consul.permission_denied")
         if self._denied_reported:

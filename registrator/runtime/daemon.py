@@ -22,11 +22,11 @@ from typing import Protocol
 
 from loguru import logger
 
-from registrator.errors import BackendError, ConsulPermissionDenied, ConsulUnavailable
-from registrator.model import ContainerID
-from registrator.observer import NULL_OBSERVER, Observer
-from registrator.reconcile import Outcome, Reconciler
-from registrator.retry import RetryPolicy, Stopped
+from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
+from registrator.core.model import ContainerID
+from registrator.runtime.observer import NULL_OBSERVER, Observer
+from registrator.runtime.reconcile import Outcome, Reconciler
+from registrator.runtime.retry import RetryPolicy, Stopped
 
 
 class _HasContainer(Protocol):
@@ -188,7 +188,7 @@ class Daemon:
         started, cpu = time.monotonic(), time.process_time()
         try:
             outcome = self._reconcile(work)
-        except ConsulPermissionDenied as e:
+        except RegistryDenied as e:
             self._reconciler.report_denied(e)
             return self._failed(work)
         except BackendError as e:
@@ -232,7 +232,7 @@ class Daemon:
 
     def _observe_failure(self, error: BackendError) -> None:
         self._observer.failed("reconcile.failed")
-        self._consul_lost = self._consul_lost or isinstance(error, ConsulUnavailable)
+        self._consul_lost = self._consul_lost or isinstance(error, RegistryUnavailable)
 
     def _observe(self, work: _Work, outcome: Outcome, seconds: float) -> None:
         scope = "containers" if work.full is None else "full" if work.full.docker else "agent"

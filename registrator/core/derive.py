@@ -11,20 +11,19 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
-from registrator.addresses import NetworkView, endpoint, network_view
-from registrator.checks import CheckPolicy, service_checks
-from registrator.declarations import Declarations, Declared, declarations, is_true
-from registrator.model import (
+from registrator.core.addresses import NetworkView, endpoint, network_view
+from registrator.core.checks import service_checks
+from registrator.core.declarations import Declarations, Declared, declarations, says_yes
+from registrator.core.model import (
     OWNER_META_KEY,
     Container,
     Derivation,
     Port,
-    Problem,
     Service,
     ServiceID,
 )
+from registrator.core.policy import Findings, Policy
 
 #: Keys with a meaning of their own; every other key becomes service Meta.
 RESERVED_KEYS = frozenset({"NAME", "TAGS", "ID", "IGNORE", "NETWORK"})
@@ -34,44 +33,6 @@ _META_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_META_PAIRS = 64
 MAX_META_VALUE = 512
 MAX_TAG = 512
-#: values longer than this are shortened in log lines (the whole value is still judged)
-_SHOWN = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The part of the settings that shapes derivation."""
-
-    hostname: str
-    host_ip: str = ""  # -ip: address for published ports
-    advertise_address: str = ""  # the local Consul agent's address, the last fallback
-    tags: tuple[str, ...] = ()  # -tags: added to every service
-    internal: bool = False  # -internal: the container's own address and port
-    explicit: bool = False  # -explicit: only ports with SERVICE_NAME or SERVICE_<port>_NAME
-    use_ip_from_label: str = ""  # -useIpFromLabel: the label that holds the address
-    network: str = ""  # --network: the network whose container address is registered
-    require_label: str = ""  # --require-label: LABEL or LABEL=VALUE a container must carry
-    checks: CheckPolicy = field(default_factory=CheckPolicy)
-
-
-class Findings:
-    """Problems and skips gathered while one container is derived; each is reported once."""
-
-    def __init__(self, container: str) -> None:
-        self.container = container
-        self.problems: list[Problem] = []
-        self.skipped: list[tuple[str, str]] = []
-
-    def problem(self, key: str, value: str, reason: str) -> None:
-        if len(value) > _SHOWN:
-            value = f"{value[:_SHOWN]}... ({len(value)} characters)"
-        found = Problem(self.container, key, value, reason)
-        if found not in self.problems:
-            self.problems.append(found)
-
-    def skip(self, what: str, why: str) -> None:
-        if (what, why) not in self.skipped:
-            self.skipped.append((what, why))
 
 
 def derive(container: Container, policy: Policy) -> Derivation:
@@ -106,7 +67,7 @@ def _excluded(container: Container, decl: Declarations, policy: Policy, found: F
         found.skip("container", f"no label {policy.require_label} (--require-label)")
         return True
     ignore = decl.get("IGNORE")
-    if ignore is not None and is_true(ignore.value):
+    if says_yes(ignore):
         found.skip("container", f"{ignore.source}={ignore.value}")
         return True
     return False
@@ -138,7 +99,7 @@ def _service(
     found: Findings,
 ) -> Service | None:
     ignore = decl.get("IGNORE", port.port)
-    if ignore is not None and is_true(ignore.value):
+    if says_yes(ignore):
         found.skip(port.key, f"{ignore.source}={ignore.value}")
         return None
     if policy.explicit and decl.get("NAME", port.port) is None:

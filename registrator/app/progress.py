@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from registrator.observer import NullObserver
+from registrator.runtime.observer import NullObserver
 
 
 class ProgressLog(NullObserver):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
-from registrator.model import Container
+from registrator.core.flags import parse_flag
+from registrator.core.model import Container
 
 PREFIX = "SERVICE_"
 _PER_PORT = re.compile(r"^(\d+)_(.+)$")
@@ -23,7 +25,6 @@ class Declared:
 
     source: str  # the key as the container spells it, e.g. "SERVICE_80_NAME"
     value: str
-    origin: str  # "env" or "label"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +42,6 @@ class Declarations:
                 return found
         return self.generic.get(key)
 
-    def value(self, key: str, port: int | None = None, default: str = "") -> str:
-        found = self.get(key, port)
-        return default if found is None else found.value
-
     def keys(self, port: int | None = None) -> dict[str, Declared]:
         """Every key that applies to `port` (or only the generic ones), per-port winning."""
         merged = dict(self.generic)
@@ -57,11 +54,11 @@ def declarations(container: Container) -> Declarations:
     """Collect the container's declarations; labels are read after env so they win ties."""
     generic: dict[str, Declared] = {}
     per_port: dict[int, dict[str, Declared]] = {}
-    for origin, source in (("env", container.env), ("label", container.labels)):
+    for source in (container.env, container.labels):
         for raw_key in sorted(source):
             if not raw_key.startswith(PREFIX) or len(raw_key) == len(PREFIX):
                 continue
-            declared = Declared(source=raw_key, value=source[raw_key], origin=origin)
+            declared = Declared(source=raw_key, value=source[raw_key])
             key = raw_key[len(PREFIX) :].upper()
             match = _PER_PORT.match(key)
             if match:
@@ -71,6 +68,10 @@ def declarations(container: Container) -> Declarations:
     return Declarations(generic=generic, per_port=per_port)
 
 
-def is_true(value: str) -> bool:
-    """gliderlabs treats any non-empty value as true; `false`, `0` and `no` are false here."""
-    return value.strip().lower() not in {"", "false", "0", "no", "off"}
+def says_yes(declared: Declared | None) -> TypeGuard[Declared]:
+    """`SERVICE_IGNORE`: gliderlabs ignores on any non-empty value; `false`, `0`, `no` do not."""
+    return (
+        declared is not None
+        and bool(declared.value.strip())
+        and parse_flag(declared.value) is not False
+    )

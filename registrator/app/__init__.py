@@ -1,0 +1,1 @@
+"""The application shell: command line, settings, sub-commands, status server, metrics, logs."""

@@ -1,0 +1,1 @@
+"""The Docker adapter: the engine's list, inspect and event stream, translated into `core.model`."""

@@ -1,0 +1,1 @@
+"""Registry adapters, one folder each, every one behind `core.ports.Registry`."""

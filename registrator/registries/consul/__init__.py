@@ -1,0 +1,1 @@
+"""The Consul agent registry: services, checks and maintenance mode over the agent's HTTP API."""
