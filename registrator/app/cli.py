@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from registrator import __version__
 from registrator.app import commands
+from registrator.app.actions import describe, summary
 from registrator.app.logs import configure
 from registrator.app.metrics import Metrics
 from registrator.app.options import EXIT_USAGE, parse_args, usage_error
@@ -35,7 +36,7 @@ from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
-from registrator.runtime.reconcile import Outcome, Reconciler
+from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
 
 
@@ -82,7 +83,6 @@ def run(
         consul,
         derive_policy(settings, identity),
         retry=retry,
-        keep_failed=settings.deregister == "on-success",
         stop=stop,
         observer=observer,
     )
@@ -108,7 +108,7 @@ def run(
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(settings).refresh_interval,
+        reassert_interval=check_policy(settings).refresh_interval,
         retry=retry,
         stop=stop,
         observer=observer,
@@ -135,29 +135,20 @@ def _observer(settings: Settings, consul: ConsulAgent, *, once: bool) -> Observe
 def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:
     if dry_run:
         todo = reconciler.preview()
-        for service in todo.register:
-            print(
-                f"would register {service.id} ({service.name} at {service.address}:{service.port})"
-            )
-        for service_id in todo.deregister:
-            print(f"would deregister {service_id}")
-        for update in todo.statuses:
-            print(f"would set check {update.check.id} to {update.check.status}")
-        print(
-            f"{len(todo.register)} to register, {len(todo.deregister)} to deregister, "
-            f"{todo.unchanged} unchanged"
-        )
+        for action in todo.actions:
+            print(f"would {describe(action)}")
+        print(summary(todo.count(), unchanged=todo.unchanged, conditional=True))
         return 0
-    outcome = reconciler.reconcile()
-    _print_summary(outcome)
+    outcome = reconciler.full()
+    print(summary(outcome.done, unchanged=outcome.plan.unchanged))
     remaining = reconciler.preview()
     if outcome.ok and remaining.empty:
         return 0
     _print_errors(outcome.errors)
     if not remaining.empty:
         print(
-            f"registrator: error: Consul still differs from Docker: {len(remaining.register)} "
-            f"to register, {len(remaining.deregister)} to deregister",
+            "registrator: error: the registry still differs from Docker: "
+            + summary(remaining.count(), unchanged=remaining.unchanged, conditional=True),
             file=sys.stderr,
         )
     return 1
@@ -166,13 +157,6 @@ def _resync_once(reconciler: Reconciler, *, dry_run: bool) -> int:
 def _print_errors(errors: Sequence[str]) -> None:
     for error in errors:
         print(f"registrator: error: {error}", file=sys.stderr)
-
-
-def _print_summary(outcome: Outcome) -> None:
-    print(
-        f"registered {outcome.registered}, updated {outcome.updated}, "
-        f"deregistered {outcome.deregistered}, unchanged {outcome.plan.unchanged}"
-    )
 
 
 def _on_signals(handler: Any) -> None:

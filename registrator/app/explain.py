@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from registrator.app.settings import Settings
-from registrator.core.derive import derive
+from registrator.core.decide import decide
 from registrator.core.errors import BackendError
 from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
-from registrator.core.plan import plan
+from registrator.core.plan import ClearMaintenance, Register, SetMaintenance, plan, reported
 from registrator.core.policy import Policy
 from registrator.docker.engine import DockerEngine
 from registrator.registries.consul.agent import ConsulAgent
@@ -64,7 +64,7 @@ def run(
     view = consul_view(target, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)
-    out.write(report(container, derive(container, policy), policy=policy, consul=view))
+    out.write(report(container, decide(container, policy), policy=policy, consul=view))
     return 0
 
 
@@ -100,6 +100,8 @@ def report(
     ]
     for service in derivation.services:
         lines += _service_lines(service, consul)
+    if derivation.adopt:
+        lines += _kept_lines(derivation.adopt, consul)
     if derivation.skipped:
         lines += ["", "skipped:"]
         lines += [f"  {what}: {why}{_hint(why)}" for what, why in derivation.skipped]
@@ -136,7 +138,7 @@ def _service_lines(service: Service, consul: ConsulView) -> list[str]:
     lines.append(f"    meta     {', '.join(f'{k}={v}' for k, v in service.meta)}")
     lines += [f"    check    {_check(check)}" for check in service.checks]
     if service.maintenance:
-        lines.append("    maintenance mode (the container is paused)")
+        lines.append(f"    maintenance mode ({service.maintenance})")
     lines.append(f"    in Consul: {_in_consul(service, consul)}")
     return lines
 
@@ -146,9 +148,24 @@ def _check(check: Check) -> str:
 
 
 def _in_consul(service: Service, consul: ConsulView) -> str:
+    """What the daemon's plan does with `service`, against what the agent holds now."""
     if consul.owned is None:
         return "unknown (Consul did not answer)"
     if service.id not in consul.owned:
         return "not registered (registrator registers it on its next pass over this container)"
-    todo = plan({service.id: service}, consul.owned, scope={service.id})
-    return "registered, differs (will be updated)" if todo.register else "registered, up to date"
+    todo = plan({service.id: service}, consul.owned, scope={service.id}, stored=reported)
+    if todo.of(Register):
+        return "registered, differs (will be updated)"
+    if todo.of(SetMaintenance):
+        return f"registered, will be put in maintenance ({service.maintenance})"
+    if todo.of(ClearMaintenance):
+        return "registered, will be taken out of maintenance"
+    return "registered, up to date"
+
+
+def _kept_lines(prefix: str, consul: ConsulView) -> list[str]:
+    """A kept container first seen after it exited keeps what the agent holds for it."""
+    if consul.owned is None:
+        return [f"  services {prefix}*: kept as registered (Consul did not answer)"]
+    kept = sorted(i for i in consul.owned if i.startswith(prefix))
+    return [f"  {i}: kept as registered" for i in kept] or [f"  {prefix}*: none registered"]

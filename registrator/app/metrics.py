@@ -23,11 +23,15 @@ ERROR_KINDS = (
     "docker.events.broken",
     "docker.events.closed",
     "container.bad_declaration",
+    "registry.refused",
 )
+#: Plan actions (by kind) counted, each in a counter of its own.
 _WRITES = {
     "service.registered": "registrations",
     "service.updated": "updates",
     "service.deregistered": "deregistrations",
+    "service.maintenance": "maintenance_set",
+    "service.maintenance_cleared": "maintenance_cleared",
 }
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -41,7 +45,7 @@ class Metrics:
         self._writes = {
             event: Counter(
                 f"registrator_{name}",
-                f"Services written to Consul as {event}",
+                f"Plan actions carried out: {event}",
                 registry=self.registry,
             )
             for event, name in _WRITES.items()

@@ -124,6 +124,7 @@ def derive_policy(settings: Settings, identity: str) -> Policy:
         use_ip_from_label=settings.use_ip_from_label,
         network=settings.network,
         require_label=settings.require_label,
+        keep_failed=settings.deregister == "on-success",
         checks=check_policy(settings),
     )
 

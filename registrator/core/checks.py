@@ -108,11 +108,11 @@ def _declared(ctx: Context, kind: Kind) -> Check | None:
         return None
     definition.update(common(ctx))
     about = f"declared by {declared.source}"
-    return _check(ctx, kind.suffix, kind.label, kind.consul_type, definition, about=about)
+    return _check(ctx.service, kind.suffix, kind.label, kind.consul_type, definition, about=about)
 
 
 def _check(
-    ctx: Context,
+    service: Service,
     suffix: str,
     label: str,
     consul_type: str,
@@ -122,11 +122,11 @@ def _check(
     status: str | None = None,
     output: str = "",
 ) -> Check:
-    name = f"{ctx.service.name} {label}"
+    name = f"{service.name} {label}"
     pairs = tuple(sorted(definition.items()))
     digest = hashlib.sha256(json.dumps([consul_type, name, pairs]).encode()).hexdigest()[:12]
     return Check(
-        id=f"service:{ctx.service.id}{suffix}",
+        id=f"service:{service.id}{suffix}",
         name=name,
         kind=consul_type,
         definition=pairs,
@@ -140,7 +140,9 @@ def _driven(ctx: Context, slot: tuple[str, str], *, status: str, output: str, ab
     """A TTL check whose status registrator sets and re-asserts within its TTL."""
     definition: Definition = {"TTL": f"{ctx.policy.driven_ttl}s"}
     suffix, label = slot
-    return _check(ctx, suffix, label, "ttl", definition, about=about, status=status, output=output)
+    return _check(
+        ctx.service, suffix, label, "ttl", definition, about=about, status=status, output=output
+    )
 
 
 def _stand_in(ctx: Context, slot: tuple[str, str], error: Invalid) -> Check:
@@ -176,7 +178,7 @@ def _mirror(ctx: Context) -> Check | None:
 
 def _registrator_ttl(ctx: Context) -> Check:
     return _check(
-        ctx,
+        ctx.service,
         ":registrator",
         "registrator TTL",
         "ttl",
@@ -194,3 +196,17 @@ def _unknown_keys(ctx: Context) -> list[Problem]:
         for key, d in sorted(ctx.keys.items())
         if key.startswith("CHECK_") and key[len("CHECK_") :] not in known
     ]
+
+
+def refusal_stand_in(service: Service, message: str, *, ttl: int) -> Check:
+    """A check held critical in place of what the registry refused, naming its reason."""
+    return _check(
+        service,
+        ":refused",
+        "refused by the registry",
+        "ttl",
+        {"TTL": f"{ttl}s"},
+        about="stands in for the part of the service the registry refused",
+        status="critical",
+        output=message,
+    )

@@ -133,8 +133,8 @@ class Service:
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
     checks: tuple[Check, ...] = ()
-    #: Consul maintenance mode: set while the container is paused
-    maintenance: bool = False
+    #: maintenance mode and its reason ("" when not in maintenance): a paused container
+    maintenance: str = ""
     container: str = field(default="", compare=False)
 
     @property
@@ -160,3 +160,9 @@ class Derivation:
     problems: tuple[Problem, ...] = ()
     #: (what, why) for ports or containers deliberately not registered; `explain` shows them
     skipped: tuple[tuple[str, str], ...] = ()
+    #: a container that exited with an error under `-deregister on-success`: its services
+    #: stay as they are registered, for the health check to catch
+    kept: bool = False
+    #: for a kept container first seen after it exited: the service ID prefix whose
+    #: registered services are kept (its earlier services are unknown)
+    adopt: str = ""

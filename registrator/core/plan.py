@@ -1,44 +1,118 @@
-"""Desired vs actual -> the writes that make Consul match. Pure.
+"""Desired vs actual -> the actions that make the registry match. Pure.
+
+The plan is data: a tuple of typed actions that the runtime executes in order and never
+second-guesses. `--resync --dry-run` prints them, logs and metrics count them by kind, and
+`explain` shows the actions for one container, because the daemon and `explain` both call
+`plan`.
 
 `actual` must already be restricted to services this registrator owns (its ownership mark and
 host identity): the plan can only ever remove what it is handed, so a service registered by a
-person, another tool or another registrator can never end up in `deregister`.
+person, another tool or another registrator can never end up in a `Deregister`.
 
-Services are compared with their checks as the agent reports them back (ID, name, type and
-notes, which carry a digest of the definition). The status of the TTL checks registrator
-drives is compared apart: a new status is one small check update, not a re-registration.
+Services are compared as the registry stores them (`stored`): for the Consul agent that is the
+service with its checks as the agent reports them back (ID, name, type and notes, which carry
+a digest of the definition); a key-value registry keeps less. The status of the TTL checks
+registrator drives is compared apart: a new status is one small check update, not a
+re-registration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from registrator.core.model import Check, Service, ServiceID
 
+#: How a registry holds a service: what comparing with it can see; None when the registry
+#: would not hold the service at all (a key-value registry drops a paused or unhealthy one).
+Stored = Callable[[Service], Service | None]
+
 
 @dataclass(frozen=True, slots=True)
-class StatusUpdate:
-    """Set a driven TTL check's status and output; `changed` is False for a mere TTL refresh."""
+class Register:
+    """Write `service` whole; `replaces` when the registry holds an older version of it."""
 
-    service: ServiceID
+    service: Service
+    replaces: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "service.updated" if self.replaces else "service.registered"
+
+    @property
+    def service_id(self) -> ServiceID:
+        return self.service.id
+
+
+@dataclass(frozen=True, slots=True)
+class Deregister:
+    """Remove a service this registrator owns and nothing desires any more."""
+
+    service_id: ServiceID
+    kind: str = "service.deregistered"
+
+
+@dataclass(frozen=True, slots=True)
+class SetMaintenance:
+    """Keep the service registered but out of every healthy answer, for `reason`."""
+
+    service_id: ServiceID
+    reason: str
+    kind: str = "service.maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class ClearMaintenance:
+    """Return a service from maintenance."""
+
+    service_id: ServiceID
+    kind: str = "service.maintenance_cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCheck:
+    """Set a driven TTL check's status and output; `changed` is False for a mere reassertion,
+    which only restarts the check's TTL."""
+
+    service_id: ServiceID
     check: Check
     changed: bool = True
+
+    @property
+    def kind(self) -> str:
+        return "check.status" if self.changed else "check.reasserted"
+
+
+Action = Register | Deregister | SetMaintenance | ClearMaintenance | UpdateCheck
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to write: `register` new or changed services, `deregister` stale ones, `statuses`."""
+    """The actions, in the order they are to be executed, and how many services were equal."""
 
-    register: tuple[Service, ...] = ()
-    deregister: tuple[ServiceID, ...] = ()
+    actions: tuple[Action, ...] = ()
     unchanged: int = 0
-    statuses: tuple[StatusUpdate, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.register and not self.deregister and not self.statuses
+        return not self.actions
+
+    def of(self, *kinds: type[Action]) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if isinstance(a, kinds))
+
+    def count(self) -> dict[str, int]:
+        """Actions by kind (`service.registered`, ...), for summaries and dry runs."""
+        counts: dict[str, int] = {}
+        for action in self.actions:
+            counts[action.kind] = counts.get(action.kind, 0) + 1
+        return counts
+
+
+def reported(service: Service) -> Service:
+    """`service` as the Consul agent reports it back: checks without definition or status."""
+    checks = sorted((c.reported() for c in service.checks), key=lambda c: c.id)
+    return dataclasses.replace(service, checks=tuple(checks))
 
 
 def plan(
@@ -46,42 +120,68 @@ def plan(
     actual: Mapping[ServiceID, Service],
     *,
     scope: Collection[ServiceID] | None = None,
-    refresh: bool = False,
+    adopt: Collection[str] = (),
+    reassert: bool = False,
+    stored: Stored = reported,
 ) -> Plan:
-    """Compare `desired` with `actual`; with `scope`, only those service IDs are considered.
+    """The actions that turn `actual` into `desired`; with `scope`, for those IDs only.
 
     A scoped plan is what an event produces (only the containers it names); a full plan, what
-    start-up and resync produce, also removes owned services nothing desires any more. With
-    `refresh`, every driven check is re-asserted, which restarts its TTL in Consul.
+    start-up and resync produce, also removes owned services nothing desires any more.
+    `adopt` holds service ID prefixes whose registered services are desired as they are (the
+    kept services of a container that exited with an error under `-deregister on-success`).
+    With `reassert`, every driven check is written again, which restarts its TTL.
     """
-    ids = sorted(set(desired) | set(actual) if scope is None else set(scope))
-    wanted = [i for i in ids if i in desired]
-    same = {i for i in wanted if i in actual and reported(actual[i]) == reported(desired[i])}
-    return Plan(
-        register=tuple(desired[i] for i in wanted if i not in same),
-        deregister=tuple(i for i in ids if i in actual and i not in desired),
-        unchanged=len(same),
-        statuses=tuple(
-            update
-            for i in wanted
-            for update in _statuses(desired[i], actual.get(i), refresh=refresh)
-        ),
-    )
+    wanted = {**_adopted(actual, adopt), **desired}
+    ids = sorted(set(wanted) | set(actual) if scope is None else set(scope))
+    actions: list[Action] = []
+    unchanged = 0
+    for service_id in ids:
+        want, have = wanted.get(service_id), actual.get(service_id)
+        steps = _converge(want, have, stored)
+        if want is not None and not steps and have is not None:
+            unchanged += 1
+        if want is not None and not any(isinstance(a, Deregister) for a in steps):
+            steps += _check_updates(want, stored(want), have, reassert=reassert)
+        actions.extend(steps)
+    return Plan(tuple(actions), unchanged)
 
 
-def reported(service: Service) -> Service:
-    """`service` as the agent reports it back: checks without definition, status or output."""
-    checks = sorted((c.reported() for c in service.checks), key=lambda c: c.id)
-    return dataclasses.replace(service, checks=tuple(checks))
+def _adopted(
+    actual: Mapping[ServiceID, Service], prefixes: Collection[str]
+) -> dict[ServiceID, Service]:
+    if not prefixes:
+        return {}
+    starts = tuple(prefixes)
+    return {i: s for i, s in actual.items() if i.startswith(starts)}
 
 
-def _statuses(desired: Service, actual: Service | None, *, refresh: bool) -> list[StatusUpdate]:
-    current = {c.id: (c.status, c.output) for c in actual.checks} if actual else {}
-    updates = []
-    for check in desired.checks:
-        if check.status is None:
+def _converge(want: Service | None, have: Service | None, stored: Stored) -> list[Action]:
+    """The writes that make the service `have` into `want`: none when they are equal."""
+    view = stored(want) if want is not None else None
+    if view is None or want is None:
+        return [] if have is None else [Deregister(have.id)]
+    held = stored(have) if have is not None else None
+    actions: list[Action] = []
+    if held is None or dataclasses.replace(held, maintenance=view.maintenance) != view:
+        actions.append(Register(want, replaces=have is not None))
+    if view.maintenance != (held.maintenance if held else ""):
+        reason = want.maintenance
+        actions.append(SetMaintenance(want.id, reason) if reason else ClearMaintenance(want.id))
+    return actions
+
+
+def _check_updates(
+    want: Service, view: Service | None, have: Service | None, *, reassert: bool
+) -> list[Action]:
+    """Status writes for the driven checks the registry holds of `want`."""
+    held = {c.id for c in view.checks} if view is not None else set()
+    current = {c.id: (c.status, c.output) for c in have.checks} if have else {}
+    updates: list[Action] = []
+    for check in want.checks:
+        if check.status is None or check.id not in held:
             continue
         changed = current.get(check.id) != (check.status, check.output)
-        if changed or refresh:
-            updates.append(StatusUpdate(desired.id, check, changed=changed))
+        if changed or reassert:
+            updates.append(UpdateCheck(want.id, check, changed=changed))
     return updates

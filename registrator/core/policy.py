@@ -52,6 +52,7 @@ class Policy:
     use_ip_from_label: str = ""  # -useIpFromLabel: the label that holds the address
     network: str = ""  # --network: the network whose container address is registered
     require_label: str = ""  # --require-label: LABEL or LABEL=VALUE a container must carry
+    keep_failed: bool = False  # -deregister on-success: keep the services of a failed container
     checks: CheckPolicy = field(default_factory=CheckPolicy)
 
 

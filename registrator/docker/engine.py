@@ -6,6 +6,7 @@ version is never pinned; docker-py negotiates it with the engine.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import docker
@@ -52,7 +53,18 @@ class DockerEngine:
         ]
 
     def inspect(self, container: ContainerID) -> Container | None:
-        """The container, or None when it no longer exists."""
+        """The container, or None when it no longer exists.
+
+        A container started with `--network container:<id>` lives in that container's
+        network: the peer is inspected too and carried along, so derivation sees it.
+        """
+        found = self._inspect_one(container)
+        peer_id = found.network_peer_id if found is not None else None
+        if found is None or peer_id is None:
+            return found
+        return dataclasses.replace(found, network_peer=self._inspect_one(peer_id))
+
+    def _inspect_one(self, container: ContainerID) -> Container | None:
         try:
             return container_from_inspect(self._call(self._api.inspect_container, container))
         except _Gone:

@@ -24,9 +24,11 @@ from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
 from registrator.core.model import ContainerID
+from registrator.runtime.executor import Outcome
 from registrator.runtime.observer import NULL_OBSERVER, Observer
-from registrator.runtime.reconcile import Outcome, Reconciler
+from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
+from registrator.runtime.work import Changes, FullPass
 
 
 class _HasContainer(Protocol):
@@ -47,16 +49,6 @@ class EventSource(Protocol):
     def events(self) -> Subscription: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Full:
-    """A full reconcile; `docker=False` compares with Consul only, `reinspect` re-reads all,
-    `refresh` re-asserts the driven TTL checks."""
-
-    docker: bool = True
-    reinspect: bool = False
-    refresh: bool = False
-
-
 #: Docker sends these while it starts or cleans up a container too, not only on a user's
 #: `docker network connect`.
 NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
@@ -64,33 +56,29 @@ NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 
 @dataclass
 class _Work:
-    """What the worker owes: at most one full reconcile, plus some containers.
+    """What the worker owes: at most one full pass, plus the containers events named.
 
     `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
-    it reported: the reconcile needs no inspect to know they stopped. Only a `start` undoes
-    that; the `disconnect` and `destroy` that follow a `die` do not. `network_only` holds
-    those with nothing but network `connect`/`disconnect` events pending.
+    it reported. Only a `start` undoes that; the `disconnect` and `destroy` that follow a
+    `die` do not. `network_only` holds those with nothing but network events pending.
     """
 
-    full: _Full | None = None
+    full: FullPass | None = None
     containers: set[ContainerID] = field(default_factory=set)
     exited: dict[ContainerID, int] = field(default_factory=dict)
     network_only: set[ContainerID] = field(default_factory=set)
 
-    def add(self, item: _HasContainer | ContainerID | _Full) -> None:
+    def add(self, item: _HasContainer | ContainerID | FullPass) -> None:
         if isinstance(item, str):
             self.containers.add(item)
             self.network_only.discard(item)
-        elif not isinstance(item, _Full):
+        elif not isinstance(item, FullPass):
             self._add_event(item)
-        elif self.full is None:
-            self.full = item
         else:
-            self.full = _Full(
-                docker=self.full.docker or item.docker,
-                reinspect=self.full.reinspect or item.reinspect,
-                refresh=self.full.refresh or item.refresh,
-            )
+            self.full = item if self.full is None else self.full.merge(item)
+
+    def changes(self) -> Changes:
+        return Changes(frozenset(self.containers), dict(self.exited), frozenset(self.network_only))
 
     def _add_event(self, item: _HasContainer) -> None:
         if item.action in NETWORK_ACTIONS:
@@ -135,7 +123,7 @@ class Daemon:
         *,
         resync_interval: float = 0,
         agent_check_interval: float = 0,
-        refresh_interval: float = 0,
+        reassert_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
@@ -146,13 +134,13 @@ class Daemon:
         self._reconciler = reconciler
         self._events = events
         self._timers = [
-            (_Timer(resync_interval), _Full()),
-            (_Timer(agent_check_interval), _Full(docker=False)),
-            (_Timer(refresh_interval), _Full(docker=False, refresh=True)),
+            (_Timer(resync_interval), FullPass()),
+            (_Timer(agent_check_interval), FullPass(docker=False)),
+            (_Timer(reassert_interval), FullPass(docker=False, reassert=True)),
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
-        self._queue: queue.Queue[_HasContainer | ContainerID | _Full | None] = queue.Queue()
+        self._queue: queue.Queue[_HasContainer | ContainerID | FullPass | None] = queue.Queue()
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
@@ -211,23 +199,17 @@ class Daemon:
         A full pass re-reads only containers whose name or state changed (or none, for the
         agent check), so a `health_status` or network event batched with a timer would be lost.
         """
-        full = work.full
         if work.containers:
-            outcome = self._reconciler.reconcile(
-                work.containers, exited=work.exited, network_only=work.network_only
-            )
-            if full is None or not outcome.ok:
+            outcome = self._reconciler.changes(work.changes())
+            if work.full is None or not outcome.ok:
                 return outcome
-        assert full is not None
-        return self._reconciler.reconcile(
-            None, reinspect=full.reinspect, docker=full.docker, refresh=full.refresh
-        )
+        return self._reconciler.full(work.full)
 
     def _failed(self, work: _Work) -> _Work:
         self._failures += 1
         owed = _Work()
-        owed.add(work.full or _Full())
-        owed.add(_Full())
+        owed.add(work.full or FullPass())
+        owed.add(FullPass())
         return owed
 
     def _observe_failure(self, error: BackendError) -> None:
@@ -235,7 +217,7 @@ class Daemon:
         self._consul_lost = self._consul_lost or isinstance(error, RegistryUnavailable)
 
     def _observe(self, work: _Work, outcome: Outcome, seconds: float) -> None:
-        scope = "containers" if work.full is None else "full" if work.full.docker else "agent"
+        scope = "containers" if work.full is None else work.full.scope
         self._observer.reconciled(scope=scope, seconds=seconds, ok=outcome.ok)
         if self._consul_lost:
             self._observer.reconnected("consul")
@@ -244,14 +226,14 @@ class Daemon:
     @staticmethod
     def _log_done(work: _Work, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
         """The reconcile's counts, its wall time and the process CPU time it took."""
-        scope = "containers" if work.full is None else "full" if work.full.docker else "agent"
+        scope = "containers" if work.full is None else work.full.scope
         logger.debug(
             "reconcile.done",
             scope=scope,
             registered=outcome.registered,
             updated=outcome.updated,
             deregistered=outcome.deregistered,
-            checks_updated=outcome.checks_updated,
+            checks_updated=outcome.done.get("check.status", 0),
             unchanged=outcome.plan.unchanged,
             inspected=outcome.inspected,
             seconds=round(seconds, 4),
@@ -289,7 +271,7 @@ class Daemon:
                 self._observer.reconnected("docker")
             else:
                 logger.info("docker.events.subscribed")
-            self._queue.put(_Full(reinspect=reinspect))
+            self._queue.put(FullPass(reinspect=reinspect))
             try:
                 self._forward(self._subscription)
                 if not self.stop.is_set():

@@ -16,7 +16,8 @@ Peer = Literal["docker", "consul"]
 
 class Observer(Protocol):
     def written(self, event: str) -> None:
-        """A Consul write succeeded: `service.registered`, `.updated` or `.deregistered`."""
+        """A plan action was carried out: `service.registered`, `.updated`, `.deregistered`,
+        `.maintenance` or `.maintenance_cleared`."""
 
     def failed(self, kind: str) -> None:
         """Something went wrong; `kind` is the event name it was logged under."""

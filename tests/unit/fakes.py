@@ -17,6 +17,7 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
+from registrator.core.plan import reported
 
 
 @dataclass
@@ -31,8 +32,13 @@ class FakeDocker:
         return [ContainerSummary(c.id, c.name, c.status) for c in self.containers_by_id.values()]
 
     def inspect(self, container: ContainerID) -> Container | None:
+        """As the engine adapter does: the network peer of a `container:<id>` one comes along."""
         self.inspected.append(container)
-        return self.containers_by_id.get(container)
+        found = self.containers_by_id.get(container)
+        peer = found.network_peer_id if found is not None else None
+        if found is None or peer is None:
+            return found
+        return replace(found, network_peer=self.containers_by_id.get(peer))
 
 
 @dataclass
@@ -70,7 +76,10 @@ class FakeConsul:
         if with_checks:
             return found
         self.reads_without_checks += 1
-        return {k: replace(v, checks=(), maintenance=False) for k, v in found.items()}
+        return {k: replace(v, checks=(), maintenance="") for k, v in found.items()}
+
+    def stored(self, service: Service) -> Service:
+        return reported(service)
 
     def register(self, service: Service) -> None:
         self._check()
@@ -81,7 +90,7 @@ class FakeConsul:
         self.registered[service.id] = replace(
             service,
             container="",
-            maintenance=before.maintenance if before else False,
+            maintenance=before.maintenance if before else "",
             checks=_as_agent_keeps(service.checks, before.checks if before else ()),
         )
 
@@ -101,7 +110,9 @@ class FakeConsul:
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         self._check()
         self.writes += 1
-        self.registered[service] = replace(self.registered[service], maintenance=enabled)
+        self.registered[service] = replace(
+            self.registered[service], maintenance=(reason or "maintenance") if enabled else ""
+        )
 
     def deregister(self, service: ServiceID) -> None:
         self._check()

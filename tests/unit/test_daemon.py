@@ -8,9 +8,10 @@ import pytest
 
 from registrator.core.model import Binding, Container, ContainerID, Health, Port, ServiceID
 from registrator.core.policy import Policy
-from registrator.runtime.daemon import Daemon, _Full, _Work
-from registrator.runtime.reconcile import Reconciler
+from registrator.runtime.daemon import Daemon, _Work
+from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.work import FullPass
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -32,11 +33,11 @@ def web(name: str = "web", cid: str = "c") -> Container:
 
 def test_work_coalesces_containers_and_full_requests() -> None:
     work = _Work()
-    for item in (ContainerID("a"), ContainerID("a"), _Full(docker=False), ContainerID("b")):
+    for item in (ContainerID("a"), ContainerID("a"), FullPass(docker=False), ContainerID("b")):
         work.add(item)
-    work.add(_Full(reinspect=True))
+    work.add(FullPass(reinspect=True))
 
-    assert work.full == _Full(docker=True, reinspect=True)
+    assert work.full == FullPass(docker=True, reinspect=True)
     assert work.containers == {"a", "b"}
 
 
@@ -95,7 +96,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 
     owed = daemon.step(_Work(containers={ContainerID("c")}))
 
-    assert owed.full == _Full()
+    assert owed.full == FullPass()
     consul.down = False
     assert not daemon.step(owed)
     assert list(consul.registered) == ["h:web:80"]
@@ -105,7 +106,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
     daemon, docker, consul = make()
     docker.add(web("old"))
-    daemon.step(_Work(full=_Full()))
+    daemon.step(_Work(full=FullPass()))
     docker.add(web("new"))
     consul.down = True
 
@@ -119,11 +120,11 @@ def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
 def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
     daemon, docker, consul = make()
     docker.add(web())
-    daemon.step(_Work(full=_Full()))
+    daemon.step(_Work(full=FullPass()))
     consul.registered.clear()
     inspected = len(docker.inspected)
 
-    daemon.step(_Work(full=_Full(docker=False)))
+    daemon.step(_Work(full=FullPass(docker=False)))
 
     assert list(consul.registered) == [ServiceID("h:web:80")]
     assert len(docker.inspected) == inspected
@@ -132,20 +133,22 @@ def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
 def test_agent_check_with_nothing_changed_writes_nothing() -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), paused=True))
-    daemon.step(_Work(full=_Full()))
+    daemon.step(_Work(full=FullPass()))
     writes = consul.writes
 
-    daemon.step(_Work(full=_Full(docker=False)))
+    daemon.step(_Work(full=FullPass(docker=False)))
 
     assert consul.writes == writes
     assert consul.registered[ServiceID("h:web:80")].maintenance
 
 
-@pytest.mark.parametrize("full", [_Full(), _Full(docker=False), _Full(docker=False, refresh=True)])
-def test_an_event_batched_with_a_timer_is_not_lost(full: _Full) -> None:
+@pytest.mark.parametrize(
+    "full", [FullPass(), FullPass(docker=False), FullPass(docker=False, reassert=True)]
+)
+def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), health=Health("starting")))
-    daemon.step(_Work(full=_Full()))
+    daemon.step(_Work(full=FullPass()))
     docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
 
     daemon.step(_Work(full=full, containers={ContainerID("c")}))

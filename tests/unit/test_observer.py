@@ -9,10 +9,11 @@ import pytest
 from registrator.core.errors import RegistryError
 from registrator.core.model import Binding, Container, ContainerID, Port, Service
 from registrator.core.policy import Policy
-from registrator.runtime.daemon import Daemon, _Full, _Work
+from registrator.runtime.daemon import Daemon, _Work
 from registrator.runtime.observer import Observers, Peer
-from registrator.runtime.reconcile import Reconciler
+from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.work import FullPass
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -72,9 +73,9 @@ def test_writes_and_owned_services_are_reported(recorder: Recorder) -> None:
     docker.add(web("a", "one"))
     docker.add(web("b", "two"))
 
-    reconciler.reconcile()
+    reconciler.full()
     del docker.containers_by_id[ContainerID("b")]
-    reconciler.reconcile()
+    reconciler.full()
 
     assert recorder.of("written") == [
         ("written", "service.registered"),
@@ -90,7 +91,7 @@ def test_progress_counts_every_container_inspected_and_every_write(recorder: Rec
     for i in range(3):
         docker.add(web(str(i), f"c{i}"))
 
-    reconciler.reconcile()
+    reconciler.full()
 
     assert recorder.of("progress") == [
         *(("progress", "inspect", i, 3) for i in (1, 2, 3)),
@@ -103,7 +104,7 @@ def test_bad_declarations_and_refused_writes_are_counted_by_kind(recorder: Recor
     reconciler, _ = reconciler_with(docker, consul, recorder)
     docker.add(web("a", "one", env={"SERVICE_BAD.KEY": "x"}))
 
-    reconciler.reconcile()
+    reconciler.full()
 
     assert recorder.of("failed") == [
         ("failed", "container.bad_declaration"),
@@ -119,10 +120,10 @@ def test_a_failed_pass_is_counted_and_consul_coming_back_is_a_reconnect(
     _, daemon = reconciler_with(docker, consul, recorder)
     consul.down = True
 
-    owed = daemon.step(_Work(full=_Full()))
+    owed = daemon.step(_Work(full=FullPass()))
     consul.down = False
     daemon.step(owed)
-    daemon.step(_Work(full=_Full()))
+    daemon.step(_Work(full=FullPass()))
 
     assert [c for c in recorder.calls if c[0] in {"failed", "reconciled", "reconnected"}] == [
         ("failed", "reconcile.failed"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from registrator.core.model import Check, Service, ServiceID
-from registrator.core.plan import StatusUpdate, plan
+from registrator.core.plan import Deregister, Plan, Register, UpdateCheck, plan
 
 
 def svc(sid: str, port: int = 80, name: str = "web") -> Service:
@@ -14,6 +14,18 @@ def svc(sid: str, port: int = 80, name: str = "web") -> Service:
 
 def by_id(*services: Service) -> dict[ServiceID, Service]:
     return {s.id: s for s in services}
+
+
+def registered(p: Plan) -> list[str]:
+    return [a.service_id for a in p.of(Register)]
+
+
+def deregistered(p: Plan) -> tuple[str, ...]:
+    return tuple(a.service_id for a in p.of(Deregister))
+
+
+def statuses(p: Plan) -> tuple[UpdateCheck, ...]:
+    return tuple(a for a in p.actions if isinstance(a, UpdateCheck))
 
 
 def test_nothing_to_do_when_equal() -> None:
@@ -29,8 +41,8 @@ def test_missing_are_registered_changed_re_registered_stale_removed() -> None:
 
     p = plan(desired, actual)
 
-    assert [s.id for s in p.register] == ["changed", "new"]
-    assert p.deregister == ("stale",)
+    assert registered(p) == ["changed", "new"]
+    assert deregistered(p) == ("stale",)
     assert p.unchanged == 1
 
 
@@ -40,8 +52,8 @@ def test_scope_limits_the_plan_to_the_named_services() -> None:
 
     p = plan(desired, actual, scope={ServiceID("b")})
 
-    assert [s.id for s in p.register] == ["b"]
-    assert p.deregister == ()
+    assert registered(p) == ["b"]
+    assert deregistered(p) == ()
 
 
 def test_the_container_a_service_comes_from_is_not_compared() -> None:
@@ -74,15 +86,15 @@ def test_a_check_removed_or_edited_in_consul_re_registers_the_service() -> None:
     desired = with_checks(HTTP)
     edited = dataclasses.replace(as_agent_reports(HTTP), notes="changed by hand")
 
-    assert [s.id for s in plan(by_id(desired), by_id(with_checks())).register] == ["a"]
-    assert [s.id for s in plan(by_id(desired), by_id(with_checks(edited))).register] == ["a"]
+    assert registered(plan(by_id(desired), by_id(with_checks()))) == ["a"]
+    assert registered(plan(by_id(desired), by_id(with_checks(edited)))) == ["a"]
 
 
 def test_an_undeclared_check_on_an_owned_service_is_drift_too() -> None:
     desired = with_checks(HTTP)
     actual = with_checks(as_agent_reports(HTTP), as_agent_reports(MIRROR))
 
-    assert [s.id for s in plan(by_id(desired), by_id(actual)).register] == ["a"]
+    assert registered(plan(by_id(desired), by_id(actual))) == ["a"]
 
 
 def test_a_driven_check_status_is_updated_without_re_registering() -> None:
@@ -91,8 +103,8 @@ def test_a_driven_check_status_is_updated_without_re_registering() -> None:
 
     p = plan(by_id(desired), by_id(actual))
 
-    assert p.register == ()
-    assert p.statuses == (StatusUpdate(ServiceID("a"), desired.checks[0], changed=True),)
+    assert registered(p) == []
+    assert statuses(p) == (UpdateCheck(ServiceID("a"), desired.checks[0], changed=True),)
     assert not p.empty
 
 
@@ -101,8 +113,8 @@ def test_a_driven_check_already_right_is_left_alone_unless_refreshing() -> None:
     actual = with_checks(as_agent_reports(MIRROR, "passing", "ok"))
 
     assert plan(by_id(desired), by_id(actual)).empty
-    refreshed = plan(by_id(desired), by_id(actual), refresh=True)
-    assert [(u.check.id, u.changed) for u in refreshed.statuses] == [(MIRROR.id, False)]
+    refreshed = plan(by_id(desired), by_id(actual), reassert=True)
+    assert [(u.check.id, u.changed) for u in statuses(refreshed)] == [(MIRROR.id, False)]
 
 
 def test_a_new_service_gets_its_driven_statuses_written_after_registering() -> None:
@@ -110,11 +122,11 @@ def test_a_new_service_gets_its_driven_statuses_written_after_registering() -> N
 
     p = plan(by_id(desired), {})
 
-    assert [s.id for s in p.register] == ["a"]
-    assert [u.check.id for u in p.statuses] == [MIRROR.id]
+    assert registered(p) == ["a"]
+    assert [u.check.id for u in statuses(p)] == [MIRROR.id]
 
 
 def test_statuses_of_services_out_of_scope_are_not_touched() -> None:
     desired = with_checks(dataclasses.replace(MIRROR, status="passing"))
 
-    assert plan(by_id(desired), {}, scope={ServiceID("b")}).statuses == ()
+    assert statuses(plan(by_id(desired), {}, scope={ServiceID("b")})) == ()

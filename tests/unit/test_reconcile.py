@@ -18,8 +18,9 @@ from registrator.core.model import (
     ServiceID,
 )
 from registrator.core.policy import CheckPolicy, Policy
-from registrator.runtime.reconcile import Reconciler
+from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.work import Changes, FullPass
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -42,6 +43,14 @@ def consul() -> FakeConsul:
     return FakeConsul()
 
 
+def changed(
+    *ids: str, exited: dict[ContainerID, int] | None = None, network_only: bool = False
+) -> Changes:
+    """What events said about the containers `ids`."""
+    named = frozenset(ContainerID(i) for i in ids)
+    return Changes(named, exited or {}, named if network_only else frozenset())
+
+
 @pytest.fixture
 def reconciler(docker: FakeDocker, consul: FakeConsul) -> Reconciler:
     return Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
@@ -52,7 +61,7 @@ def test_full_reconcile_registers_running_containers_at_the_agent_address(
 ) -> None:
     docker.add(web())
 
-    outcome = reconciler.reconcile()
+    outcome = reconciler.full()
 
     assert outcome.registered == 1
     assert consul.registered[ServiceID("h:web:80")].address == "10.9.9.9"
@@ -62,10 +71,10 @@ def test_a_second_full_reconcile_writes_nothing_and_inspects_nothing(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    first = reconciler.reconcile()
+    first = reconciler.full()
     writes, inspected = consul.writes, len(docker.inspected)
 
-    outcome = reconciler.reconcile()
+    outcome = reconciler.full()
 
     assert (first.inspected, outcome.inspected) == (1, 0)
     assert outcome.plan.empty
@@ -78,10 +87,10 @@ def test_event_for_a_stopped_container_deregisters_only_its_services(
 ) -> None:
     docker.add(web("c1", "a"))
     docker.add(web("c2", "b"))
-    reconciler.reconcile()
+    reconciler.full()
     docker.add(dataclasses.replace(web("c1", "a"), running=False, status="exited"))
 
-    outcome = reconciler.reconcile([ContainerID("c1")])
+    outcome = reconciler.changes(changed("c1"))
 
     assert outcome.deregistered == 1
     assert list(consul.registered) == ["h:b:80"]
@@ -92,12 +101,12 @@ def test_a_die_event_deregisters_without_waiting_for_an_inspect(
 ) -> None:
     docker.add(web("c1", "a"))
     docker.add(web("c2", "b"))
-    reconciler.reconcile()
+    reconciler.full()
     docker.add(dataclasses.replace(web("c1", "a"), running=False, status="exited"))
     inspected = len(docker.inspected)
     died = {ContainerID("c1"): 137}
 
-    outcome = reconciler.reconcile(list(died), exited=died)
+    outcome = reconciler.changes(Changes(frozenset(died), died))
 
     assert (outcome.deregistered, outcome.inspected) == (1, 0)
     assert len(docker.inspected) == inspected
@@ -109,10 +118,10 @@ def test_an_event_reads_only_its_own_services_from_the_agent(
 ) -> None:
     docker.add(web("c1", "a"))
     docker.add(web("c2", "b"))
-    reconciler.reconcile()
+    reconciler.full()
     docker.add(web("c1", "a", host_port=1))
 
-    reconciler.reconcile([ContainerID("c1")])
+    reconciler.changes(changed("c1"))
 
     assert consul.reads == [None, {"h:a:80"}]
     assert consul.registered[ServiceID("h:a:80")].port == 1
@@ -123,7 +132,7 @@ def test_an_event_for_a_container_without_services_asks_for_no_service(
 ) -> None:
     docker.add(dataclasses.replace(web(), ports=()))
 
-    outcome = reconciler.reconcile([ContainerID("c1")])
+    outcome = reconciler.changes(changed("c1"))
 
     assert outcome.plan.empty
     assert consul.reads == [frozenset()]  # the adapter answers that without a request
@@ -140,10 +149,10 @@ def test_a_network_event_is_inspected_only_for_a_running_container(
     """Docker answers the inspect of a starting or dying container only when it is done."""
     if known is not None:
         docker.add(dataclasses.replace(web(), running=known == "running", status=known))
-        reconciler.reconcile()
+        reconciler.full()
     docker.add(web())
 
-    outcome = reconciler.reconcile([ContainerID("c1")], network_only=[ContainerID("c1")])
+    outcome = reconciler.changes(changed("c1", network_only=True))
 
     assert outcome.inspected == inspected
 
@@ -167,15 +176,14 @@ def test_an_event_reads_checks_only_when_its_plan_compares_services(
     reconciler = Reconciler(
         docker,
         consul,
-        Policy(hostname="h"),
+        Policy(hostname="h", keep_failed=keep_failed),
         retry=RetryPolicy.without_waits(),
-        keep_failed=keep_failed,
     )
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
     docker.add(web(host_port=1))
 
-    reconciler.reconcile([ContainerID("c1")], exited=exited)
+    reconciler.changes(changed("c1", exited=exited))
 
     assert consul.reads_without_checks == without_checks
     assert (ServiceID("h:web:80") in consul.registered) is (exited is None or keep_failed)
@@ -186,7 +194,7 @@ def test_a_die_of_a_container_never_seen_is_inspected(
 ) -> None:
     docker.add(dataclasses.replace(web("c1", "a"), running=False, status="exited"))
 
-    outcome = reconciler.reconcile([ContainerID("c1")], exited={ContainerID("c1"): 0})
+    outcome = reconciler.changes(changed("c1", exited={ContainerID("c1"): 0}))
 
     assert outcome.inspected == 1
     assert consul.registered == {}
@@ -196,10 +204,10 @@ def test_event_for_a_removed_container_deregisters_it(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
     del docker.containers_by_id[ContainerID("c1")]
 
-    reconciler.reconcile([ContainerID("c1")])
+    reconciler.changes(changed("c1"))
 
     assert consul.registered == {}
 
@@ -208,10 +216,10 @@ def test_rename_replaces_the_service_id(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web("c1", "old"))
-    reconciler.reconcile()
+    reconciler.full()
     docker.add(web("c1", "new"))
 
-    reconciler.reconcile([ContainerID("c1")])
+    reconciler.changes(changed("c1"))
 
     assert list(consul.registered) == ["h:new:80"]
 
@@ -224,7 +232,7 @@ def test_full_reconcile_sweeps_only_own_stale_services(
     by_hand = Service(ServiceID("by-hand"), "x", "a", 1)
     consul.registered = {s.id: s for s in (own, other, by_hand)}
 
-    reconciler.reconcile()
+    reconciler.full()
 
     assert set(consul.registered) == {"o:gone:80", "by-hand"}
 
@@ -233,11 +241,11 @@ def test_drift_in_consul_is_repaired_by_a_full_reconcile(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
     sid = ServiceID("h:web:80")
     consul.registered[sid] = dataclasses.replace(consul.registered[sid], port=1)
 
-    outcome = reconciler.reconcile()
+    outcome = reconciler.full()
 
     assert outcome.updated == 1
     assert consul.registered[sid].port == 32768
@@ -249,10 +257,10 @@ def test_consul_down_raises_and_nothing_is_lost_when_it_returns(
     docker.add(web())
     consul.down = True
     with pytest.raises(RegistryUnavailable):
-        reconciler.reconcile()
+        reconciler.full()
     consul.down = False
 
-    reconciler.reconcile()
+    reconciler.full()
 
     assert list(consul.registered) == ["h:web:80"]
 
@@ -268,14 +276,14 @@ def test_on_success_keeps_only_containers_that_failed_by_themselves(
     docker: FakeDocker, consul: FakeConsul, code: int, kept: bool
 ) -> None:
     reconciler = Reconciler(
-        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits(), keep_failed=True
+        docker, consul, Policy(hostname="h", keep_failed=True), retry=RetryPolicy.without_waits()
     )
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
     docker.add(_exited(web(), code))
 
-    reconciler.reconcile([ContainerID("c1")])
-    reconciler.reconcile()
+    reconciler.changes(changed("c1"))
+    reconciler.full()
 
     assert (ServiceID("h:web:80") in consul.registered) is kept
 
@@ -285,12 +293,12 @@ def test_on_success_reads_the_exit_code_of_a_die_event(
     docker: FakeDocker, consul: FakeConsul, code: int, kept: bool
 ) -> None:
     reconciler = Reconciler(
-        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits(), keep_failed=True
+        docker, consul, Policy(hostname="h", keep_failed=True), retry=RetryPolicy.without_waits()
     )
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
 
-    reconciler.reconcile([ContainerID("c1")], exited={ContainerID("c1"): code})
+    reconciler.changes(changed("c1", exited={ContainerID("c1"): code}))
 
     assert (ServiceID("h:web:80") in consul.registered) is kept
 
@@ -302,10 +310,10 @@ def test_on_success_adopts_the_services_of_a_failed_container_seen_only_after_it
     consul.registered[left_over.id] = left_over
     docker.add(_exited(web(), 2))
     reconciler = Reconciler(
-        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits(), keep_failed=True
+        docker, consul, Policy(hostname="h", keep_failed=True), retry=RetryPolicy.without_waits()
     )
 
-    outcome = reconciler.reconcile()
+    outcome = reconciler.full()
 
     assert outcome.plan.empty
     assert ServiceID("h:web:80") in consul.registered
@@ -315,16 +323,16 @@ def test_pause_sets_maintenance_without_re_registering_and_unpause_clears_it(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
     sid = ServiceID("h:web:80")
     docker.add(dataclasses.replace(web(), paused=True, status="paused"))
 
-    reconciler.reconcile([ContainerID("c1")])
+    reconciler.changes(changed("c1"))
     assert consul.registered[sid].maintenance
     assert consul.writes == 2  # one register, one maintenance toggle
 
     docker.add(web())
-    reconciler.reconcile([ContainerID("c1")])
+    reconciler.changes(changed("c1"))
     assert not consul.registered[sid].maintenance
 
 
@@ -332,7 +340,7 @@ def test_release_deregisters_everything_owned_and_nothing_else(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web())
-    reconciler.reconcile()
+    reconciler.full()
     consul.registered[ServiceID("by-hand")] = Service(ServiceID("by-hand"), "x", "a", 1)
 
     reconciler.release()
@@ -356,7 +364,7 @@ def test_a_container_sharing_another_ones_network_is_registered_at_the_peers_por
     docker.add(app)
     reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
 
-    reconciler.reconcile()
+    reconciler.full()
 
     service = consul.registered[ServiceID("h:app:80")]
     assert (service.name, service.address, service.port) == ("app", "10.9.9.9", 40000)
@@ -381,7 +389,7 @@ def test_services_register_with_their_checks(
 ) -> None:
     docker.add(checked_web("starting"))
 
-    reconciler.reconcile()
+    reconciler.full()
 
     checks = consul.registered[ServiceID("h:web:80")].checks
     assert [c.id for c in checks] == [MIRROR, "service:h:web:80:tcp"]
@@ -392,13 +400,13 @@ def test_a_health_event_writes_only_the_check_status(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(checked_web("starting"))
-    reconciler.reconcile()
+    reconciler.full()
     writes = consul.writes
     docker.add(checked_web("healthy"))
 
-    outcome = reconciler.reconcile([ContainerID("c1")])
+    outcome = reconciler.changes(changed("c1"))
 
-    assert (outcome.registered, outcome.updated, outcome.checks_updated) == (0, 0, 1)
+    assert (outcome.registered, outcome.updated, outcome.done.get("check.status", 0)) == (0, 0, 1)
     assert consul.writes == writes + 1
     assert check(consul, MIRROR) == ("passing", "probe: healthy")
 
@@ -407,12 +415,12 @@ def test_a_full_reconcile_puts_back_a_status_changed_by_hand(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(checked_web("unhealthy"))
-    reconciler.reconcile()
+    reconciler.full()
     consul.update_ttl(
         dataclasses.replace(consul.registered[ServiceID("h:web:80")].checks[0], status="passing")
     )
 
-    reconciler.reconcile()
+    reconciler.full()
 
     assert check(consul, MIRROR) == ("critical", "probe: unhealthy")
 
@@ -421,11 +429,11 @@ def test_a_check_removed_by_hand_is_put_back_by_a_full_reconcile(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(checked_web("healthy"))
-    reconciler.reconcile()
+    reconciler.full()
     sid = ServiceID("h:web:80")
     consul.registered[sid] = dataclasses.replace(consul.registered[sid], checks=())
 
-    outcome = reconciler.reconcile()
+    outcome = reconciler.full()
 
     assert outcome.updated == 1
     assert [c.id for c in consul.registered[sid].checks] == [MIRROR, "service:h:web:80:tcp"]
@@ -438,12 +446,13 @@ def test_a_refresh_rewrites_every_driven_check_and_nothing_else(
     policy = Policy(hostname="h", checks=CheckPolicy(ttl=30, ttl_refresh=10))
     reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
     docker.add(checked_web("healthy"))
-    reconciler.reconcile()
+    reconciler.full()
     writes = consul.writes
 
-    assert reconciler.reconcile().plan.empty
-    outcome = reconciler.reconcile(refresh=True)
+    assert reconciler.full().plan.empty
+    outcome = reconciler.full(FullPass(reassert=True))
 
-    assert (outcome.registered, outcome.updated, outcome.checks_updated) == (0, 0, 2)
+    reasserted = outcome.done.get("check.reasserted", 0)
+    assert (outcome.registered, outcome.updated, reasserted) == (0, 0, 2)
     assert consul.writes == writes + 2
     assert check(consul, "service:h:web:80:registrator")[0] == "passing"

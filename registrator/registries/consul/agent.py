@@ -8,13 +8,20 @@ gliderlabs/registrator does.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Collection, Container, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
 
-from registrator.core.errors import ConfigError, RegistryDenied, RegistryError, RegistryUnavailable
+from registrator.core.errors import (
+    ConfigError,
+    RegistryDenied,
+    RegistryError,
+    RegistryRefused,
+    RegistryUnavailable,
+)
 from registrator.core.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
+from registrator.core.plan import reported
 from registrator.registries.consul.target import ConsulTarget
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
@@ -65,7 +72,7 @@ def _owner(data: Mapping[str, Any]) -> str | None:
 
 def service_from_agent(
     data: Mapping[str, Any],
-    in_maintenance: Container[str] = (),
+    in_maintenance: Mapping[str, str] | None = None,
     checks: tuple[Check, ...] = (),
 ) -> Service:
     """A service as `GET /v1/agent/services` reports it, with what `/agent/checks` says of it:
@@ -78,7 +85,7 @@ def service_from_agent(
         tags=tuple(str(t) for t in data.get("Tags") or ()),
         meta=tuple(sorted((str(k), str(v)) for k, v in (data.get("Meta") or {}).items())),
         checks=checks,
-        maintenance=str(data.get("ID", "")) in in_maintenance,
+        maintenance=(in_maintenance or {}).get(str(data.get("ID", "")), ""),
     )
 
 
@@ -128,9 +135,10 @@ def checks_by_service(checks: Mapping[str, Any]) -> dict[str, tuple[Check, ...]]
     return {sid: tuple(sorted(checks, key=lambda c: c.id)) for sid, checks in found.items()}
 
 
-def _services_in_maintenance(checks: Mapping[str, Any]) -> set[str]:
+def _services_in_maintenance(checks: Mapping[str, Any]) -> dict[str, str]:
+    """Service ID -> the reason its maintenance was set with (Consul keeps it as Notes)."""
     return {
-        str(check.get("ServiceID"))
+        str(check.get("ServiceID")): str(check.get("Notes") or "maintenance")
         for check_id, check in checks.items()
         if str(check_id).startswith(MAINTENANCE_CHECK_PREFIX)
     }
@@ -193,6 +201,10 @@ class ConsulAgent:
         )
         return {s.id: s for s in services}
 
+    def stored(self, service: Service) -> Service:
+        """The agent holds the whole service; it reports checks back without definitions."""
+        return reported(service)
+
     def update_ttl(self, check: Check) -> None:
         """Set a TTL check's status and output; this also restarts its TTL."""
         self._request(
@@ -239,6 +251,8 @@ class ConsulAgent:
         detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
         if response.status_code == 403:
             raise RegistryDenied(detail)
+        if response.status_code == 400:
+            raise RegistryRefused(detail)
         if response.status_code >= 500:
             raise RegistryUnavailable(detail)
         raise RegistryError(detail)

@@ -1,0 +1,199 @@
+"""Executes a plan's actions against the registry, with retries, and says what happened.
+
+Transient failures are retried by the one retry policy; what is left is classified once here.
+A missing permission is reported once. A refusal (the registry will never accept that value)
+is not repeated: the service is registered without the refused part instead (see
+`core.refusals`), and the substitute stands in for the desired service until what is desired
+changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from loguru import logger
+
+from registrator.core.errors import RegistryDenied, RegistryError, RegistryRefused
+from registrator.core.model import Service, ServiceID
+from registrator.core.plan import (
+    Action,
+    ClearMaintenance,
+    Deregister,
+    Plan,
+    Register,
+    SetMaintenance,
+    UpdateCheck,
+)
+from registrator.core.ports import Registry
+from registrator.core.refusals import fallback
+from registrator.runtime.observer import NULL_OBSERVER, Observer
+
+_T = TypeVar("_T")
+#: Runs a registry call under the retry policy: (what, call) -> its result.
+Call = Callable[[str, Callable[[], _T]], _T]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one reconcile did; `errors` non-empty means some writes must be tried again."""
+
+    plan: Plan
+    #: actions carried out, by kind (`service.registered`, `check.status`, ...)
+    done: Mapping[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    #: containers this reconcile asked Docker to inspect
+    inspected: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def registered(self) -> int:
+        return self.done.get("service.registered", 0)
+
+    @property
+    def updated(self) -> int:
+        return self.done.get("service.updated", 0)
+
+    @property
+    def deregistered(self) -> int:
+        return self.done.get("service.deregistered", 0)
+
+
+class Executor:
+    """Carries out actions in order; an action whose service's registration failed is skipped."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        call: Call[None],
+        origin: Callable[[ServiceID], str],
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
+        self._registry = registry
+        self._call = call
+        self._origin = origin
+        self._observer = observer
+        self._denied_reported = False
+        #: service ID -> (the desired version the registry refused, what was registered instead)
+        self._refused: dict[ServiceID, tuple[Service, Service]] = {}
+
+    def substitute(self, desired: Mapping[ServiceID, Service]) -> dict[ServiceID, Service]:
+        """`desired`, with what the registry holds instead of each version it refused."""
+        swapped = dict(desired)
+        for service_id, (refused, instead) in self._refused.items():
+            if swapped.get(service_id) == refused:
+                swapped[service_id] = instead
+        return swapped
+
+    def apply(self, plan: Plan) -> tuple[dict[str, int], list[str]]:
+        """Execute `plan`; the actions done by kind, and an error line for each that failed."""
+        done: dict[str, int] = {}
+        errors: list[str] = []
+        failed: set[ServiceID] = set()
+        for number, action in enumerate(plan.actions, 1):
+            if action.service_id in failed:
+                continue
+            if self._attempt(action, errors):
+                done[action.kind] = done.get(action.kind, 0) + 1
+                self._written(action)
+            else:
+                failed.add(action.service_id)
+            self._observer.progress("write", done=number, total=len(plan.actions))
+        return done, errors
+
+    def report_denied(self, error: RegistryDenied) -> None:
+        """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
+        self._observer.failed("consul.permission_denied")
+        if self._denied_reported:
+            logger.debug("consul.permission_denied", error=str(error))
+            return
+        logger.error(
+            "consul.permission_denied",
+            error=str(error),
+            hint="the ACL token needs agent:read and service:write (see README, ACL)",
+        )
+        self._denied_reported = True
+
+    def _attempt(self, action: Action, errors: list[str]) -> bool:
+        service_id = action.service_id
+        try:
+            self._call(action.kind, lambda: self._execute(action))
+        except RegistryDenied as e:
+            self.report_denied(e)
+            errors.append(f"{service_id}: permission denied")
+            return False
+        except RegistryRefused as e:
+            if isinstance(action, Register):
+                return self._register_instead(action.service, action.service, str(e), errors)
+            return self._failed(service_id, e, errors)
+        except RegistryError as e:
+            return self._failed(service_id, e, errors)
+        return True
+
+    def _execute(self, action: Action) -> None:
+        registry = self._registry
+        if isinstance(action, Register):
+            registry.register(action.service)
+        elif isinstance(action, Deregister):
+            registry.deregister(action.service_id)
+        elif isinstance(action, SetMaintenance):
+            registry.set_maintenance(action.service_id, enabled=True, reason=action.reason)
+        elif isinstance(action, ClearMaintenance):
+            registry.set_maintenance(action.service_id, enabled=False)
+        else:
+            registry.update_ttl(action.check)
+
+    def _register_instead(
+        self, desired: Service, refused: Service, message: str, errors: list[str]
+    ) -> bool:
+        """The registry refused `refused`: register a plainer version, once, and remember it."""
+        self._observer.failed("registry.refused")
+        logger.error(
+            "registry.refused",
+            container=self._origin(desired.id),
+            service=desired.id,
+            error=message,
+            hint="registered without the refused part; fix the container's declaration",
+        )
+        instead = fallback(desired, refused, message)
+        if instead is None:
+            errors.append(f"{desired.id}: refused by the registry: {message}")
+            return False
+        try:
+            self._call("service.registered", lambda: self._registry.register(instead))
+        except RegistryRefused as e:
+            return self._register_instead(desired, instead, str(e), errors)
+        except RegistryError as e:
+            return self._failed(desired.id, e, errors)
+        self._refused[desired.id] = (desired, instead)
+        return True
+
+    def _failed(self, service_id: ServiceID, error: RegistryError, errors: list[str]) -> bool:
+        logger.error("consul.write_failed", service=service_id, error=str(error))
+        self._observer.failed("consul.write_failed")
+        errors.append(f"{service_id}: {error}")
+        return False
+
+    def _written(self, action: Action) -> None:
+        service_id = action.service_id
+        if isinstance(action, UpdateCheck):
+            check = action.check
+            if action.changed:
+                logger.info(
+                    "check.status", check=check.id, status=check.status, output=check.output
+                )
+            else:
+                logger.debug("check.reasserted", check=check.id, status=check.status)
+            return
+        if isinstance(action, Deregister):
+            self._refused.pop(service_id, None)
+        fields: dict[str, str] = {"service": service_id, "container": self._origin(service_id)}
+        if isinstance(action, SetMaintenance):
+            fields["reason"] = action.reason
+        logger.info(action.kind, **fields)
+        self._observer.written(action.kind)

@@ -1,0 +1,49 @@
+"""What a reconcile is asked to do: the containers events named, or a full pass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from registrator.core.model import ContainerID
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Containers that events named since the last reconcile, and what the events said.
+
+    `exited` maps those whose latest lifecycle event was `die` to the exit code it reported:
+    that is all that changed, so they need no inspect. `network_only` holds those with
+    nothing but network `connect`/`disconnect` events: those of a container not known to run
+    are skipped (Docker sends them while it starts or cleans up a container).
+    """
+
+    containers: frozenset[ContainerID] = frozenset()
+    exited: Mapping[ContainerID, int] = field(default_factory=dict)
+    network_only: frozenset[ContainerID] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class FullPass:
+    """A reconcile of everything this registrator owns.
+
+    `docker=False` trusts what is known of the containers and only compares with the registry
+    (the agent check); `reinspect` reads every container again (events may have been missed);
+    `reassert` writes every driven TTL check again, which restarts its TTL.
+    """
+
+    docker: bool = True
+    reinspect: bool = False
+    reassert: bool = False
+
+    def merge(self, other: FullPass) -> FullPass:
+        return FullPass(
+            docker=self.docker or other.docker,
+            reinspect=self.reinspect or other.reinspect,
+            reassert=self.reassert or other.reassert,
+        )
+
+    @property
+    def scope(self) -> str:
+        """The name metrics and logs give this pass: `full`, or `agent` for Consul only."""
+        return "full" if self.docker else "agent"
