@@ -22,7 +22,7 @@ _WORDS = {
     "service.maintenance": ("put in maintenance", "to put in maintenance"),
     "service.maintenance_cleared": ("taken out of maintenance", "to take out of maintenance"),
     "check.status": ("check statuses set", "check statuses to set"),
-    "check.reasserted": ("checks reasserted", "checks to reassert"),
+    "check.refreshed": ("checks refreshed", "checks to refresh"),
 }
 
 
@@ -38,7 +38,7 @@ def describe(action: Action) -> str:
         return f"put {action.service_id} in maintenance ({action.reason})"
     if isinstance(action, ClearMaintenance):
         return f"take {action.service_id} out of maintenance"
-    verb = "set" if action.changed else "reassert"
+    verb = "set" if action.changed else "refresh"
     return f"{verb} check {action.check.id} to {action.check.status}"
 
 

@@ -108,7 +108,7 @@ def run(
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        reassert_interval=check_policy(settings).refresh_interval,
+        refresh_interval=check_policy(settings).refresh_interval,
         retry=retry,
         stop=stop,
         observer=observer,

@@ -72,7 +72,7 @@ class ClearMaintenance:
 
 @dataclass(frozen=True, slots=True)
 class UpdateCheck:
-    """Set a driven TTL check's status and output; `changed` is False for a mere reassertion,
+    """Set a driven TTL check's status and output; `changed` is False for a mere refresh,
     which only restarts the check's TTL."""
 
     service_id: ServiceID
@@ -81,7 +81,7 @@ class UpdateCheck:
 
     @property
     def kind(self) -> str:
-        return "check.status" if self.changed else "check.reasserted"
+        return "check.status" if self.changed else "check.refreshed"
 
 
 Action = Register | Deregister | SetMaintenance | ClearMaintenance | UpdateCheck
@@ -121,7 +121,7 @@ def plan(
     *,
     scope: Collection[ServiceID] | None = None,
     adopt: Collection[str] = (),
-    reassert: bool = False,
+    refresh: bool = False,
     stored: Stored = reported,
 ) -> Plan:
     """The actions that turn `actual` into `desired`; with `scope`, for those IDs only.
@@ -130,7 +130,7 @@ def plan(
     start-up and resync produce, also removes owned services nothing desires any more.
     `adopt` holds service ID prefixes whose registered services are desired as they are (the
     kept services of a container that exited with an error under `-deregister on-success`).
-    With `reassert`, every driven check is written again, which restarts its TTL.
+    With `refresh`, every driven check is written again, which restarts its TTL.
     """
     wanted = {**_adopted(actual, adopt), **desired}
     ids = sorted(set(wanted) | set(actual) if scope is None else set(scope))
@@ -142,7 +142,7 @@ def plan(
         if want is not None and not steps and have is not None:
             unchanged += 1
         if want is not None and not any(isinstance(a, Deregister) for a in steps):
-            steps += _check_updates(want, stored(want), have, reassert=reassert)
+            steps += _check_updates(want, stored(want), have, refresh=refresh)
         actions.extend(steps)
     return Plan(tuple(actions), unchanged)
 
@@ -172,7 +172,7 @@ def _converge(want: Service | None, have: Service | None, stored: Stored) -> lis
 
 
 def _check_updates(
-    want: Service, view: Service | None, have: Service | None, *, reassert: bool
+    want: Service, view: Service | None, have: Service | None, *, refresh: bool
 ) -> list[Action]:
     """Status writes for the driven checks the registry holds of `want`."""
     held = {c.id for c in view.checks} if view is not None else set()
@@ -182,6 +182,6 @@ def _check_updates(
         if check.status is None or check.id not in held:
             continue
         changed = current.get(check.id) != (check.status, check.output)
-        if changed or reassert:
+        if changed or refresh:
             updates.append(UpdateCheck(want.id, check, changed=changed))
     return updates

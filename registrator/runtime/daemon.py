@@ -123,7 +123,7 @@ class Daemon:
         *,
         resync_interval: float = 0,
         agent_check_interval: float = 0,
-        reassert_interval: float = 0,
+        refresh_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
@@ -136,7 +136,7 @@ class Daemon:
         self._timers = [
             (_Timer(resync_interval), FullPass()),
             (_Timer(agent_check_interval), FullPass(docker=False)),
-            (_Timer(reassert_interval), FullPass(docker=False, reassert=True)),
+            (_Timer(refresh_interval), FullPass(docker=False, refresh=True)),
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()

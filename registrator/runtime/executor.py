@@ -188,7 +188,7 @@ class Executor:
                     "check.status", check=check.id, status=check.status, output=check.output
                 )
             else:
-                logger.debug("check.reasserted", check=check.id, status=check.status)
+                logger.debug("check.refreshed", check=check.id, status=check.status)
             return
         if isinstance(action, Deregister):
             self._refused.pop(service_id, None)

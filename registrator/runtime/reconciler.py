@@ -74,7 +74,7 @@ class Reconciler:
         if full.docker:
             self._read_all(reinspect=full.reinspect)
         actual = self._owned()
-        outcome = self._execute(self._plan(actual, reassert=full.reassert), actual)
+        outcome = self._execute(self._plan(actual, refresh=full.refresh), actual)
         self._observer.owned(len(actual) + outcome.registered - outcome.deregistered)
         return outcome
 
@@ -97,14 +97,14 @@ class Reconciler:
         actual: dict[ServiceID, Service],
         *,
         scope: Collection[ServiceID] | None = None,
-        reassert: bool = False,
+        refresh: bool = False,
     ) -> Plan:
         return plan(
             self._executor.substitute(self.known.desired()),
             actual,
             scope=scope,
             adopt=self.known.adopt(),
-            reassert=reassert,
+            refresh=refresh,
             stored=self._registry.stored,
         )
 

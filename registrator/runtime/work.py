@@ -29,18 +29,18 @@ class FullPass:
 
     `docker=False` trusts what is known of the containers and only compares with the registry
     (the agent check); `reinspect` reads every container again (events may have been missed);
-    `reassert` writes every driven TTL check again, which restarts its TTL.
+    `refresh` writes every driven TTL check again, which restarts its TTL.
     """
 
     docker: bool = True
     reinspect: bool = False
-    reassert: bool = False
+    refresh: bool = False
 
     def merge(self, other: FullPass) -> FullPass:
         return FullPass(
             docker=self.docker or other.docker,
             reinspect=self.reinspect or other.reinspect,
-            reassert=self.reassert or other.reassert,
+            refresh=self.refresh or other.refresh,
         )
 
     @property

@@ -143,7 +143,7 @@ def test_agent_check_with_nothing_changed_writes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "full", [FullPass(), FullPass(docker=False), FullPass(docker=False, reassert=True)]
+    "full", [FullPass(), FullPass(docker=False), FullPass(docker=False, refresh=True)]
 )
 def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon, docker, consul = make()

@@ -113,7 +113,7 @@ def test_a_driven_check_already_right_is_left_alone_unless_refreshing() -> None:
     actual = with_checks(as_agent_reports(MIRROR, "passing", "ok"))
 
     assert plan(by_id(desired), by_id(actual)).empty
-    refreshed = plan(by_id(desired), by_id(actual), reassert=True)
+    refreshed = plan(by_id(desired), by_id(actual), refresh=True)
     assert [(u.check.id, u.changed) for u in statuses(refreshed)] == [(MIRROR.id, False)]
 
 

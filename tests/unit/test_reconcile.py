@@ -450,9 +450,9 @@ def test_a_refresh_rewrites_every_driven_check_and_nothing_else(
     writes = consul.writes
 
     assert reconciler.full().plan.empty
-    outcome = reconciler.full(FullPass(reassert=True))
+    outcome = reconciler.full(FullPass(refresh=True))
 
-    reasserted = outcome.done.get("check.reasserted", 0)
-    assert (outcome.registered, outcome.updated, reasserted) == (0, 0, 2)
+    refreshed = outcome.done.get("check.refreshed", 0)
+    assert (outcome.registered, outcome.updated, refreshed) == (0, 0, 2)
     assert consul.writes == writes + 2
     assert check(consul, "service:h:web:80:registrator")[0] == "passing"
