@@ -23,7 +23,7 @@ from registrator.app.logs import configure
 from registrator.app.metrics import Metrics
 from registrator.app.options import EXIT_USAGE, parse_args, usage_error
 from registrator.app.progress import ProgressLog
-from registrator.app.settings import Settings, check_policy, derive_policy
+from registrator.app.settings import Settings, check_policy, derive_policy, retry_policy
 from registrator.app.status import serve_status
 from registrator.core.errors import (
     BackendError,
@@ -37,7 +37,7 @@ from registrator.registries.consul.target import consul_target
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
 from registrator.runtime.reconciler import Reconciler
-from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
+from registrator.runtime.retry import Stopped, first_contact
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,12 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(
     settings: Settings, consul: ConsulAgent, *, once: bool = False, dry_run: bool = False
 ) -> int:
-    retry = RetryPolicy()
+    retry = retry_policy(settings, one_shot=once)
     stop = threading.Event()
     _on_signals(stop.set)
     observer = _observer(settings, consul, once=once)
+    connect = retry.call if once else retry.forever
     try:
-        docker = retry.forever("docker.connect", DockerEngine.connect, stop=stop)
+        docker = connect("docker.connect", DockerEngine.connect, stop=stop)
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()

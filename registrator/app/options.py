@@ -128,6 +128,15 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {"type": int, "metavar": "MS", "help": "milliseconds between those retries (default 2000)"},
     ),
     (
+        ("--give-up-after",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "one-shot commands (--resync) stop retrying an unreachable Docker engine or "
+            "registry after SECONDS and exit 1 (default 30); the daemon retries forever",
+        },
+    ),
+    (
         ("--agent-check-interval",),
         {
             "type": float,

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from registrator.app.listen import parse_listen_address
 from registrator.core.errors import ConfigError
 from registrator.core.policy import CheckPolicy, Policy
+from registrator.runtime.retry import RetryPolicy
 
 _HOST_NAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     agent_check_interval: float = Field(default=3, ge=0)
     retry_attempts: int = Field(default=-1, ge=-1)
     retry_interval: int = Field(default=2000, ge=0, description="milliseconds")
+    give_up_after: float = Field(default=30, gt=0, description="seconds; one-shot commands")
     # operations
     metrics_addr: str = ""
     log_format: Literal["text", "json"] = "text"
@@ -136,3 +138,12 @@ def check_policy(settings: Settings) -> CheckPolicy:
         ttl=settings.ttl,
         ttl_refresh=settings.ttl_refresh,
     )
+
+
+def retry_policy(settings: Settings, *, one_shot: bool) -> RetryPolicy:
+    """The one place retries are shaped. The daemon retries its lifelines forever and each
+    call a few times (a failed pass is owed again); a one-shot command (`--resync`) keeps
+    trying an unreachable peer for `--give-up-after` seconds, then exits naming it."""
+    if one_shot:
+        return RetryPolicy(attempts=1_000_000, seconds=settings.give_up_after, maximum=2.0)
+    return RetryPolicy()

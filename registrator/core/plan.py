@@ -165,7 +165,9 @@ def _converge(want: Service | None, have: Service | None, stored: Stored) -> lis
     actions: list[Action] = []
     if held is None or dataclasses.replace(held, maintenance=view.maintenance) != view:
         actions.append(Register(want, replaces=have is not None))
-    if view.maintenance != (held.maintenance if held else ""):
+    # a registration ends maintenance mode: the agent replaces the service's checks
+    held_reason = "" if actions or held is None else held.maintenance
+    if view.maintenance != held_reason:
         reason = want.maintenance
         actions.append(SetMaintenance(want.id, reason) if reason else ClearMaintenance(want.id))
     return actions

@@ -103,6 +103,8 @@ class Executor:
                 self._written(action)
             else:
                 failed.add(action.service_id)
+            if isinstance(action, Register) and self._substituted(action.service):
+                failed.add(action.service_id)  # the rest was planned for the refused version
             self._observer.progress("write", done=number, total=len(plan.actions))
         return done, errors
 
@@ -118,6 +120,10 @@ class Executor:
             hint="the ACL token needs agent:read and service:write (see README, ACL)",
         )
         self._denied_reported = True
+
+    def _substituted(self, service: Service) -> bool:
+        refused = self._refused.get(service.id)
+        return refused is not None and refused[0] is service
 
     def _attempt(self, action: Action, errors: list[str]) -> bool:
         service_id = action.service_id
@@ -165,13 +171,20 @@ class Executor:
             errors.append(f"{desired.id}: refused by the registry: {message}")
             return False
         try:
-            self._call("service.registered", lambda: self._registry.register(instead))
+            self._call("service.registered", lambda: self._register_whole(instead))
         except RegistryRefused as e:
             return self._register_instead(desired, instead, str(e), errors)
         except RegistryError as e:
             return self._failed(desired.id, e, errors)
         self._refused[desired.id] = (desired, instead)
         return True
+
+    def _register_whole(self, service: Service) -> None:
+        """Register `service` and give its driven checks their output (the refusal message)."""
+        self._registry.register(service)
+        for check in service.checks:
+            if check.status is not None:
+                self._registry.update_ttl(check)
 
     def _failed(self, service_id: ServiceID, error: RegistryError, errors: list[str]) -> bool:
         logger.error("consul.write_failed", service=service_id, error=str(error))

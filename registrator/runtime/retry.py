@@ -35,10 +35,14 @@ class RetryPolicy:
 
     def call(self, what: str, fn: Callable[[], T], *, stop: threading.Event | None = None) -> T:
         """`fn()` retried on transient errors; the last error is raised when the bound is hit."""
+        give_up = tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(
+            self.seconds
+        )
+        if stop is not None:
+            give_up = give_up | tenacity.stop_when_event_set(stop)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TRANSIENT),
-            stop=tenacity.stop_after_attempt(self.attempts)
-            | tenacity.stop_after_delay(self.seconds),
+            stop=give_up,
             wait=self._wait(),
             before_sleep=_log_wait(what),
             sleep=_sleeper(stop),

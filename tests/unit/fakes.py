@@ -5,10 +5,11 @@ The integration suite never uses these: it talks to the real daemon and agent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
-from registrator.core.errors import RegistryError, RegistryUnavailable
+from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
     Check,
     Container,
@@ -83,14 +84,16 @@ class FakeConsul:
 
     def register(self, service: Service) -> None:
         self._check()
+        _refuse_bad_durations(service)
         self.writes += 1
-        # Consul keeps maintenance mode across a re-registration, and a TTL check's status;
-        # it reports checks back without their definition; the container is not stored
+        # a re-registration ends maintenance mode (the agent replaces the service's checks,
+        # its maintenance check among them) but keeps a TTL check's status; checks are
+        # reported back without their definition; the container is not stored
         before = self.registered.get(service.id)
         self.registered[service.id] = replace(
             service,
             container="",
-            maintenance=before.maintenance if before else "",
+            maintenance="",
             checks=_as_agent_keeps(service.checks, before.checks if before else ()),
         )
 
@@ -130,3 +133,24 @@ def _as_agent_keeps(checks: tuple[Check, ...], before: tuple[Check, ...]) -> tup
         )
         for c in checks
     )
+
+
+#: Check fields the agent parses as Go durations (an int64 of nanoseconds).
+_DURATIONS = ("Interval", "Timeout", "TTL", "DeregisterCriticalServiceAfter")
+_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
+_UNITS["h"] = 3600 * 10**9
+
+
+def _refuse_bad_durations(service: Service) -> None:
+    """The agent answers 400 for a duration Go cannot parse, as one too large for an int64."""
+    for check in service.checks:
+        for key, value in check.definition:
+            if key in _DURATIONS and isinstance(value, str) and _nanoseconds(value) >= 2**63:
+                raise RegistryRefused(
+                    f"PUT /v1/agent/service/register: 400 invalid duration {value}"
+                )
+
+
+def _nanoseconds(value: str) -> int:
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", value)
+    return sum(int(float(number) * _UNITS[unit]) for number, unit in parts)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 from registrator.core.model import Check, Service, ServiceID
-from registrator.core.plan import Deregister, Plan, Register, UpdateCheck, plan
+from registrator.core.plan import (
+    ClearMaintenance,
+    Deregister,
+    Plan,
+    Register,
+    SetMaintenance,
+    UpdateCheck,
+    plan,
+)
 
 
 def svc(sid: str, port: int = 80, name: str = "web") -> Service:
@@ -130,3 +138,33 @@ def test_statuses_of_services_out_of_scope_are_not_touched() -> None:
     desired = with_checks(dataclasses.replace(MIRROR, status="passing"))
 
     assert statuses(plan(by_id(desired), {}, scope={ServiceID("b")})) == ()
+
+
+def test_a_changed_paused_service_is_registered_then_put_back_in_maintenance() -> None:
+    desired = dataclasses.replace(svc("a", port=81), maintenance="container paused")
+    actual = dataclasses.replace(svc("a"), maintenance="container paused")
+
+    p = plan(by_id(desired), by_id(actual))
+
+    assert p.actions == (
+        Register(desired, replaces=True),
+        SetMaintenance(ServiceID("a"), "container paused"),
+    )
+
+
+def test_pause_and_unpause_are_maintenance_actions_not_updates() -> None:
+    paused = dataclasses.replace(svc("a"), maintenance="container paused")
+
+    assert plan(by_id(paused), by_id(svc("a"))).actions == (
+        SetMaintenance(ServiceID("a"), "container paused"),
+    )
+    assert plan(by_id(svc("a")), by_id(paused)).actions == (ClearMaintenance(ServiceID("a")),)
+
+
+def test_adopted_services_of_a_kept_container_stay_as_registered() -> None:
+    kept = svc("h:job:80")
+
+    p = plan({}, by_id(kept, svc("h:gone:80")), adopt=["h:job:"])
+
+    assert p.actions == (Deregister(ServiceID("h:gone:80")),)
+    assert p.unchanged == 1

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from registrator.core.errors import RegistryUnavailable
+from registrator.core.errors import RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
     OWNER_META_KEY,
     Binding,
@@ -456,3 +456,59 @@ def test_a_refresh_rewrites_every_driven_check_and_nothing_else(
     assert (outcome.registered, outcome.updated, refreshed) == (0, 0, 2)
     assert consul.writes == writes + 2
     assert check(consul, "service:h:web:80:registrator")[0] == "passing"
+
+
+class RefusingConsul(FakeConsul):
+    """Refuses, as the agent does with a 400, any service still carrying `refused` values."""
+
+    def __init__(self, *, checks: bool, meta: bool) -> None:
+        super().__init__()
+        self.refuse_checks, self.refuse_meta = checks, meta
+        self.refusals = 0
+
+    def register(self, service: Service) -> None:
+        ours = [c for c in service.checks if not c.id.endswith(":refused")]
+        if (self.refuse_checks and ours) or (self.refuse_meta and len(service.meta) > 1):
+            self.refusals += 1
+            raise RegistryRefused("PUT /v1/agent/service/register: 400 Invalid check")
+        super().register(service)
+
+
+def declaring(**env: str) -> Container:
+    return dataclasses.replace(web(), env=env)
+
+
+@pytest.mark.parametrize(("meta", "refusals"), [(False, 1), (True, 2)])
+def test_a_refused_service_is_registered_without_the_refused_part_and_not_retried(
+    docker: FakeDocker, meta: bool, refusals: int
+) -> None:
+    consul = RefusingConsul(checks=True, meta=meta)
+    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    docker.add(declaring(SERVICE_CHECK_TTL="30s", SERVICE_REGION="eu"))
+
+    first = reconciler.full()
+    for _ in range(3):
+        again = reconciler.full()
+        assert again.plan.empty
+
+    held = consul.registered[ServiceID("h:web:80")]
+    assert first.ok
+    assert consul.refusals == refusals
+    assert [(c.id, c.status) for c in held.checks] == [("service:h:web:80:refused", "critical")]
+    assert ("region", "eu") not in held.meta if meta else ("region", "eu") in held.meta
+
+
+def test_a_refused_service_is_written_again_once_its_declaration_changes(
+    docker: FakeDocker,
+) -> None:
+    consul = RefusingConsul(checks=True, meta=False)
+    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    docker.add(declaring(SERVICE_CHECK_TTL="30s"))
+    reconciler.full()
+    consul.refuse_checks = False
+    docker.add(declaring(SERVICE_CHECK_TTL="31s"))
+
+    reconciler.changes(changed("c1"))
+
+    [check] = consul.registered[ServiceID("h:web:80")].checks
+    assert check.id == "service:h:web:80"  # the declared TTL check, no longer refused

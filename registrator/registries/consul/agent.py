@@ -245,7 +245,8 @@ class ConsulAgent:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as e:
-            raise RegistryUnavailable(f"{method} {path}: {e or type(e).__name__}") from e
+            where = f"{self._http.base_url}".rstrip("/")
+            raise RegistryUnavailable(f"{method} {where}{path}: {e or type(e).__name__}") from e
         if response.is_success or (missing_ok and response.status_code == 404):
             return response
         detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
