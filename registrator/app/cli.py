@@ -79,17 +79,30 @@ def run(
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
-    reconciler = Reconciler(
+    policy = derive_policy(settings, identity)
+    reconciler = Reconciler(docker, consul, policy, retry=retry, stop=stop, observer=observer)
+    logger.info("registrator.started", version=__version__, hostname=identity)
+    if once:
+        return _resync_once(reconciler, dry_run=dry_run)
+    if not _first_contact(settings, consul, reconciler, stop):
+        return 0
+    daemon = Daemon(
+        reconciler,
         docker,
-        consul,
-        derive_policy(settings, identity),
+        resync_interval=settings.resync_interval,
+        agent_check_interval=settings.agent_check_interval,
+        refresh_interval=check_policy(settings).refresh_interval,
         retry=retry,
         stop=stop,
         observer=observer,
     )
-    logger.info("registrator.started", version=__version__, hostname=identity)
-    if once:
-        return _resync_once(reconciler, dry_run=dry_run)
+    return _serve(settings, daemon, reconciler)
+
+
+def _first_contact(
+    settings: Settings, consul: ConsulAgent, reconciler: Reconciler, stop: threading.Event
+) -> bool:
+    """gliderlabs' -retry-attempts/-retry-interval; False when stopped while waiting."""
     try:
         first_contact(
             "consul.connect",
@@ -102,18 +115,13 @@ def run(
         reconciler.report_denied(e)  # not fatal: the daemon retries until the token is fixed
     except RegistryUnavailable:
         if stop.is_set():
-            return 0
+            return False
         raise
-    daemon = Daemon(
-        reconciler,
-        docker,
-        resync_interval=settings.resync_interval,
-        agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(settings).refresh_interval,
-        retry=retry,
-        stop=stop,
-        observer=observer,
-    )
+    return True
+
+
+def _serve(settings: Settings, daemon: Daemon, reconciler: Reconciler) -> int:
+    """Run the daemon until a signal stops it; deregister everything first if asked to."""
     _on_signals(daemon.request_stop)
     daemon.run()
     if settings.deregister_on_exit:
