@@ -73,3 +73,15 @@ def test_explain_agrees_with_the_daemon_on_paused_peer_kept_and_bad_containers(
     assert "    maintenance mode (container paused)" in explain(*options, containers.name(paused))
     assert held[ids[app]]["Port"] == containers.host_port(pod)
     assert "  SERVICE_BAD.KEY=x: not a Consul Meta key" in explain(*options, containers.name(bad))
+
+    dry_run = subprocess.run(
+        [sys.executable, "-m", "registrator", "--resync", "--dry-run", *ISOLATION, *options],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert [line for line in dry_run.stdout.splitlines() if line.startswith("would ")] == []
+    assert "0 to register, 0 to deregister, 4 unchanged" in dry_run.stdout
