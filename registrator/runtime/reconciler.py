@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import TypeVar
 
 from loguru import logger
@@ -116,8 +117,12 @@ class Reconciler:
         self, ids: Collection[ServiceID] | None = None, *, with_checks: bool = True
     ) -> dict[ServiceID, Service]:
         """What the registry holds of ours: everything, or only `ids` (an event's scope)."""
-        owner = self.known.policy.hostname
-        read = lambda: self._registry.services(owner=owner, ids=ids, with_checks=with_checks)  # noqa: E731
+        read = partial(
+            self._registry.services,
+            owner=self.known.policy.hostname,
+            ids=ids,
+            with_checks=with_checks,
+        )
         return self._call("registry.services", read)
 
     def _call(self, what: str, fn: Callable[[], _T]) -> _T:
