@@ -11,7 +11,8 @@ person, another tool or another registrator can never end up in a `Deregister`.
 
 Services are compared as the registry stores them (`stored`): for the Consul agent that is the
 service with its checks as the agent reports them back (ID, name, type and notes, which carry
-a digest of the definition); a key-value registry keeps less. The status of the TTL checks
+a digest of the definition), and without its tags when it lets the catalog override them; a
+key-value registry keeps less. The status of the TTL checks
 registrator drives is compared apart: a new status is one small check update, not a
 re-registration.
 """
@@ -110,9 +111,12 @@ class Plan:
 
 
 def reported(service: Service) -> Service:
-    """`service` as the Consul agent reports it back: checks without definition or status."""
+    """`service` as the Consul agent reports it back, as far as comparing goes: checks without
+    definition or status; and no tags when it has `EnableTagOverride`, since those are then
+    the catalog's to change (Consul copies edited catalog tags into the agent's copy)."""
     checks = sorted((c.reported() for c in service.checks), key=lambda c: c.id)
-    return dataclasses.replace(service, checks=tuple(checks))
+    tags = () if service.enable_tag_override else service.tags
+    return dataclasses.replace(service, checks=tuple(checks), tags=tags)
 
 
 def plan(
