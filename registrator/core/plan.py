@@ -168,13 +168,22 @@ def _converge(want: Service | None, have: Service | None, stored: Stored) -> lis
     held = stored(have) if have is not None else None
     actions: list[Action] = []
     if held is None or dataclasses.replace(held, maintenance=view.maintenance) != view:
-        actions.append(Register(want, replaces=have is not None))
+        actions.append(Register(_keeping_catalog_tags(want, have), replaces=have is not None))
     # a registration ends maintenance mode: the agent replaces the service's checks
     held_reason = "" if actions or held is None else held.maintenance
     if view.maintenance != held_reason:
         reason = want.maintenance
         actions.append(SetMaintenance(want.id, reason) if reason else ClearMaintenance(want.id))
     return actions
+
+
+def _keeping_catalog_tags(want: Service, have: Service | None) -> Service:
+    """With `EnableTagOverride`, tags are the catalog's: a re-registration for another reason
+    sends the tags the agent holds (Consul copies catalog edits into them), since Consul 1.8
+    would otherwise push the declared ones over the catalog's."""
+    if have is None or not (want.enable_tag_override and have.enable_tag_override):
+        return want
+    return dataclasses.replace(want, tags=have.tags)
 
 
 def _check_updates(

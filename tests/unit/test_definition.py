@@ -7,9 +7,12 @@ import dataclasses
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from registrator.app.settings import MAX_SECONDS, Settings
 from registrator.core.derive import derive
 from registrator.core.durations import MAX_NANOSECONDS, MAXIMUM, DurationError, nanoseconds
+from registrator.core.errors import RegistryRefused
 from registrator.core.model import (
     Binding,
     Container,
@@ -22,8 +25,12 @@ from registrator.core.model import (
     Weights,
 )
 from registrator.core.plan import Register, plan, reported
-from registrator.core.policy import DEFAULT_DRIVEN_TTL, Policy
+from registrator.core.policy import DEFAULT_DRIVEN_TTL, CheckPolicy, Policy
 from registrator.registries.consul.payload import service_from_agent, service_payload
+from registrator.runtime.reconciler import Reconciler
+from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.work import FullPass
+from tests.unit.fakes import FakeConsul, FakeDocker
 
 POLICY = Policy(hostname="h", advertise_address="10.0.0.5")
 INTERNAL = dataclasses.replace(POLICY, internal=True)
@@ -367,3 +374,68 @@ def test_a_changed_tagged_address_is_a_change() -> None:
     lost_ipv6 = dataclasses.replace(want, tagged_addresses=want.tagged_addresses[:1])
 
     assert plan({want.id: want}, {want.id: lost_ipv6}).of(Register)
+
+
+# -- the reconcile path: refusals and tags the catalog owns ----------------------------------
+
+
+class RefusingConsul(FakeConsul):
+    """Refuses, as Consul does with a 400, every registration carrying a script check."""
+
+    refused: int = 0
+
+    def register(self, service: Service) -> None:
+        if any(c.kind == "script" for c in service.checks):
+            self.refused += 1
+            raise RegistryRefused("PUT /v1/agent/service/register: 400 scripts are off")
+        super().register(service)
+
+
+def reconciler_for(consul: FakeConsul, *containers: Container, **options: Any) -> Reconciler:
+    docker = FakeDocker()
+    for container in containers:
+        docker.add(container)
+    policy = Policy(hostname="h", **options)
+    return Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+
+
+def test_a_refused_service_is_registered_plainer_once_and_never_written_again() -> None:
+    consul = RefusingConsul()
+    scripted = app({"SERVICE_CHECK_SCRIPT": "check-it", "SERVICE_REGION": "eu"})
+    reconciler = reconciler_for(consul, scripted, checks=CheckPolicy(enable_script_checks=True))
+
+    first = reconciler.full()
+    writes = consul.writes
+    later = [reconciler.full(FullPass(reassert=False)) for _ in range(3)]
+
+    assert first.ok
+    held = consul.registered[ServiceID("h:app:80")]
+    (check,) = held.checks
+    assert (check.id, check.status) == ("service:h:app:80:refused", "critical")
+    assert dict(held.meta)["region"] == "eu"  # only the checks were left out
+    assert consul.refused == 1
+    assert [o.plan.count() for o in later][1:] == [{}, {}]
+    assert consul.writes - writes <= 1  # at most the stand-in's output, once
+
+
+def test_tags_of_an_override_service_edited_elsewhere_are_neither_compared_nor_reverted() -> None:
+    consul = FakeConsul()
+    tagged = app({"SERVICE_TAGS": "a", "SERVICE_ENABLE_TAG_OVERRIDE": "true"})
+    reconciler = reconciler_for(consul, tagged)
+    reconciler.full()
+    sid = ServiceID("h:app:80")
+    consul.registered[sid] = dataclasses.replace(consul.registered[sid], tags=("a", "edited"))
+
+    assert reconciler.full().plan.empty
+    consul.registered[sid] = dataclasses.replace(consul.registered[sid], address="10.9.9.1")
+    (action,) = reconciler.full().plan.actions
+
+    assert isinstance(action, Register)
+    assert action.service.tags == ("a", "edited")  # re-registered for its address, tags kept
+    assert consul.registered[sid].tags == ("a", "edited")
+
+
+def test_the_ttl_option_stays_within_consuls_longest_duration() -> None:
+    assert Settings(ttl=MAX_SECONDS).ttl == 9223372036
+    with pytest.raises(ValidationError, match="less than or equal to 9223372036"):
+        Settings(ttl=MAX_SECONDS + 1)
