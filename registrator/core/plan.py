@@ -112,11 +112,15 @@ class Plan:
 
 def reported(service: Service) -> Service:
     """`service` as the Consul agent reports it back, as far as comparing goes: checks without
-    definition or status; and no tags when it has `EnableTagOverride`, since those are then
-    the catalog's to change (Consul copies edited catalog tags into the agent's copy)."""
+    definition or status; no tags when it has `EnableTagOverride`, since those are then the
+    catalog's to change (Consul copies edited catalog tags into the agent's copy); and no
+    tagged address that merely repeats the service's own address and port, which Consul adds
+    by itself when it is not sent."""
     checks = sorted((c.reported() for c in service.checks), key=lambda c: c.id)
     tags = () if service.enable_tag_override else service.tags
-    return dataclasses.replace(service, checks=tuple(checks), tags=tags)
+    own = (service.address, service.port)
+    tagged = tuple(t for t in service.tagged_addresses if (t.address, t.port) != own)
+    return dataclasses.replace(service, checks=tuple(checks), tags=tags, tagged_addresses=tagged)
 
 
 def plan(

@@ -350,6 +350,14 @@ def test_keys_consul_adds_by_itself_are_not_a_change() -> None:
     assert plan({service.id: service}, {have.id: have}).empty
 
 
+def test_the_own_address_consul_tags_by_itself_is_not_a_change() -> None:
+    sent = Service(ServiceID("s"), "w", "192.0.2.1", 80)  # no tagged address sent
+    own = {"Address": "192.0.2.1", "Port": 80}
+    data = {**agent_copy(sent), "TaggedAddresses": {"lan_ipv4": own, "wan_ipv4": own}}
+
+    assert plan({sent.id: sent}, {sent.id: service_from_agent(data)}).empty
+
+
 def test_a_service_registered_without_weights_reads_back_as_consuls_default() -> None:
     data = {"ID": "s", "Service": "s", "Port": 1, "Weights": {"Passing": 1, "Warning": 1}}
 
@@ -406,7 +414,7 @@ def test_a_refused_service_is_registered_plainer_once_and_never_written_again() 
 
     first = reconciler.full()
     writes = consul.writes
-    later = [reconciler.full(FullPass(reassert=False)) for _ in range(3)]
+    later = [reconciler.full(FullPass()) for _ in range(3)]
 
     assert first.ok
     held = consul.registered[ServiceID("h:app:80")]
