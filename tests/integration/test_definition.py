@@ -178,8 +178,10 @@ def counting(consul: ConsulDevAgent) -> Iterator[CountingProxy]:
 def started(
     start: StartRegistrator, uri: str, identity: str, *args: str, **kwargs: Any
 ) -> RegistratorProcess:
+    """A registrator that has made its first full pass: it inspects every container on the
+    host, which takes a while when other test runs have hundreds there."""
     reg = start(uri, "--hostname", identity, *args, **kwargs)
-    reg.wait_for_log("docker.events.subscribed")
+    reg.wait_for_log("reconcile.done scope=full", timeout=90)
     return reg
 
 
@@ -469,7 +471,7 @@ def test_an_idle_resync_of_dual_stack_containers_writes_nothing(
     wait_for_resyncs(reg, 2)
 
     writes = counting.count()
-    wait_for_resyncs(reg, 10)
+    wait_for_resyncs(reg, 6)
 
     assert counting.count() == writes, counting.writes[writes:]
     assert writes == len(ids)  # one registration each, nothing since
