@@ -131,16 +131,27 @@ def _service_lines(service: Service, consul: ConsulView) -> list[str]:
     lines = [
         f"  {service.id}",
         f"    name     {service.name}",
-        f"    address  {service.address}:{service.port}",
+        f"    address  {_host_port(service.address, service.port)}",
     ]
+    if service.tagged_addresses:
+        tagged = (f"{t.key}={_host_port(t.address, t.port)}" for t in service.tagged_addresses)
+        lines.append(f"    tagged   {', '.join(tagged)}")
+    weights = service.weights
+    lines.append(f"    weights  passing {weights.passing}, warning {weights.warning}")
     if service.tags:
         lines.append(f"    tags     {', '.join(service.tags)}")
+    if service.enable_tag_override:
+        lines.append("    tag override on: tags edited in the catalog are kept, never compared")
     lines.append(f"    meta     {', '.join(f'{k}={v}' for k, v in service.meta)}")
     lines += [f"    check    {_check(check)}" for check in service.checks]
     if service.maintenance:
         lines.append(f"    maintenance mode ({service.maintenance})")
     lines.append(f"    in Consul: {_in_consul(service, consul)}")
     return lines
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _check(check: Check) -> str:

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registrator.app.listen import parse_listen_address
+from registrator.core.durations import MAX_NANOSECONDS
 from registrator.core.errors import ConfigError
 from registrator.core.policy import CheckPolicy, Policy
 from registrator.runtime.retry import RetryPolicy
@@ -22,6 +23,9 @@ _HOST_NAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+
+#: The longest duration Consul takes, in whole seconds (`--ttl` is sent as one).
+MAX_SECONDS = MAX_NANOSECONDS // 1_000_000_000
 
 
 class Settings(BaseSettings):
@@ -41,7 +45,9 @@ class Settings(BaseSettings):
     network: str = ""
     require_label: str = ""
     # checks
-    ttl: int = Field(default=0, ge=0, description="seconds; a TTL check on every service")
+    ttl: int = Field(
+        default=0, ge=0, le=MAX_SECONDS, description="seconds; a TTL check on every service"
+    )
     ttl_refresh: int = Field(default=0, ge=0, description="seconds between TTL refreshes")
     enable_script_checks: bool = False
     docker_health: bool = True

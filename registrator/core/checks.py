@@ -23,14 +23,13 @@ import json
 from collections.abc import Callable
 from functools import partial
 
-from registrator.core.check_kinds import (
-    KINDS,
-    MODIFIERS,
+from registrator.core.check_kinds import KINDS, MODIFIERS, Kind
+from registrator.core.check_values import (
     Context,
     Definition,
     Invalid,
-    Kind,
     NotHere,
+    Probe,
     Refused,
     common,
     flag,
@@ -51,14 +50,16 @@ def service_checks(
     port: Port,
     decl: Declarations,
     policy: CheckPolicy,
+    probe: Probe | None = None,
 ) -> tuple[tuple[Check, ...], tuple[Problem, ...]]:
     """The checks `service` (from container port `port`) should have, and what was wrong.
 
-    Check addresses are the service's address and port. An HTTP, TCP or gRPC declaration that
-    also reaches a TCP port of the container (`SERVICE_CHECK_TCP` on 53/tcp and 53/udp) is left
-    off the UDP one; only one that reaches no TCP port is a mistake.
+    HTTP, TCP and gRPC checks connect to the service's address and port, or to `probe`'s
+    (`SERVICE_CHECK_PORT`). An HTTP, TCP or gRPC declaration that also reaches a TCP port of the
+    container (`SERVICE_CHECK_TCP` on 53/tcp and 53/udp) is left off the UDP one; only one that
+    reaches no TCP port is a mistake.
     """
-    ctx = Context(service, container, port, decl, policy)
+    ctx = Context(service, container, port, decl, policy, probe)
     checks: list[Check] = []
     problems: list[Problem] = []
     for kind in KINDS:

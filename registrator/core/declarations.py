@@ -75,3 +75,12 @@ def says_yes(declared: Declared | None) -> TypeGuard[Declared]:
         and bool(declared.value.strip())
         and parse_flag(declared.value) is not False
     )
+
+
+def port_number(text: str) -> int | None:
+    """`8080` -> 8080; None for anything that is not a port number (1-65535)."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 5:
+        return None
+    number = int(value)
+    return number if 0 < number < 65536 else None

@@ -12,9 +12,11 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from registrator.core.addresses import NetworkView, endpoint, network_view
+from registrator.core.addresses import NetworkView, check_endpoint, endpoint, network_view
+from registrator.core.check_values import Probe
 from registrator.core.checks import service_checks
 from registrator.core.declarations import Declarations, Declared, declarations, says_yes
+from registrator.core.definition import tag_override, weights, with_declared_ports
 from registrator.core.model import (
     OWNER_META_KEY,
     Container,
@@ -26,10 +28,13 @@ from registrator.core.model import (
 from registrator.core.policy import Findings, Policy
 
 #: Keys with a meaning of their own; every other key becomes service Meta.
-RESERVED_KEYS = frozenset({"NAME", "TAGS", "ID", "IGNORE", "NETWORK"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})$")
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,256}$")
-_META_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+RESERVED_KEYS = frozenset(
+    {"NAME", "TAGS", "ID", "IGNORE", "NETWORK", "ADDRESS_FAMILY", "PORT"}
+    | {"WEIGHT_PASSING", "WEIGHT_WARNING", "ENABLE_TAG_OVERRIDE"}
+)
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})")
+_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,256}")
+_META_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_META_PAIRS = 64
 MAX_META_VALUE = 512
 MAX_TAG = 512
@@ -45,6 +50,7 @@ def derive(container: Container, policy: Policy) -> Derivation:
     if view is None:
         found.skip("container", f"shares the network of {container.network_mode}, unknown")
         return Derivation(skipped=tuple(found.skipped))
+    container = with_declared_ports(container, decl, found)
     _check_port_keys(container, decl, found)
     services: dict[ServiceID, Service] = {}
     for port in container.ports:
@@ -117,15 +123,33 @@ def _service(
         port=where.port,
         tags=_tags(port, decl.get("TAGS", port.port), forced=policy.tags, found=found),
         meta=_meta(port, decl, policy, found),
+        tagged_addresses=where.tagged,
+        weights=weights(decl, port.port, found),
+        enable_tag_override=tag_override(decl, port.port, found),
         container=container.id,
     )
-    return _with_checks(service, container, port, decl=decl, policy=policy, found=found)
+    probe = _probe(container, port, view=view, decl=decl, policy=policy)
+    return _with_checks(service, container, port, probe, decl=decl, policy=policy, found=found)
+
+
+def _probe(
+    container: Container, port: Port, *, view: NetworkView, decl: Declarations, policy: Policy
+) -> Probe | None:
+    """Where the service's checks connect when SERVICE_CHECK_PORT sends them elsewhere."""
+    declared = check_endpoint(container, port, view=view, decl=decl, policy=policy)
+    if declared is None:
+        return None
+    key, where = declared
+    if isinstance(where, str):
+        return Probe(key, reason=where)
+    return Probe(key, where.address, where.port)
 
 
 def _with_checks(
     service: Service,
     container: Container,
     port: Port,
+    probe: Probe | None,
     *,
     decl: Declarations,
     policy: Policy,
@@ -133,7 +157,7 @@ def _with_checks(
 ) -> Service:
     """The service with its health checks (`checks.py`); their problems join the others."""
     checks, problems = service_checks(
-        service, container=container, port=port, decl=decl, policy=policy.checks
+        service, container=container, port=port, decl=decl, policy=policy.checks, probe=probe
     )
     for problem in problems:
         found.problem(problem.key, problem.value, problem.reason)
@@ -150,7 +174,7 @@ def _name(
     """SERVICE_<port>_NAME as is; SERVICE_NAME or the image name, `-<port>` with several ports."""
     per_port = _per_port(decl, "NAME", port)
     declared = per_port or decl.generic.get("NAME")
-    if declared is not None and not _NAME_RE.match(declared.value):
+    if declared is not None and not _NAME_RE.fullmatch(declared.value):
         found.problem(declared.source, declared.value, "not a valid DNS label; port skipped")
         found.skip(port.key, f"invalid {declared.source}")
         return None
@@ -185,7 +209,7 @@ def _service_id(
     per_port = _per_port(decl, "ID", port)
     declared = per_port or decl.generic.get("ID")
     if declared is not None:
-        if _ID_RE.match(declared.value):
+        if _ID_RE.fullmatch(declared.value):
             suffix = f"-{port.port}" if per_port is None and several else ""
             return ServiceID(f"{declared.value}{suffix}{protocol}")
         reason = "not a usable service ID (letters, digits, _ . : @ - up to 256): default used"
@@ -225,10 +249,11 @@ def _meta(
 
 
 def _meta_problem(key: str, value: str, count: int) -> str:
-    if not _META_KEY_RE.match(key) or key.startswith("consul-"):
+    """Consul's limits, as Consul counts them: a value's length in UTF-8 bytes."""
+    if not _META_KEY_RE.fullmatch(key) or key.startswith("consul-"):
         return "not a Consul Meta key (letters, digits, _ and - up to 128, no consul- prefix)"
-    if len(value) > MAX_META_VALUE:
-        return f"Meta value longer than {MAX_META_VALUE} characters"
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_META_VALUE:
+        return f"Meta value longer than {MAX_META_VALUE} bytes (Consul counts UTF-8 bytes)"
     if count >= MAX_META_PAIRS - 1:
         return f"more than {MAX_META_PAIRS} Meta pairs"
     return ""

@@ -15,6 +15,7 @@ ContainerID = NewType("ContainerID", str)
 ServiceID = NewType("ServiceID", str)
 
 Protocol = Literal["tcp", "udp", "sctp"]
+Family = Literal["ipv4", "ipv6"]
 
 #: Meta key that marks a service as registered by a registrator; its value is the host identity.
 OWNER_META_KEY = "registrator_host"
@@ -26,6 +27,24 @@ class Binding:
 
     host_ip: str
     host_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAddress:
+    """A container's addresses on one network: IPv4, global IPv6, either "" when it has none.
+
+    Docker gives a container on an IPv6-enabled network both; which one is registered is the
+    container's choice (`SERVICE_ADDRESS_FAMILY`), and both are sent as tagged addresses.
+    """
+
+    ipv4: str = ""
+    ipv6: str = ""
+
+    def of(self, family: Family) -> str:
+        return self.ipv6 if family == "ipv6" else self.ipv4
+
+    def __bool__(self) -> bool:
+        return bool(self.ipv4 or self.ipv6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +85,8 @@ class Container:
     exit_code: int = 0
     network_mode: str = "default"
     ports: tuple[Port, ...] = ()
-    #: network name -> the container's address on it (IPv4, else global IPv6; "" when none)
-    networks: Mapping[str, str] = field(default_factory=dict)
+    #: network name -> the container's addresses on it
+    networks: Mapping[str, NetworkAddress] = field(default_factory=dict)
     #: with `network_mode` "container:<id>", that container: its network is this one's
     network_peer: Container | None = None
     #: Docker's HEALTHCHECK state; None when the container has no healthcheck
@@ -89,9 +108,9 @@ class ContainerSummary:
     status: str
 
 
-#: A value in a check definition: a string, a flag, an argv (`Args`) or a header map
-#: (`Header`: name -> values), kept as tuples so checks stay hashable.
-CheckValue = str | bool | tuple[str, ...] | tuple[tuple[str, tuple[str, ...]], ...]
+#: A value in a check definition: a string, a flag, a count (`SuccessBeforePassing`), an argv
+#: (`Args`) or a header map (`Header`: name -> values), kept as tuples so checks stay hashable.
+CheckValue = str | bool | int | tuple[str, ...] | tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +138,34 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class TaggedAddress:
+    """One of a service's Consul tagged addresses: `lan_ipv4` or `lan_ipv6`, and where."""
+
+    key: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Consul's DNS SRV weights of a service while its checks pass, and while one warns.
+
+    Both are always sent (1 and 1 are Consul's own defaults), so what the agent reports back
+    is exactly what was sent and never reads as a change.
+    """
+
+    passing: int = 1
+    warning: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
     """A service as registered in the Consul agent.
 
     `meta` is kept as sorted pairs so equality does not depend on order. `container` names the
     container a desired service comes from; Consul does not hold it, so it is not compared.
+    `tagged_addresses` holds only the keys registrator manages (`lan_ipv4`, `lan_ipv6`), sorted;
+    the ones Consul adds by itself (`wan_ipv4`, ...) are not registrator's to compare.
     """
 
     id: ServiceID
@@ -133,6 +175,10 @@ class Service:
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
     checks: tuple[Check, ...] = ()
+    tagged_addresses: tuple[TaggedAddress, ...] = ()
+    weights: Weights = Weights()
+    #: Consul's EnableTagOverride: tags edited in the catalog win over the registered ones
+    enable_tag_override: bool = False
     #: maintenance mode and its reason ("" when not in maintenance): a paused container
     maintenance: str = ""
     container: str = field(default="", compare=False)

@@ -11,7 +11,8 @@ person, another tool or another registrator can never end up in a `Deregister`.
 
 Services are compared as the registry stores them (`stored`): for the Consul agent that is the
 service with its checks as the agent reports them back (ID, name, type and notes, which carry
-a digest of the definition); a key-value registry keeps less. The status of the TTL checks
+a digest of the definition), and without its tags when it lets the catalog override them; a
+key-value registry keeps less. The status of the TTL checks
 registrator drives is compared apart: a new status is one small check update, not a
 re-registration.
 """
@@ -110,9 +111,16 @@ class Plan:
 
 
 def reported(service: Service) -> Service:
-    """`service` as the Consul agent reports it back: checks without definition or status."""
+    """`service` as the Consul agent reports it back, as far as comparing goes: checks without
+    definition or status; no tags when it has `EnableTagOverride`, since those are then the
+    catalog's to change (Consul copies edited catalog tags into the agent's copy); and no
+    tagged address that merely repeats the service's own address and port, which Consul adds
+    by itself when it is not sent."""
     checks = sorted((c.reported() for c in service.checks), key=lambda c: c.id)
-    return dataclasses.replace(service, checks=tuple(checks))
+    tags = () if service.enable_tag_override else service.tags
+    own = (service.address, service.port)
+    tagged = tuple(t for t in service.tagged_addresses if (t.address, t.port) != own)
+    return dataclasses.replace(service, checks=tuple(checks), tags=tags, tagged_addresses=tagged)
 
 
 def plan(
@@ -164,13 +172,22 @@ def _converge(want: Service | None, have: Service | None, stored: Stored) -> lis
     held = stored(have) if have is not None else None
     actions: list[Action] = []
     if held is None or dataclasses.replace(held, maintenance=view.maintenance) != view:
-        actions.append(Register(want, replaces=have is not None))
+        actions.append(Register(_keeping_catalog_tags(want, have), replaces=have is not None))
     # a registration ends maintenance mode: the agent replaces the service's checks
     held_reason = "" if actions or held is None else held.maintenance
     if view.maintenance != held_reason:
         reason = want.maintenance
         actions.append(SetMaintenance(want.id, reason) if reason else ClearMaintenance(want.id))
     return actions
+
+
+def _keeping_catalog_tags(want: Service, have: Service | None) -> Service:
+    """With `EnableTagOverride`, tags are the catalog's: a re-registration for another reason
+    sends the tags the agent holds (Consul copies catalog edits into them), since Consul 1.8
+    would otherwise push the declared ones over the catalog's."""
+    if have is None or not (want.enable_tag_override and have.enable_tag_override):
+        return want
+    return dataclasses.replace(want, tags=have.tags)
 
 
 def _check_updates(

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from registrator.core.model import Binding, Container, ContainerID, Health, Port, Protocol
+from registrator.core.model import (
+    Binding,
+    Container,
+    ContainerID,
+    Health,
+    NetworkAddress,
+    Port,
+    Protocol,
+)
 
 _PROTOCOLS: frozenset[str] = frozenset({"tcp", "udp", "sctp"})
 
@@ -86,15 +94,19 @@ def _health(config: Mapping[str, Any], state: Mapping[str, Any]) -> Health | Non
     return Health(status=str(raw.get("Status") or "starting"), output=output)
 
 
-def _networks(settings: Mapping[str, Any]) -> dict[str, str]:
-    """Network name -> address: IPv4 when the container has one there, else its global IPv6."""
+def _networks(settings: Mapping[str, Any]) -> dict[str, NetworkAddress]:
+    """Network name -> the container's IPv4 and global IPv6 address there (both kept: a
+    dual-stack network gives both, and the container chooses which one is registered)."""
     networks = {
-        str(name): _address(net or {}) for name, net in (settings.get("Networks") or {}).items()
+        str(name): _addresses(net or {}) for name, net in (settings.get("Networks") or {}).items()
     }
-    if not networks and _address(settings):
-        networks["bridge"] = _address(settings)
+    if not networks and _addresses(settings):
+        networks["bridge"] = _addresses(settings)
     return networks
 
 
-def _address(endpoint: Mapping[str, Any]) -> str:
-    return str(endpoint.get("IPAddress") or endpoint.get("GlobalIPv6Address") or "")
+def _addresses(endpoint: Mapping[str, Any]) -> NetworkAddress:
+    return NetworkAddress(
+        ipv4=str(endpoint.get("IPAddress") or ""),
+        ipv6=str(endpoint.get("GlobalIPv6Address") or ""),
+    )

@@ -83,12 +83,21 @@ class Executor:
         self._refused: dict[ServiceID, tuple[Service, Service]] = {}
 
     def substitute(self, desired: Mapping[ServiceID, Service]) -> dict[ServiceID, Service]:
-        """`desired`, with what the registry holds instead of each version it refused."""
+        """`desired`, with what the registry holds instead of each version it refused.
+
+        Versions are compared as the registry stores them: a Register can carry other tags
+        than desired where comparing never looks (tags the catalog overrides).
+        """
         swapped = dict(desired)
         for service_id, (refused, instead) in self._refused.items():
-            if swapped.get(service_id) == refused:
+            wanted = swapped.get(service_id)
+            if wanted is not None and self._same(wanted, refused):
                 swapped[service_id] = instead
         return swapped
+
+    def _same(self, one: Service, other: Service) -> bool:
+        stored = self._registry.stored
+        return one == other or (stored(one) is not None and stored(one) == stored(other))
 
     def apply(self, plan: Plan) -> tuple[dict[str, int], list[str]]:
         """Execute `plan`; the actions done by kind, and an error line for each that failed."""

@@ -47,10 +47,12 @@ def test_explain_shows_services_skipped_ports_and_bad_keys_under_the_daemons_opt
     port = containers.host_port(web)
     [check] = [line for line in service if line.startswith("    check    ")]
     assert f"HTTP=http://127.0.0.1:{port}/health" in check.split()
-    assert [line for line in service if not line.startswith("    check    ")][:6] == [
+    assert [line for line in service if not line.startswith("    check    ")][:8] == [
         f"  {identity}:{name}:80",
         "    name     explained-80",  # two ports (one only exposed): the port is appended
         f"    address  127.0.0.1:{port}",
+        f"    tagged   lan_ipv4=127.0.0.1:{port}",
+        "    weights  passing 1, warning 1",
         "    tags     fleet",
         f"    meta     region=eu, registrator_host={identity}",
         "    in Consul: not registered (registrator registers it on its next pass over this"

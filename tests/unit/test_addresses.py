@@ -8,7 +8,7 @@ import pytest
 
 from registrator.core.addresses import address_from_label
 from registrator.core.derive import derive
-from registrator.core.model import Binding, Container, ContainerID, Port
+from registrator.core.model import Binding, Container, ContainerID, NetworkAddress, Port
 from registrator.core.policy import Policy
 from registrator.docker.inspect import container_from_inspect
 from tests.support import load_fixture
@@ -31,7 +31,7 @@ def container(**changes: object) -> Container:
         name="app",
         image="nginx",
         ports=(Port(80, "tcp", (Binding("0.0.0.0", 32768),)),),
-        networks={"bridge": "172.17.0.9"},
+        networks={"bridge": NetworkAddress("172.17.0.9")},
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -63,7 +63,7 @@ def test_host_network_registers_exposed_ports_at_the_host_address(
 
 def test_exposed_but_unpublished_ports_are_skipped_unless_internal() -> None:
     c = captured("exposed-only")
-    ip = c.networks["bridge"]
+    ip = c.networks["bridge"].ipv4
 
     d = derive(c, POLICY)
 
@@ -74,7 +74,7 @@ def test_exposed_but_unpublished_ports_are_skipped_unless_internal() -> None:
 
 def test_internal_registers_the_container_ip_and_port_even_when_published() -> None:
     c = captured("udp-dns")
-    ip = c.networks["bridge"]
+    ip = c.networks["bridge"].ipv4
 
     assert endpoints(c, dataclasses.replace(INTERNAL, host_ip="192.0.2.1")) == [
         ("host1:udp-dns:53", ip, 53),
@@ -87,7 +87,7 @@ def test_service_network_label_chooses_among_user_defined_networks() -> None:
 
     d = derive(c, INTERNAL)
 
-    assert endpoints(c, INTERNAL) == [("host1:two-nets:8080", c.networks["cap-back"], 8080)]
+    assert endpoints(c, INTERNAL) == [("host1:two-nets:8080", c.networks["cap-back"].ipv4, 8080)]
     assert d.problems == ()
 
 
@@ -96,8 +96,8 @@ def test_service_network_beats_the_network_option_which_beats_the_first_by_name(
     unlabelled = dataclasses.replace(c, labels={})
     front = dataclasses.replace(INTERNAL, network="cap-front")
 
-    assert endpoints(c, front)[0][1] == c.networks["cap-back"]
-    assert endpoints(unlabelled, front)[0][1] == c.networks["cap-front"]
+    assert endpoints(c, front)[0][1] == c.networks["cap-back"].ipv4
+    assert endpoints(unlabelled, front)[0][1] == c.networks["cap-front"].ipv4
     assert derive(unlabelled, front).problems == ()
 
 
@@ -107,7 +107,7 @@ def test_several_networks_without_a_choice_take_the_first_by_name_and_say_so() -
 
     for policy in (INTERNAL, elsewhere):
         d = derive(c, policy)
-        assert [s.address for s in d.services] == [c.networks["cap-back"]]
+        assert [s.address for s in d.services] == [c.networks["cap-back"].ipv4]
         (p,) = d.problems
         assert (p.container, p.key, p.value) == ("two-nets", "SERVICE_NETWORK", "")
         assert "cap-back, cap-front" in p.reason
@@ -134,15 +134,17 @@ def test_service_network_is_only_consulted_for_container_addresses() -> None:
 def test_per_port_service_network() -> None:
     c = container(
         ports=(Port(80, "tcp"), Port(81, "tcp")),
-        networks={"a": "10.1.0.2", "b": "10.2.0.2"},
+        networks={"a": NetworkAddress("10.1.0.2"), "b": NetworkAddress("10.2.0.2")},
         labels={"SERVICE_NETWORK": "a", "SERVICE_81_NETWORK": "b"},
     )
 
     assert [a for _, a, _ in endpoints(c, INTERNAL)] == ["10.1.0.2", "10.2.0.2"]
 
 
-@pytest.mark.parametrize("networks", [{}, {"none": ""}])
-def test_internal_without_a_container_address_skips_the_port(networks: dict[str, str]) -> None:
+@pytest.mark.parametrize("networks", [{}, {"none": NetworkAddress()}])
+def test_internal_without_a_container_address_skips_the_port(
+    networks: dict[str, NetworkAddress],
+) -> None:
     d = derive(container(networks=networks, network_mode="none"), INTERNAL)
 
     assert d.services == ()
@@ -157,7 +159,7 @@ def test_network_mode_container_uses_the_peers_published_port_and_address() -> N
 
     assert (s.id, s.name, s.address) == ("host1:pod-app:80", "app", "10.0.0.5")
     assert s.port == peer.ports[0].bindings[0].host_port
-    assert endpoints(app, INTERNAL) == [("host1:pod-app:80", peer.networks["bridge"], 80)]
+    assert endpoints(app, INTERNAL) == [("host1:pod-app:80", peer.networks["bridge"].ipv4, 80)]
 
 
 def test_network_mode_container_with_an_unknown_peer_registers_nothing() -> None:
@@ -239,4 +241,4 @@ def test_ipv6_only_networks_give_their_global_address() -> None:
         },
     }
 
-    assert container_from_inspect(data).networks == {"v6": "fd00::2"}
+    assert container_from_inspect(data).networks == {"v6": NetworkAddress(ipv6="fd00::2")}

@@ -17,6 +17,7 @@ from registrator.core.model import (
     ContainerID,
     Derivation,
     Health,
+    NetworkAddress,
     Port,
     Service,
     ServiceID,
@@ -457,7 +458,7 @@ def test_a_captured_unhealthy_container_gets_a_critical_mirror_with_the_probe_ou
 
 
 def test_checks_of_an_internal_service_probe_the_container_address_and_port() -> None:
-    c = app({"SERVICE_CHECK_HTTP": "/h"}, networks={"bridge": "172.17.0.9"})
+    c = app({"SERVICE_CHECK_HTTP": "/h"}, networks={"bridge": NetworkAddress("172.17.0.9")})
     policy = Policy(hostname="h", advertise_address="10.0.0.5", internal=True)
 
     (service,) = derive(c, policy).services

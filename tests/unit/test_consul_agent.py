@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registrator.core.model import Check, Service, ServiceID
-from registrator.registries.consul.agent import (
-    MAX_FILTERED_IDS,
-    check_from_agent,
-    check_payload,
-    id_filter,
-    service_payload,
-)
+from registrator.registries.consul.agent import MAX_FILTERED_IDS, id_filter
+from registrator.registries.consul.payload import check_from_agent, check_payload, service_payload
 
 HTTP = Check(
     "service:s:http",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registrator.core.model import Binding, Health, Port
+from registrator.core.model import Binding, Health, NetworkAddress, Port
 from registrator.docker.inspect import container_from_inspect, parse_env
 from tests.support import load_fixture
 
@@ -17,7 +17,7 @@ def test_published_container_translates() -> None:
     assert c.running
     assert not c.paused
     assert c.status == "running"
-    assert c.networks == {"bridge": "172.17.0.2"}
+    assert c.networks == {"bridge": NetworkAddress("172.17.0.2")}
     (port,) = c.ports
     assert port.port == 80
     assert port.protocol == "tcp"

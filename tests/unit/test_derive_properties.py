@@ -7,11 +7,14 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registrator.core.derive import MAX_META_PAIRS, derive
-from registrator.core.model import Binding, Container, ContainerID, Port
+from registrator.core.definition import MAX_WEIGHT
+from registrator.core.derive import MAX_META_PAIRS, MAX_META_VALUE, derive
+from registrator.core.families import family_of
+from registrator.core.model import Binding, Container, ContainerID, NetworkAddress, Port
 from registrator.core.policy import Policy
 
 _KEYS = ["NAME", "TAGS", "ID", "IGNORE", "NETWORK", "CHECK_HTTP", "REGION", "consul-x", "a.b"]
+_KEYS += ["PORT", "ADDRESS_FAMILY", "CHECK_PORT", "WEIGHT_PASSING", "ENABLE_TAG_OVERRIDE"]
 _ADDRESSES = ["", "0.0.0.0", "::", "127.0.0.1", "10.0.0.1/24", "2001:db8::1", "nope", "1.2.3.4/99"]
 
 texts = st.text(max_size=40) | st.text(min_size=500, max_size=700) | st.sampled_from(_ADDRESSES)
@@ -38,7 +41,10 @@ ports = st.builds(
     protocol=st.sampled_from(["tcp", "udp", "sctp"]),
     bindings=st.lists(bindings, max_size=3).map(tuple),
 )
-networks = st.dictionaries(st.text(max_size=10), st.sampled_from(_ADDRESSES), max_size=3)
+addresses = st.sampled_from(_ADDRESSES)
+networks = st.dictionaries(
+    st.text(max_size=10), st.builds(NetworkAddress, ipv4=addresses, ipv6=addresses), max_size=3
+)
 modes = st.sampled_from(["default", "host", "none", "bridge", "container:peer"]) | st.text()
 
 
@@ -84,6 +90,10 @@ def test_derivation_never_raises_and_its_output_is_registrable(
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", s.name)
         assert len(s.meta) <= MAX_META_PAIRS
         assert all(not k.lower().startswith("check_") for k, _ in s.meta)
+        assert all(len(v.encode()) <= MAX_META_VALUE for _, v in s.meta)  # Consul counts bytes
+        assert 1 <= s.weights.passing <= MAX_WEIGHT
+        assert 0 <= s.weights.warning <= MAX_WEIGHT
+        assert all(t.key == f"lan_{family_of(t.address)}" for t in s.tagged_addresses)
         assert s.container == container.id
     assert all(p.container == container.name for p in d.problems)
     assert all(len(p.value) < 300 for p in d.problems)

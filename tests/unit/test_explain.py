@@ -8,7 +8,16 @@ from registrator.app.commands import _local_url
 from registrator.app.commands import main as subcommand
 from registrator.app.explain import ConsulView, report
 from registrator.core.derive import derive
-from registrator.core.model import Binding, Check, Container, ContainerID, Port, Service, ServiceID
+from registrator.core.model import (
+    Binding,
+    Check,
+    Container,
+    ContainerID,
+    NetworkAddress,
+    Port,
+    Service,
+    ServiceID,
+)
 from registrator.core.policy import Policy
 
 POLICY = Policy(hostname="h", advertise_address="10.0.0.9")
@@ -37,6 +46,8 @@ def test_report_lists_services_skips_with_hints_and_problems() -> None:
         "  h:shop:80",
         "    name     shop-80",
         "    address  10.0.0.9:32768",
+        "    tagged   lan_ipv4=10.0.0.9:32768",
+        "    weights  passing 1, warning 1",
         "    tags     a, b",
         "    meta     registrator_host=h",
         "    in Consul: not registered (registrator registers it on its next pass over this"
@@ -149,3 +160,36 @@ def test_sub_commands_report_usage_errors_like_the_daemon(
     assert subcommand(["explain", "web", "--internal"]) == 2
     assert subcommand(["explain", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: registrator explain")
+
+
+def test_report_shows_the_whole_definition() -> None:
+    container = Container(
+        ContainerID("0123456789abcdef"),
+        "api",
+        "api",
+        env={
+            "SERVICE_PORT": "9100",
+            "SERVICE_ADDRESS_FAMILY": "ipv6",
+            "SERVICE_WEIGHT_PASSING": "10",
+            "SERVICE_ENABLE_TAG_OVERRIDE": "true",
+            "SERVICE_CHECK_HTTP": "/health",
+            "SERVICE_CHECK_PORT": "8081",
+            "SERVICE_CHECK_SUCCESS_BEFORE_PASSING": "2",
+        },
+        networks={"net": NetworkAddress("172.31.0.2", "fd00::2")},
+    )
+    policy = Policy("h", internal=True)
+
+    text = report(container, derive(container, policy), policy=policy, consul=ConsulView())
+
+    assert text.splitlines()[4:12] == [
+        "  h:api:9100",
+        "    name     api",
+        "    address  [fd00::2]:9100",
+        "    tagged   lan_ipv4=172.31.0.2:9100, lan_ipv6=[fd00::2]:9100",
+        "    weights  passing 10, warning 1",
+        "    tag override on: tags edited in the catalog are kept, never compared",
+        "    meta     registrator_host=h",
+        "    check    api HTTP: HTTP=http://[fd00::2]:8081/health Interval=10s"
+        " SuccessBeforePassing=2",
+    ]

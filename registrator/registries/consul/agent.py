@@ -3,6 +3,11 @@
 Consul's JSON stops here: callers get `Service` values. Only the agent endpoints are used
 (`/v1/agent/...`): registrator manages the services of the agent on its own host, as
 gliderlabs/registrator does.
+
+A refusal is a 400, and also the 500s with which Consul 1.8 refuses a definition while the
+agent adds it (a tagged address not of its family, a script check on an agent that runs
+none): sending the same definition again could never work. Any other 5xx is the agent not
+coping (no cluster leader, a timeout) and is retried.
 """
 
 from __future__ import annotations
@@ -20,73 +25,30 @@ from registrator.core.errors import (
     RegistryRefused,
     RegistryUnavailable,
 )
-from registrator.core.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
+from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
 from registrator.core.plan import reported
+from registrator.registries.consul.payload import (
+    check_from_agent,
+    service_from_agent,
+    service_payload,
+)
 from registrator.registries.consul.target import ConsulTarget
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
 #: Consul's own checks (maintenance mode) start with this: never registrator's to compare.
 _CONSUL_CHECK_PREFIX = "_"
+#: What Consul 1.8 says in the 500s that refuse a definition (seen from a 1.8.7 agent).
+REFUSED_500 = ("Scripts are disabled on this agent", "must be a valid ipv")
 #: Up to this many service IDs are asked for with a filter; each term costs the agent a pass
 #: over its services, so for more it is cheaper to fetch them all.
 MAX_FILTERED_IDS = 8
-
-
-def service_payload(service: Service) -> dict[str, Any]:
-    """The body of `PUT /v1/agent/service/register` for `service`."""
-    return {
-        "ID": service.id,
-        "Name": service.name,
-        "Address": service.address,
-        "Port": service.port,
-        "Tags": list(service.tags),
-        "Meta": dict(service.meta),
-        "Checks": [check_payload(check) for check in service.checks],
-    }
-
-
-def check_payload(check: Check) -> dict[str, Any]:
-    """One entry of a registration's `Checks`; a driven TTL check starts at its status."""
-    payload: dict[str, Any] = {"CheckID": check.id, "Name": check.name, "Notes": check.notes}
-    payload.update((key, _json_value(value)) for key, value in check.definition)
-    if check.status is not None:
-        payload["Status"] = check.status
-    return payload
-
-
-def _json_value(value: CheckValue) -> Any:
-    """Tuples back to JSON: an argv to a list, (name, values) pairs to a header object."""
-    if not isinstance(value, tuple):
-        return value
-    if value and isinstance(value[0], tuple):
-        return {name: list(values) for name, values in value}
-    return list(value)
 
 
 def _owner(data: Mapping[str, Any]) -> str | None:
     meta = data.get("Meta") or {}
     owner = meta.get(OWNER_META_KEY)
     return None if owner is None else str(owner)
-
-
-def service_from_agent(
-    data: Mapping[str, Any],
-    in_maintenance: Mapping[str, str] | None = None,
-    checks: tuple[Check, ...] = (),
-) -> Service:
-    """A service as `GET /v1/agent/services` reports it, with what `/agent/checks` says of it:
-    its checks, and whether it is in maintenance."""
-    return Service(
-        id=ServiceID(str(data.get("ID", ""))),
-        name=str(data.get("Service", "")),
-        address=str(data.get("Address") or ""),
-        port=int(data.get("Port") or 0),
-        tags=tuple(str(t) for t in data.get("Tags") or ()),
-        meta=tuple(sorted((str(k), str(v)) for k, v in (data.get("Meta") or {}).items())),
-        checks=checks,
-        maintenance=(in_maintenance or {}).get(str(data.get("ID", "")), ""),
-    )
 
 
 def id_filter(field: str, ids: Collection[str] | None) -> dict[str, str]:
@@ -111,18 +73,6 @@ def _tls_context(target: ConsulTarget) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def check_from_agent(data: Mapping[str, Any]) -> Check:
-    """A check as `GET /v1/agent/checks` reports it: no definition in Consul 1.8."""
-    return Check(
-        id=str(data.get("CheckID", "")),
-        name=str(data.get("Name", "")),
-        kind=str(data.get("Type") or ""),
-        notes=str(data.get("Notes") or ""),
-        status=str(data.get("Status") or ""),
-        output=str(data.get("Output") or ""),
-    )
 
 
 def checks_by_service(checks: Mapping[str, Any]) -> dict[str, tuple[Check, ...]]:
@@ -252,8 +202,12 @@ class ConsulAgent:
         detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
         if response.status_code == 403:
             raise RegistryDenied(detail)
-        if response.status_code == 400:
+        if response.status_code == 400 or _refused_500(response):
             raise RegistryRefused(detail)
         if response.status_code >= 500:
             raise RegistryUnavailable(detail)
         raise RegistryError(detail)
+
+
+def _refused_500(response: httpx.Response) -> bool:
+    return response.status_code == 500 and any(text in response.text for text in REFUSED_500)
