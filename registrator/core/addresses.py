@@ -7,7 +7,10 @@ The rules (behaviour.md, section 2), in the order they are tried:
 - `--net=host`: the exposed port, at the host's address.
 - `-internal`: the container's own address on its network, and the container port.
 - otherwise the published port: the host port, at the binding's host IP when it is a specific
-  address, else at the host's address. An exposed but unpublished port is not registered.
+  address, else at the host's address. An exposed but unpublished port is not registered,
+  except on a Swarm task: there it is the rule, not the exception (a task publishes a port only
+  with `mode=host`), so the task's own address and the container port are registered. A task's
+  address is never taken on `ingress`, the routing mesh's network.
 
 The host's address is `-ip`, else the address the local Consul agent advertises. A container
 started with `--network container:<id>` lives in that container's network, so the peer's
@@ -37,6 +40,10 @@ class NetworkView:
     networks: Mapping[str, str]
     #: port key ("80/tcp") -> the host bindings Docker reports for it
     bindings: Mapping[str, tuple[Binding, ...]]
+    #: a Swarm task's: an unpublished port is reachable at the task's own address
+    task: bool = False
+    #: networks left out of `networks` because they are Swarm's routing mesh
+    ingress: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +59,13 @@ def network_view(container: Container) -> NetworkView | None:
         if container.network_peer is None:
             return None
         owner = container.network_peer
+    ingress = owner.swarm.ingress if owner.swarm is not None else ()
     return NetworkView(
         mode=owner.network_mode,
-        networks=owner.networks,
+        networks={n: ip for n, ip in owner.networks.items() if n not in ingress},
         bindings={p.key: p.bindings for p in owner.ports},
+        task=owner.swarm is not None,
+        ingress=tuple(n for n in ingress if n in owner.networks),
     )
 
 
@@ -91,6 +101,8 @@ def _port_and_address(
     if policy.internal:
         return port.port, None
     bindings = view.bindings.get(port.key, ())
+    if not bindings and view.task:
+        return port.port, None
     if not bindings:
         found.skip(port.key, "exposed but not published")
         return None
@@ -126,7 +138,7 @@ def _container_address(
     if policy.network in usable:
         return usable[policy.network]
     if not usable:
-        found.skip(port.key, f"no container address (network mode {view.mode})")
+        _unreachable(view, port, found)
         return None
     chosen = next(iter(usable))
     if len(usable) > 1:
@@ -137,6 +149,23 @@ def _container_address(
             "the first by name; set SERVICE_NETWORK or --network to choose",
         )
     return usable[chosen]
+
+
+def _unreachable(view: NetworkView, port: Port, found: Findings) -> None:
+    """No address to register; for a Swarm task, a line that says why (it was meant to run)."""
+    if not view.task:
+        found.skip(port.key, f"no container address (network mode {view.mode})")
+        return
+    if view.ingress:
+        on = f"on no network but the routing mesh ({', '.join(view.ingress)})"
+    else:
+        on = f"without an address on any network (network mode {view.mode})"
+    reason = (
+        f"a Swarm task {on}: attach its service to an overlay network (--network) or publish "
+        "the port with mode=host; not registered"
+    )
+    found.problem("network", ", ".join(view.ingress) or view.mode, reason)
+    found.skip(port.key, f"a Swarm task {on}")
 
 
 def _label_address(container: Container, label: str, found: Findings) -> str:

@@ -15,12 +15,14 @@ class Changes:
     `exited` maps those whose latest lifecycle event was `die` to the exit code it reported:
     that is all that changed, so they need no inspect. `network_only` holds those with
     nothing but network `connect`/`disconnect` events: those of a container not known to run
-    are skipped (Docker sends them while it starts or cleans up a container).
+    are skipped (Docker sends them while it starts or cleans up a container). `services` are
+    Swarm services that were updated: their tasks on this node are read again.
     """
 
     containers: frozenset[ContainerID] = frozenset()
     exited: Mapping[ContainerID, int] = field(default_factory=dict)
     network_only: frozenset[ContainerID] = frozenset()
+    services: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
