@@ -22,6 +22,8 @@ from typing import Any
 import docker
 import pytest
 
+from registrator.core.model import ContainerID
+from registrator.docker.engine import DockerEngine
 from tests.integration.conftest import SESSION, Containers, run_registrator
 from tests.support import (
     ROOT,
@@ -173,6 +175,67 @@ def registered(
 
 def overlay_addresses(tasks: list[dict[str, Any]], network: str) -> set[str]:
     return {t["NetworkSettings"]["Networks"][network]["IPAddress"] for t in tasks}
+
+
+def spied_engine() -> tuple[DockerEngine, list[str]]:
+    """A real engine whose calls that only a swarm needs are counted (and made)."""
+    api = docker.APIClient(**docker.utils.kwargs_from_env())
+    calls: list[str] = []
+
+    def spy(name: str) -> Callable[..., Any]:
+        real = getattr(api, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("info", "networks", "inspect_service"):
+        setattr(api, name, spy(name))
+    return DockerEngine(api), calls
+
+
+def test_outside_a_swarm_a_plain_container_costs_no_extra_docker_call(
+    containers: Containers,
+) -> None:
+    """First in the module, before the node becomes a swarm manager."""
+    engine, calls = spied_engine()
+    web = containers.run(ports={80: 0})
+    try:
+        stream = engine.events()
+        found = engine.inspect(ContainerID(web))
+        stream.close()
+    finally:
+        engine.close()
+
+    assert found is not None
+    assert found.swarm is None
+    assert calls == []
+
+
+def test_a_manager_is_asked_once_per_subscription_and_each_service_per_task(
+    swarm: Swarm, exposing_image: str
+) -> None:
+    web = swarm.create("--label", "SERVICE_TAGS=blue", replicas=2, image=exposing_image)
+    first, second = swarm.running(web, 2)
+    engine, calls = spied_engine()
+    try:
+        stream = engine.events()
+        tasks = [engine.inspect(ContainerID(t["Id"])) for t in (first, second)]
+        stream.close()
+        engine.events().close()  # a reconnect: the node is asked again
+        engine.inspect(ContainerID(first["Id"]))
+    finally:
+        engine.close()
+
+    once = ["info", "networks"]
+    assert calls == [*once, "inspect_service", "inspect_service", *once, "inspect_service"]
+    for found in tasks:
+        assert found is not None
+        assert found.swarm is not None
+        assert found.swarm.service_labels == {"SERVICE_TAGS": "blue", TEST_LABEL: SESSION}
+        assert found.swarm.ingress == ()  # on the overlay network only
 
 
 def test_replicas_register_at_their_overlay_addresses_and_follow_scale_label_update_and_rm(
