@@ -99,7 +99,7 @@ class _Work:
             frozenset(self.containers),
             dict(self.exited),
             frozenset(self.network_only),
-            frozenset(self.services),
+            services=frozenset(self.services),
         )
 
     def _add_event(self, item: _HasContainer) -> None:

@@ -170,7 +170,7 @@ def registered(
         services = services_of(consul, identity, name)
         return sorted(services.values(), key=lambda s: s["ID"]) if len(services) == count else None
 
-    return wait_until(found, what=f"{count} services {name}")
+    return wait_until(found, timeout=30, what=f"{count} services {name}")
 
 
 def overlay_addresses(tasks: list[dict[str, Any]], network: str) -> set[str]:
@@ -272,6 +272,12 @@ def test_replicas_register_at_their_overlay_addresses_and_follow_scale_label_upd
     assert retagged[0]["ID"] == remaining["ID"]  # the same task: not restarted
     assert retagged[0]["Meta"]["tier"] == "web"
     assert [t["Id"] for t in swarm.running(web, 1)] == [task["Id"]]
+
+    swarm.update(web, "--label-rm", "SERVICE_TIER")
+    wait_until(
+        lambda: [s for s in registered(consul, identity, web, 1) if "tier" not in s["Meta"]],
+        what="Meta tier gone with its label",
+    )
 
     swarm.remove(web)
     wait_until(lambda: not services_of(consul, identity, web), what="nothing left after rm")
