@@ -85,9 +85,15 @@ class Swarm:
         return wait_until(found, timeout=30, what=f"{count} running tasks of {service}")
 
     def remove(self, *services: str) -> None:
-        """`docker service rm`: the tasks stop now; their containers go a little later (the
-        module's teardown waits for that once, not every test)."""
+        """`docker service rm`, until no task runs: a test's `--resync` must not see another
+        test's tasks stopping. Their containers go a little later (the module's teardown waits
+        for that once, not every test)."""
         docker_cli("service", "rm", *services)
+
+        def stopped() -> bool:
+            return not any(self.tasks(service) for service in services)
+
+        wait_until(stopped, timeout=30, what=f"no task of {', '.join(services)} running")
 
 
 def _tasks_of(service: str) -> dict[str, str]:
