@@ -28,7 +28,7 @@ from registrator.runtime.executor import Outcome
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
-from registrator.runtime.work import Changes, FullPass
+from registrator.runtime.work import Changes, FullPass, Timer
 
 
 class _HasContainer(Protocol):
@@ -118,23 +118,6 @@ class _Work:
         return self.full is not None or bool(self.containers) or bool(self.services)
 
 
-@dataclass
-class _Timer:
-    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
-
-    interval: float
-    due: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
-
-    def fire(self) -> bool:
-        if time.monotonic() < self.due:
-            return False
-        self.due = time.monotonic() + self.interval
-        return True
-
-
 class Daemon:
     """Runs the watcher and the worker until `stop` is set."""
 
@@ -156,9 +139,9 @@ class Daemon:
         self._reconciler = reconciler
         self._events = events
         self._timers = [
-            (_Timer(resync_interval), FullPass()),
-            (_Timer(agent_check_interval), FullPass(docker=False)),
-            (_Timer(refresh_interval), FullPass(docker=False, refresh=True)),
+            (Timer(resync_interval), FullPass()),
+            (Timer(agent_check_interval), FullPass(docker=False)),
+            (Timer(refresh_interval), FullPass(docker=False, refresh=True)),
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
