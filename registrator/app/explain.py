@@ -94,6 +94,7 @@ def report(
     state = "running" if container.running else container.status
     lines = [
         f"container {container.name} ({container.id[:12]}), image {container.image}, {state}",
+        *_swarm_lines(container),
         f"host identity {policy.hostname}; {_address_source(policy, consul)}",
         "",
         f"services ({len(derivation.services)}):" if derivation.services else "services: none",
@@ -109,6 +110,22 @@ def report(
         lines += ["", "problems (each logged once as container.bad_declaration):"]
         lines += [f"  {p.key}={p.value}: {p.reason}" for p in derivation.problems]
     return "\n".join(lines) + "\n"
+
+
+def _swarm_lines(container: Container) -> list[str]:
+    """A Swarm task: its service, slot and task, and whether the service's labels were read."""
+    task = container.swarm
+    if task is None:
+        return []
+    slot = f"slot {task.slot}" if task.slot else "no slot (a global service)"
+    if task.service_labels is None:
+        labels = "not read: only a Swarm manager can read them"
+    else:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(task.service_labels.items())) or "none"
+    return [
+        f"swarm service {task.service_name} ({task.service_id[:12]}), {slot}, task {task.task_id}",
+        f"swarm service labels: {labels}",
+    ]
 
 
 def _hint(why: str) -> str:

@@ -7,7 +7,10 @@ The rules (behaviour.md, section 2), in the order they are tried:
 - `--net=host`: the exposed port, at the host's address.
 - `-internal`: the container's own address on its network, and the container port.
 - otherwise the published port: the host port, at the binding's host IP when it is a specific
-  address, else at the host's address. An exposed but unpublished port is not registered.
+  address, else at the host's address. An exposed but unpublished port is not registered,
+  except on a Swarm task: there it is the rule, not the exception (a task publishes a port only
+  with `mode=host`), so the task's own address and the container port are registered. A task's
+  address is never taken on `ingress`, the routing mesh's network.
 
 The host's address is `-ip`, else the address the local Consul agent advertises. A container
 started with `--network container:<id>` lives in that container's network, so the peer's
@@ -18,7 +21,6 @@ where `SERVICE_CHECK_PORT` sends a service's checks by these same rules.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ from registrator.core.families import (
     pick_binding,
     tagged,
 )
+from registrator.core.label_address import label_address
 from registrator.core.model import (
     Binding,
     Container,
@@ -40,8 +43,6 @@ from registrator.core.model import (
     TaggedAddress,
 )
 from registrator.core.policy import Findings, Policy
-
-_MAX_PREFIX = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,10 @@ class NetworkView:
     networks: Mapping[str, NetworkAddress]
     #: port key ("80/tcp") -> the host bindings Docker reports for it
     bindings: Mapping[str, tuple[Binding, ...]]
+    #: a Swarm task's: an unpublished port is reachable at the task's own address
+    task: bool = False
+    #: networks left out of `networks` because they are Swarm's routing mesh
+    ingress: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +93,13 @@ def network_view(container: Container) -> NetworkView | None:
         if container.network_peer is None:
             return None
         owner = container.network_peer
+    ingress = owner.swarm.ingress if owner.swarm is not None else ()
     return NetworkView(
         mode=owner.network_mode,
-        networks=owner.networks,
+        networks={n: ip for n, ip in owner.networks.items() if n not in ingress},
         bindings={p.key: p.bindings for p in owner.ports},
+        task=owner.swarm is not None,
+        ingress=tuple(n for n in ingress if n in owner.networks),
     )
 
 
@@ -119,7 +127,7 @@ def endpoint(
         else:
             found.skip(port.key, where.why)
         return None
-    labelled = _label_address(container, policy.use_ip_from_label, found)
+    labelled = label_address(container, policy.use_ip_from_label, found)
     if labelled:
         return Endpoint(labelled, where.port, tagged([(labelled, where.port)]))
     if where.address is not None:
@@ -175,6 +183,8 @@ def _port_and_address(
     if policy.internal:
         return _Where(port.port, None)
     bindings = view.bindings.get(port.key, ())
+    if not bindings and view.task:
+        return _Where(port.port, None)
     if not bindings:
         return _Skip("exposed but not published")
     binding = pick_binding(bindings, family)
@@ -233,7 +243,7 @@ def _container_network(
     if policy.network in usable:
         return usable[policy.network]
     if not usable:
-        found.skip(port.key, f"no container address (network mode {view.mode})")
+        _unreachable(view, port, found)
         return None
     chosen = next(iter(usable))
     if len(usable) > 1:
@@ -246,27 +256,18 @@ def _container_network(
     return usable[chosen]
 
 
-def _label_address(container: Container, label: str, found: Findings) -> str:
-    """-useIpFromLabel: the label's address, or "" (and a problem) when it has none."""
-    if not label:
-        return ""
-    raw = container.labels.get(label)
-    if raw is None:
-        found.problem(label, "", "label missing (-useIpFromLabel): the usual address is used")
-        return ""
-    address = address_from_label(raw)
-    if address is None:
-        reason = "not an IP address (a /NN suffix is allowed): the usual address is used"
-        found.problem(label, raw, reason)
-    return address or ""
-
-
-def address_from_label(value: str) -> str | None:
-    """`10.1.2.3/24` -> `10.1.2.3`; None when `value` is not an address with an optional /NN."""
-    text, slash, prefix = value.strip().partition("/")
-    if slash and not (prefix.isascii() and prefix.isdigit() and int(prefix) <= _MAX_PREFIX):
-        return None
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
+def _unreachable(view: NetworkView, port: Port, found: Findings) -> None:
+    """No address to register; for a Swarm task, a line that says why (it was meant to run)."""
+    if not view.task:
+        found.skip(port.key, f"no container address (network mode {view.mode})")
+        return
+    if view.ingress:
+        on = f"on no network but the routing mesh ({', '.join(view.ingress)})"
+    else:
+        on = f"without an address on any network (network mode {view.mode})"
+    reason = (
+        f"a Swarm task {on}: attach its service to an overlay network (--network) or publish "
+        "the port with mode=host; not registered"
+    )
+    found.problem("network", ", ".join(view.ingress) or view.mode, reason)
+    found.skip(port.key, f"a Swarm task {on}")

@@ -2,13 +2,16 @@
 
 The `SERVICE_` prefix is case-sensitive, the key after it is not. A key whose first part is a
 number applies to that container port only (`SERVICE_80_NAME`). Lookup precedence, highest
-first: per-port label, per-port env, generic label, generic env. gliderlabs reads labels in map
-order, so its result can vary; this one is deterministic.
+first: per-port label, per-port env, per-port Swarm service label, generic label, generic env,
+generic Swarm service label. A Swarm task's service labels (`docker service create --label`)
+are the third source: below the container's own keys at equal specificity. gliderlabs reads
+labels in map order, so its result can vary; this one is deterministic.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -23,7 +26,9 @@ _PER_PORT = re.compile(r"^(\d+)_(.+)$")
 class Declared:
     """One `SERVICE_*` value and where it came from, for log lines that name the source."""
 
-    source: str  # the key as the container spells it, e.g. "SERVICE_80_NAME"
+    #: the key as the container spells it, e.g. "SERVICE_80_NAME"; a Swarm service label
+    #: names its service too ("SERVICE_TAGS on Swarm service web"), for log lines
+    source: str
     value: str
 
 
@@ -51,21 +56,32 @@ class Declarations:
 
 
 def declarations(container: Container) -> Declarations:
-    """Collect the container's declarations; labels are read after env so they win ties."""
+    """Collect the container's declarations; each source is read after the ones it beats."""
     generic: dict[str, Declared] = {}
     per_port: dict[int, dict[str, Declared]] = {}
-    for source in (container.env, container.labels):
-        for raw_key in sorted(source):
-            if not raw_key.startswith(PREFIX) or len(raw_key) == len(PREFIX):
-                continue
-            declared = Declared(source=raw_key, value=source[raw_key])
-            key = raw_key[len(PREFIX) :].upper()
-            match = _PER_PORT.match(key)
-            if match:
-                per_port.setdefault(int(match.group(1)), {})[match.group(2)] = declared
-            else:
-                generic[key] = declared
+    for key, declared in _lowest_first(container):
+        match = _PER_PORT.match(key)
+        if match:
+            per_port.setdefault(int(match.group(1)), {})[match.group(2)] = declared
+        else:
+            generic[key] = declared
     return Declarations(generic=generic, per_port=per_port)
+
+
+def _lowest_first(container: Container) -> Iterator[tuple[str, Declared]]:
+    """(KEY without prefix, declared): Swarm service labels, then env, then labels."""
+    task = container.swarm
+    if task is not None and task.service_labels:
+        yield from _read(task.service_labels, f" on Swarm service {task.service_name}")
+    yield from _read(container.env)
+    yield from _read(container.labels)
+
+
+def _read(source: Mapping[str, str], origin: str = "") -> Iterator[tuple[str, Declared]]:
+    for raw_key in sorted(source):
+        if raw_key.startswith(PREFIX) and len(raw_key) > len(PREFIX):
+            declared = Declared(source=f"{raw_key}{origin}", value=source[raw_key])
+            yield raw_key[len(PREFIX) :].upper(), declared
 
 
 def says_yes(declared: Declared | None) -> TypeGuard[Declared]:

@@ -122,7 +122,7 @@ def _service(
         address=where.address,
         port=where.port,
         tags=_tags(port, decl.get("TAGS", port.port), forced=policy.tags, found=found),
-        meta=_meta(port, decl, policy, found),
+        meta=_meta(container, port, decl, policy, found),
         tagged_addresses=where.tagged,
         weights=weights(decl, port.port, found),
         enable_tag_override=tag_override(decl, port.port, found),
@@ -178,15 +178,25 @@ def _name(
         found.problem(declared.source, declared.value, "not a valid DNS label; port skipped")
         found.skip(port.key, f"invalid {declared.source}")
         return None
-    base = declared.value if declared is not None else default_name(container.image)
+    base = declared.value if declared is not None else _default(container)
     if per_port is None and several:
         return f"{base}-{port.port}"
     return base
 
 
+def _default(container: Container) -> str:
+    """A Swarm task is named after its service, any other container after its image."""
+    if container.swarm is not None:
+        return _dns_safe(container.swarm.service_name)
+    return default_name(container.image)
+
+
 def default_name(image: str) -> str:
     """`registry:5000/team/nginx:1.25@sha256:…` -> `nginx`, made safe for DNS."""
-    name = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return _dns_safe(image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0])
+
+
+def _dns_safe(name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")[:63]
     return name or "service"
 
@@ -232,20 +242,31 @@ def _tags(
 
 
 def _meta(
-    port: Port, decl: Declarations, policy: Policy, found: Findings
+    container: Container, port: Port, decl: Declarations, policy: Policy, found: Findings
 ) -> tuple[tuple[str, str], ...]:
+    """The declared keys without a meaning of their own, then registrator's: those win."""
+    own = {OWNER_META_KEY: policy.hostname, **swarm_meta(container)}
     meta: dict[str, str] = {}
     for key, declared in sorted(decl.keys(port.port).items()):
         if key in RESERVED_KEYS or key.startswith("CHECK_"):
             continue
         meta_key = key.lower()
-        reason = _meta_problem(meta_key, declared.value, len(meta))
+        reason = _meta_problem(meta_key, declared.value, len(meta) + len(own))
         if reason:
             found.problem(declared.source, declared.value, reason)
             continue
         meta[meta_key] = declared.value
-    meta[OWNER_META_KEY] = policy.hostname
+    meta.update(own)
     return tuple(sorted(meta.items()))
+
+
+def swarm_meta(container: Container) -> dict[str, str]:
+    """`swarm_service`, `swarm_slot` (replicated services only) and `swarm_task` of a task."""
+    task = container.swarm
+    if task is None:
+        return {}
+    meta = {"swarm_service": task.service_name, "swarm_slot": task.slot, "swarm_task": task.task_id}
+    return {k: v for k, v in meta.items() if v}
 
 
 def _meta_problem(key: str, value: str, count: int) -> str:
@@ -254,6 +275,6 @@ def _meta_problem(key: str, value: str, count: int) -> str:
         return "not a Consul Meta key (letters, digits, _ and - up to 128, no consul- prefix)"
     if len(value.encode("utf-8", "surrogatepass")) > MAX_META_VALUE:
         return f"Meta value longer than {MAX_META_VALUE} bytes (Consul counts UTF-8 bytes)"
-    if count >= MAX_META_PAIRS - 1:
+    if count >= MAX_META_PAIRS:
         return f"more than {MAX_META_PAIRS} Meta pairs"
     return ""

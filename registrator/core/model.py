@@ -70,6 +70,24 @@ class Health:
 
 
 @dataclass(frozen=True, slots=True)
+class SwarmTask:
+    """What makes a container a task of a Swarm service (its `com.docker.swarm.*` labels).
+
+    `service_labels` are the Swarm service's own labels (`docker service create --label`);
+    only a manager node can read them, so they are None on a worker.
+    """
+
+    service_id: str
+    service_name: str
+    task_id: str
+    #: the replica's number (`web.2.<task>` -> "2"); "" for a task of a global service
+    slot: str = ""
+    service_labels: Mapping[str, str] | None = None
+    #: the task's networks that are Swarm's routing mesh (`ingress`): never registered
+    ingress: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     """What registrator needs to know of a container, translated from `docker inspect`."""
 
@@ -91,6 +109,8 @@ class Container:
     network_peer: Container | None = None
     #: Docker's HEALTHCHECK state; None when the container has no healthcheck
     health: Health | None = None
+    #: the Swarm task this container runs; None for a plain container
+    swarm: SwarmTask | None = None
 
     @property
     def network_peer_id(self) -> ContainerID | None:

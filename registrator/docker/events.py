@@ -1,4 +1,5 @@
-"""Docker's event stream, translated: the container events that can change registrations."""
+"""Docker's event stream, translated: the container events that can change registrations,
+and the Swarm service updates that can (a service's labels are part of its tasks' keys)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,26 @@ class Event:
     exit_code: int | None = None
 
 
-def event_from_docker(raw: dict[str, Any]) -> Event | None:
-    """The container event in a raw Docker event, or None when it cannot change registrations."""
+@dataclass(frozen=True, slots=True)
+class ServiceEvent:
+    """A Swarm service changed (`docker service update`): its tasks here are derived again.
+
+    Only a manager receives these. Creating or removing a service needs none: its tasks start
+    and stop, and their container events say so.
+    """
+
+    service: str
+    action: str
+
+
+def event_from_docker(raw: dict[str, Any]) -> Event | ServiceEvent | None:
+    """The event in a raw Docker event, or None when it cannot change registrations."""
     kind = raw.get("Type")
     action = str(raw.get("Action") or raw.get("status") or "").split(":", 1)[0]
     actor = raw.get("Actor") or {}
+    if kind == "service":
+        service = str(actor.get("ID") or "")
+        return ServiceEvent(service, action) if service and action == "update" else None
     if kind == "container":
         container = actor.get("ID") or raw.get("id")
     elif kind == "network":
@@ -70,7 +86,7 @@ class EventStream:
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[Event | ServiceEvent]:
         try:
             for raw in self._stream:
                 event = event_from_docker(raw)

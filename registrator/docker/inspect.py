@@ -18,9 +18,15 @@ from registrator.core.model import (
     NetworkAddress,
     Port,
     Protocol,
+    SwarmTask,
 )
 
 _PROTOCOLS: frozenset[str] = frozenset({"tcp", "udp", "sctp"})
+#: The labels Swarm puts on every task container.
+SERVICE_ID = "com.docker.swarm.service.id"
+SERVICE_NAME = "com.docker.swarm.service.name"
+TASK_ID = "com.docker.swarm.task.id"
+TASK_NAME = "com.docker.swarm.task.name"
 
 
 def container_from_inspect(data: Mapping[str, Any]) -> Container:
@@ -29,12 +35,13 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
     state = data.get("State") or {}
     host_config = data.get("HostConfig") or {}
     settings = data.get("NetworkSettings") or {}
+    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
     return Container(
         id=ContainerID(str(data.get("Id", ""))),
         name=str(data.get("Name", "")).lstrip("/"),
         image=str(config.get("Image") or data.get("Image") or ""),
         env=parse_env(config.get("Env") or ()),
-        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+        labels=labels,
         status=str(state.get("Status") or ""),
         running=bool(state.get("Running")),
         paused=bool(state.get("Paused")),
@@ -43,7 +50,22 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         ports=_ports(config.get("ExposedPorts") or {}, settings.get("Ports") or {}),
         networks=_networks(settings),
         health=_health(config, state),
+        swarm=swarm_task(labels),
     )
+
+
+def swarm_task(labels: Mapping[str, str]) -> SwarmTask | None:
+    """The Swarm task a container runs, from its labels; None for a plain container.
+
+    The task name is `<service>.<slot>.<task id>` for a replicated service and
+    `<service>.<node id>.<task id>` for a global one, which has no slot.
+    """
+    service_id, name, task_id = (labels.get(k, "") for k in (SERVICE_ID, SERVICE_NAME, TASK_ID))
+    if not (service_id and name and task_id):
+        return None
+    middle = labels.get(TASK_NAME, "").removeprefix(f"{name}.").removesuffix(f".{task_id}")
+    slot = middle if middle.isdigit() else ""
+    return SwarmTask(service_id=service_id, service_name=name, task_id=task_id, slot=slot)
 
 
 def parse_env(entries: Any) -> dict[str, str]:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from loguru import logger
 
@@ -28,7 +28,7 @@ from registrator.runtime.executor import Outcome
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
-from registrator.runtime.work import Changes, FullPass
+from registrator.runtime.work import Changes, FullPass, Timer
 
 
 class _HasContainer(Protocol):
@@ -40,8 +40,18 @@ class _HasContainer(Protocol):
     def exit_code(self) -> int | None: ...
 
 
+@runtime_checkable
+class _HasService(Protocol):
+    """A Swarm service update: its tasks on this node are read again."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+
+
 class Subscription(Protocol):
-    def __iter__(self) -> Iterator[_HasContainer]: ...
+    def __iter__(self) -> Iterator[_HasContainer | _HasService]: ...
     def close(self) -> None: ...
 
 
@@ -54,31 +64,43 @@ class EventSource(Protocol):
 NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 
 
+_Item = _HasContainer | _HasService | ContainerID | FullPass
+
+
 @dataclass
 class _Work:
     """What the worker owes: at most one full pass, plus the containers events named.
 
     `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
     it reported. Only a `start` undoes that; the `disconnect` and `destroy` that follow a
-    `die` do not. `network_only` holds those with nothing but network events pending.
+    `die` do not. `network_only` holds those with nothing but network events pending;
+    `services` the Swarm services updated.
     """
 
     full: FullPass | None = None
     containers: set[ContainerID] = field(default_factory=set)
     exited: dict[ContainerID, int] = field(default_factory=dict)
     network_only: set[ContainerID] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
 
-    def add(self, item: _HasContainer | ContainerID | FullPass) -> None:
+    def add(self, item: _Item) -> None:
         if isinstance(item, str):
             self.containers.add(item)
             self.network_only.discard(item)
-        elif not isinstance(item, FullPass):
-            self._add_event(item)
-        else:
+        elif isinstance(item, FullPass):
             self.full = item if self.full is None else self.full.merge(item)
+        elif isinstance(item, _HasService):
+            self.services.add(item.service)
+        else:
+            self._add_event(item)
 
     def changes(self) -> Changes:
-        return Changes(frozenset(self.containers), dict(self.exited), frozenset(self.network_only))
+        return Changes(
+            frozenset(self.containers),
+            dict(self.exited),
+            frozenset(self.network_only),
+            services=frozenset(self.services),
+        )
 
     def _add_event(self, item: _HasContainer) -> None:
         if item.action in NETWORK_ACTIONS:
@@ -93,24 +115,7 @@ class _Work:
             self.exited.pop(item.container, None)
 
     def __bool__(self) -> bool:
-        return self.full is not None or bool(self.containers)
-
-
-@dataclass
-class _Timer:
-    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
-
-    interval: float
-    due: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
-
-    def fire(self) -> bool:
-        if time.monotonic() < self.due:
-            return False
-        self.due = time.monotonic() + self.interval
-        return True
+        return self.full is not None or bool(self.containers) or bool(self.services)
 
 
 class Daemon:
@@ -134,13 +139,13 @@ class Daemon:
         self._reconciler = reconciler
         self._events = events
         self._timers = [
-            (_Timer(resync_interval), FullPass()),
-            (_Timer(agent_check_interval), FullPass(docker=False)),
-            (_Timer(refresh_interval), FullPass(docker=False, refresh=True)),
+            (Timer(resync_interval), FullPass()),
+            (Timer(agent_check_interval), FullPass(docker=False)),
+            (Timer(refresh_interval), FullPass(docker=False, refresh=True)),
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
-        self._queue: queue.Queue[_HasContainer | ContainerID | FullPass | None] = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
@@ -199,7 +204,7 @@ class Daemon:
         A full pass re-reads only containers whose name or state changed (or none, for the
         agent check), so a `health_status` or network event batched with a timer would be lost.
         """
-        if work.containers:
+        if work.containers or work.services:
             outcome = self._reconciler.changes(work.changes())
             if work.full is None or not outcome.ok:
                 return outcome
@@ -283,7 +288,10 @@ class Daemon:
                     self._observer.failed("docker.events.broken")
             reinspect = True
 
-    def _forward(self, events: Iterable[_HasContainer]) -> None:
+    def _forward(self, events: Iterable[_HasContainer | _HasService]) -> None:
         for event in events:
-            logger.debug("docker.event", action=event.action, container=event.container[:12])
+            if isinstance(event, _HasService):
+                logger.debug("docker.event", action=event.action, swarm_service=event.service)
+            else:
+                logger.debug("docker.event", action=event.action, container=event.container[:12])
             self._queue.put(event)

@@ -36,6 +36,8 @@ class KnownContainers:
         self._known: dict[ContainerID, Known] = {}
         #: the container each service came from, for log lines after the container is gone
         self._origin: dict[ServiceID, str] = {}
+        #: a Swarm task whose service labels could not be read (a worker) was logged
+        self._noted_worker = False
 
     def learn(self, container: Container) -> None:
         """Remember what `container` now is, and decide what it should have registered."""
@@ -47,6 +49,7 @@ class KnownContainers:
             )
         if previous is None or previous.derivation.problems != derivation.problems:
             self._report(derivation)
+        self._note_worker(container)
         self._known[container.id] = Known(container, derivation)
         self._origin.update((s.id, container.name) for s in derivation.services)
 
@@ -100,11 +103,33 @@ class KnownContainers:
             s.id for c in containers if c in self._known for s in self._known[c].derivation.services
         }
 
+    def tasks_of(self, services: Collection[str]) -> set[ContainerID]:
+        """The known containers that run a task of one of these Swarm services."""
+        return {
+            c.container.id
+            for c in self._known.values()
+            if c.container.swarm is not None and c.container.swarm.service_id in services
+        }
+
     def keeps_any(self, containers: Collection[ContainerID]) -> bool:
         return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
 
     def origin(self, service_id: ServiceID) -> str:
         return self._origin.get(service_id, "")
+
+    def _note_worker(self, container: Container) -> None:
+        """Once per process: on a worker, a Swarm service's own labels are out of reach."""
+        task = container.swarm
+        if self._noted_worker or task is None or task.service_labels is not None:
+            return
+        self._noted_worker = True
+        logger.warning(
+            "swarm.service_labels_unavailable",
+            container=container.name,
+            swarm_service=task.service_name,
+            reason="only a Swarm manager can read a service's own labels (docker service create "
+            "--label); tasks on this node are registered from their container labels and env",
+        )
 
     def _report(self, derivation: Derivation) -> None:
         for p in derivation.problems:

@@ -56,10 +56,16 @@ class Reconciler:
         self._inspected = 0
 
     def changes(self, changes: Changes) -> Outcome:
-        """Reconcile the containers events named: only their services are read and written."""
+        """Reconcile the containers events named: only their services are read and written.
+
+        An updated Swarm service names its tasks on this node; one with none here costs nothing.
+        """
         self._inspected = 0
+        ids = changes.containers | self.known.tasks_of(changes.services)
+        if not ids:
+            return Outcome(Plan())
+        changes = dataclasses.replace(changes, containers=ids)
         self._lookup_address(full=False)
-        ids = changes.containers
         scope = self.known.service_ids(ids)
         self._read_changed(changes)
         scope |= self.known.service_ids(ids)

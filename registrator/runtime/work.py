@@ -1,7 +1,9 @@
-"""What a reconcile is asked to do: the containers events named, or a full pass."""
+"""What a reconcile is asked to do: the containers events named, or a full pass (which the
+daemon's timers ask for when their deadline comes)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,12 +17,14 @@ class Changes:
     `exited` maps those whose latest lifecycle event was `die` to the exit code it reported:
     that is all that changed, so they need no inspect. `network_only` holds those with
     nothing but network `connect`/`disconnect` events: those of a container not known to run
-    are skipped (Docker sends them while it starts or cleans up a container).
+    are skipped (Docker sends them while it starts or cleans up a container). `services` are
+    Swarm services that were updated: their tasks on this node are read again.
     """
 
     containers: frozenset[ContainerID] = frozenset()
     exited: Mapping[ContainerID, int] = field(default_factory=dict)
     network_only: frozenset[ContainerID] = frozenset()
+    services: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +51,20 @@ class FullPass:
     def scope(self) -> str:
         """The name metrics and logs give this pass: `full`, or `agent` for Consul only."""
         return "full" if self.docker else "agent"
+
+
+@dataclass
+class Timer:
+    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
+
+    interval: float
+    due: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
+
+    def fire(self) -> bool:
+        if time.monotonic() < self.due:
+            return False
+        self.due = time.monotonic() + self.interval
+        return True

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from registrator.core.addresses import address_from_label
 from registrator.core.derive import derive
+from registrator.core.label_address import address_from_label
 from registrator.core.model import Binding, Container, ContainerID, NetworkAddress, Port
 from registrator.core.policy import Policy
 from registrator.docker.inspect import container_from_inspect
