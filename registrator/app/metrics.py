@@ -69,6 +69,16 @@ class Metrics:
             ["peer"],
             registry=self.registry,
         )
+        self._drains = Counter(
+            "registrator_drains",
+            "Containers whose services were drained at their stop signal",
+            registry=self.registry,
+        )
+        self._drains_lifted = Counter(
+            "registrator_drains_lifted",
+            "Drains lifted because the container still ran after its stop timeout + 5 s",
+            registry=self.registry,
+        )
         self._owned = Gauge(
             "registrator_services_owned",
             "Services in the Consul agent carrying this registrator's ownership mark",
@@ -108,3 +118,6 @@ class Metrics:
 
     def progress(self, stage: str, *, done: int, total: int) -> None:
         pass
+
+    def drained(self, *, lifted: bool) -> None:
+        (self._drains_lifted if lifted else self._drains).inc()

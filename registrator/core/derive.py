@@ -26,7 +26,7 @@ from registrator.core.model import (
 from registrator.core.policy import Findings, Policy
 
 #: Keys with a meaning of their own; every other key becomes service Meta.
-RESERVED_KEYS = frozenset({"NAME", "TAGS", "ID", "IGNORE", "NETWORK"})
+RESERVED_KEYS = frozenset({"NAME", "TAGS", "ID", "IGNORE", "NETWORK", "DRAIN"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,256}$")
 _META_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")

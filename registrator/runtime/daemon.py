@@ -8,6 +8,8 @@ events costs one pass. Two timers add work: the periodic resync (Docker and Cons
 agent check (Consul only, against what is already known: it repairs an agent that restarted
 empty or was edited by hand within seconds, and writes nothing when all is well). A third
 re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
+The worker also wakes at the deadline of each drain in progress, to lift a drain whose
+container was not stopped after all.
 Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
 """
 
@@ -38,6 +40,8 @@ class _HasContainer(Protocol):
     def action(self) -> str: ...
     @property
     def exit_code(self) -> int | None: ...
+    @property
+    def signal(self) -> int | None: ...
 
 
 class Subscription(Protocol):
@@ -61,26 +65,42 @@ class _Work:
     `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
     it reported. Only a `start` undoes that; the `disconnect` and `destroy` that follow a
     `die` do not. `network_only` holds those with nothing but network events pending.
+    `signalled` holds the signals `kill` events reported since a container's last `start`
+    (several: a `docker kill -s HUP` and a `docker stop` may come in one batch), and
+    `signal_only` the containers with nothing but `kill` events pending.
     """
 
     full: FullPass | None = None
     containers: set[ContainerID] = field(default_factory=set)
     exited: dict[ContainerID, int] = field(default_factory=dict)
     network_only: set[ContainerID] = field(default_factory=set)
+    signalled: dict[ContainerID, set[int]] = field(default_factory=dict)
+    signal_only: set[ContainerID] = field(default_factory=set)
 
     def add(self, item: _HasContainer | ContainerID | FullPass) -> None:
         if isinstance(item, str):
             self.containers.add(item)
             self.network_only.discard(item)
+            self.signal_only.discard(item)
         elif not isinstance(item, FullPass):
             self._add_event(item)
         else:
             self.full = item if self.full is None else self.full.merge(item)
 
     def changes(self) -> Changes:
-        return Changes(frozenset(self.containers), dict(self.exited), frozenset(self.network_only))
+        return Changes(
+            frozenset(self.containers),
+            dict(self.exited),
+            frozenset(self.network_only),
+            {c: frozenset(s) for c, s in self.signalled.items()},
+            frozenset(self.signal_only),
+        )
 
     def _add_event(self, item: _HasContainer) -> None:
+        if item.action == "kill":
+            self._add_kill(item)
+            return
+        self.signal_only.discard(item.container)
         if item.action in NETWORK_ACTIONS:
             if item.container not in self.containers:
                 self.network_only.add(item.container)
@@ -91,6 +111,14 @@ class _Work:
             self.exited[item.container] = item.exit_code
         elif item.action == "start":
             self.exited.pop(item.container, None)
+            self.signalled.pop(item.container, None)
+
+    def _add_kill(self, item: _HasContainer) -> None:
+        if item.container not in self.containers:
+            self.signal_only.add(item.container)
+        self.containers.add(item.container)
+        if item.signal is not None:
+            self.signalled.setdefault(item.container, set()).add(item.signal)
 
     def __bool__(self) -> bool:
         return self.full is not None or bool(self.containers)
@@ -155,6 +183,8 @@ class Daemon:
                 for timer, item in self._timers:
                     if timer.fire():
                         pending.add(item)
+                for container in self._reconciler.lift_drains(time.monotonic()):
+                    pending.add(container)
                 if pending and not self.stop.is_set():
                     pending = self.step(pending)
         finally:
@@ -244,6 +274,7 @@ class Daemon:
         if pending:
             return self._retry.backoff(self._failures) if self._failures else 0.0
         due = min(timer.due for timer, _ in self._timers)
+        due = min(due, self._reconciler.drain_deadline() or float("inf"))
         return None if due == float("inf") else max(0.0, due - time.monotonic())
 
     def _collect(self, pending: _Work, timeout: float | None) -> _Work:

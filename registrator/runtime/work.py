@@ -16,11 +16,16 @@ class Changes:
     that is all that changed, so they need no inspect. `network_only` holds those with
     nothing but network `connect`/`disconnect` events: those of a container not known to run
     are skipped (Docker sends them while it starts or cleans up a container).
+    `signalled` maps containers to the signals `kill` events reported since their last start;
+    those in `signal_only` had nothing but `kill` events: applied without an inspect, so a
+    drain lands at once.
     """
 
     containers: frozenset[ContainerID] = frozenset()
     exited: Mapping[ContainerID, int] = field(default_factory=dict)
     network_only: frozenset[ContainerID] = frozenset()
+    signalled: Mapping[ContainerID, frozenset[int]] = field(default_factory=dict)
+    signal_only: frozenset[ContainerID] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

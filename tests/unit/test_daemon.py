@@ -46,6 +46,7 @@ class _Event:
     container: ContainerID
     action: str
     exit_code: int | None = None
+    signal: int | None = None
 
 
 @pytest.mark.parametrize(

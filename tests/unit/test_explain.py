@@ -32,6 +32,8 @@ def test_report_lists_services_skips_with_hints_and_problems() -> None:
     assert text.splitlines() == [
         "container shop (0123456789ab), image nginx:1.25, running",
         "host identity h; published ports are registered at 10.0.0.9 (the Consul agent's address)",
+        "on its stop signal (SIGTERM, docker stop): drained (maintenance) until it dies, 15s at"
+        " most (--drain maintenance)",
         "",
         "services (1):",
         "  h:shop:80",

@@ -40,6 +40,9 @@ class Recorder:
     def progress(self, stage: str, *, done: int, total: int) -> None:
         self.calls.append(("progress", stage, done, total))
 
+    def drained(self, *, lifted: bool) -> None:
+        self.calls.append(("drained", lifted))
+
     def of(self, kind: str) -> list[tuple[object, ...]]:
         return [c for c in self.calls if c[0] == kind]
 
