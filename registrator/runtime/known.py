@@ -96,7 +96,9 @@ class KnownContainers:
         if known is None:
             return False
         container = known.container
-        if container.stop_signal not in signals or not container.running or container.draining:
+        if container.stop_signal not in signals or container.draining:
+            return True
+        if not known.derivation.services:  # not running, ignored, not ours: nothing to drain
             return True
         drain = drain_for(container, self.policy)
         if drain.mode == "off":

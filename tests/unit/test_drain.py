@@ -17,6 +17,7 @@ from registrator.core.policy import DrainMode, Policy
 from registrator.docker.events import Event, event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.runtime.daemon import Daemon, _Work
+from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
@@ -259,6 +260,41 @@ def test_drain_off_and_an_opted_out_container_change_nothing(
     assert consul.registered[SID].maintenance == ""
     assert r.drain_deadline() is None
     assert opted.drain_deadline() is None
+
+
+class Drains(NullObserver):
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+
+    def drained(self, *, lifted: bool) -> None:
+        self.seen.append(lifted)
+
+
+def test_a_container_with_nothing_registered_is_not_drained(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    docker.add(web())
+    drains = Drains()
+    policy = dataclasses.replace(POLICY, require_label="mine")
+    r = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits(), observer=drains)
+    r.full()
+
+    r.changes(killed(15))
+
+    assert r.drain_deadline() is None
+    assert drains.seen == []
+
+
+def test_drains_and_lifted_drains_are_observed(docker: FakeDocker, consul: FakeConsul) -> None:
+    docker.add(web())
+    drains = Drains()
+    r = Reconciler(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
+    r.full()
+
+    r.known.signalled(C1, {15}, now=0.0)
+    r.lift_drains(100.0)
+
+    assert drains.seen == [False, True]
 
 
 def test_die_after_the_drain_deregisters_and_ends_it(
