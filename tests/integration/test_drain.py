@@ -32,6 +32,8 @@ GRACEFUL = [
     "-c",
     "httpd -f -p 80 -h /www & pid=$!; trap 'sleep 3; kill $pid; exit 0' TERM; wait $pid",
 ]
+#: httpd as PID 1 has no handler for SIGTERM: `docker stop` kills it after 3 s.
+TERM_IGNORED = {"stop_timeout": 3}
 
 
 def started(
@@ -168,12 +170,14 @@ def test_twenty_containers_stopped_at_once_are_all_drained_before_any_dies(
     identity: str,
 ) -> None:
     reg = started(start_registrator, consul, identity)
-    many = [containers.run(ports=LOOPBACK, create={"stop_timeout": 3}) for _ in range(20)]
-    ids = [service_of(containers, identity, c) for c in many]
-    registered(consul, *ids)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        many = list(
+            pool.map(lambda _: containers.run(ports=LOOPBACK, create=TERM_IGNORED), range(20))
+        )
+        ids = [service_of(containers, identity, c) for c in many]
+        registered(consul, *ids)
 
-    with ThreadPoolExecutor(max_workers=len(many)) as pool:
-        list(pool.map(containers.api.stop, many))
+        list(pool.map(containers.api.stop, many))  # all at once; each dies 3 s later
     wait_until(lambda: not set(ids) & set(consul.services()), timeout=30, what="all deregistered")
 
     log = reg.log
