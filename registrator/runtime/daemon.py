@@ -30,98 +30,16 @@ from registrator.runtime.executor import Outcome
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
-from registrator.runtime.work import Changes, FullPass
-
-
-class _HasContainer(Protocol):
-    @property
-    def container(self) -> ContainerID: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def exit_code(self) -> int | None: ...
-    @property
-    def signal(self) -> int | None: ...
+from registrator.runtime.work import ContainerEvent, FullPass, Pending
 
 
 class Subscription(Protocol):
-    def __iter__(self) -> Iterator[_HasContainer]: ...
+    def __iter__(self) -> Iterator[ContainerEvent]: ...
     def close(self) -> None: ...
 
 
 class EventSource(Protocol):
     def events(self) -> Subscription: ...
-
-
-#: Docker sends these while it starts or cleans up a container too, not only on a user's
-#: `docker network connect`.
-NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
-
-
-@dataclass
-class _Work:
-    """What the worker owes: at most one full pass, plus the containers events named.
-
-    `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
-    it reported. Only a `start` undoes that; the `disconnect` and `destroy` that follow a
-    `die` do not. `network_only` holds those with nothing but network events pending.
-    `signalled` holds the signals `kill` events reported since a container's last `start`
-    (several: a `docker kill -s HUP` and a `docker stop` may come in one batch), and
-    `signal_only` the containers with nothing but `kill` events pending.
-    """
-
-    full: FullPass | None = None
-    containers: set[ContainerID] = field(default_factory=set)
-    exited: dict[ContainerID, int] = field(default_factory=dict)
-    network_only: set[ContainerID] = field(default_factory=set)
-    signalled: dict[ContainerID, set[int]] = field(default_factory=dict)
-    signal_only: set[ContainerID] = field(default_factory=set)
-
-    def add(self, item: _HasContainer | ContainerID | FullPass) -> None:
-        if isinstance(item, str):
-            self.containers.add(item)
-            self.network_only.discard(item)
-            self.signal_only.discard(item)
-        elif not isinstance(item, FullPass):
-            self._add_event(item)
-        else:
-            self.full = item if self.full is None else self.full.merge(item)
-
-    def changes(self) -> Changes:
-        return Changes(
-            frozenset(self.containers),
-            dict(self.exited),
-            frozenset(self.network_only),
-            {c: frozenset(s) for c, s in self.signalled.items()},
-            frozenset(self.signal_only),
-        )
-
-    def _add_event(self, item: _HasContainer) -> None:
-        if item.action == "kill":
-            self._add_kill(item)
-            return
-        self.signal_only.discard(item.container)
-        if item.action in NETWORK_ACTIONS:
-            if item.container not in self.containers:
-                self.network_only.add(item.container)
-        else:
-            self.network_only.discard(item.container)
-        self.containers.add(item.container)
-        if item.action == "die" and item.exit_code is not None:
-            self.exited[item.container] = item.exit_code
-        elif item.action == "start":
-            self.exited.pop(item.container, None)
-            self.signalled.pop(item.container, None)
-
-    def _add_kill(self, item: _HasContainer) -> None:
-        if item.container not in self.containers:
-            self.signal_only.add(item.container)
-        self.containers.add(item.container)
-        if item.signal is not None:
-            self.signalled.setdefault(item.container, set()).add(item.signal)
-
-    def __bool__(self) -> bool:
-        return self.full is not None or bool(self.containers)
 
 
 @dataclass
@@ -168,7 +86,7 @@ class Daemon:
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
-        self._queue: queue.Queue[_HasContainer | ContainerID | FullPass | None] = queue.Queue()
+        self._queue: queue.Queue[ContainerEvent | ContainerID | FullPass | None] = queue.Queue()
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
@@ -176,7 +94,7 @@ class Daemon:
     def run(self) -> None:
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
-        pending = _Work()
+        pending = Pending()
         try:
             while not self.stop.is_set():
                 pending = self._collect(pending, self._timeout(pending))
@@ -197,7 +115,7 @@ class Daemon:
         if self._subscription is not None:
             self._subscription.close()
 
-    def step(self, work: _Work) -> _Work:
+    def step(self, work: Pending) -> Pending:
         """One reconcile for everything in `work`; returns what is still owed after it.
 
         After any failure a full reconcile is owed: a scoped retry could miss a service whose
@@ -221,9 +139,9 @@ class Daemon:
         self._failures = 0
         if work.full is not None and work.full.docker:
             self.reconciled.set()
-        return _Work()
+        return Pending()
 
-    def _reconcile(self, work: _Work) -> Outcome:
+    def _reconcile(self, work: Pending) -> Outcome:
         """The containers events named first, then the full pass if one is owed.
 
         A full pass re-reads only containers whose name or state changed (or none, for the
@@ -235,9 +153,9 @@ class Daemon:
                 return outcome
         return self._reconciler.full(work.full)
 
-    def _failed(self, work: _Work) -> _Work:
+    def _failed(self, work: Pending) -> Pending:
         self._failures += 1
-        owed = _Work()
+        owed = Pending()
         owed.add(work.full or FullPass())
         owed.add(FullPass())
         return owed
@@ -246,7 +164,7 @@ class Daemon:
         self._observer.failed("reconcile.failed")
         self._consul_lost = self._consul_lost or isinstance(error, RegistryUnavailable)
 
-    def _observe(self, work: _Work, outcome: Outcome, seconds: float) -> None:
+    def _observe(self, work: Pending, outcome: Outcome, seconds: float) -> None:
         scope = "containers" if work.full is None else work.full.scope
         self._observer.reconciled(scope=scope, seconds=seconds, ok=outcome.ok)
         if self._consul_lost:
@@ -254,7 +172,7 @@ class Daemon:
             self._consul_lost = False
 
     @staticmethod
-    def _log_done(work: _Work, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
+    def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
         """The reconcile's counts, its wall time and the process CPU time it took."""
         scope = "containers" if work.full is None else work.full.scope
         logger.debug(
@@ -270,14 +188,14 @@ class Daemon:
             cpu_seconds=round(cpu_seconds, 4),
         )
 
-    def _timeout(self, pending: _Work) -> float | None:
+    def _timeout(self, pending: Pending) -> float | None:
         if pending:
             return self._retry.backoff(self._failures) if self._failures else 0.0
         due = min(timer.due for timer, _ in self._timers)
         due = min(due, self._reconciler.drain_deadline() or float("inf"))
         return None if due == float("inf") else max(0.0, due - time.monotonic())
 
-    def _collect(self, pending: _Work, timeout: float | None) -> _Work:
+    def _collect(self, pending: Pending, timeout: float | None) -> Pending:
         """Wait up to `timeout` for work, then take everything already queued with it."""
         try:
             item = self._queue.get(timeout=timeout)
@@ -314,7 +232,7 @@ class Daemon:
                     self._observer.failed("docker.events.broken")
             reinspect = True
 
-    def _forward(self, events: Iterable[_HasContainer]) -> None:
+    def _forward(self, events: Iterable[ContainerEvent]) -> None:
         for event in events:
             logger.debug("docker.event", action=event.action, container=event.container[:12])
             self._queue.put(event)

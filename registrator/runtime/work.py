@@ -1,9 +1,11 @@
-"""What a reconcile is asked to do: the containers events named, or a full pass."""
+"""What a reconcile is asked to do: the containers events named, or a full pass; and what the
+worker has collected for the next one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from registrator.core.model import ContainerID
 
@@ -52,3 +54,87 @@ class FullPass:
     def scope(self) -> str:
         """The name metrics and logs give this pass: `full`, or `agent` for Consul only."""
         return "full" if self.docker else "agent"
+
+
+class ContainerEvent(Protocol):
+    """What the worker reads of a Docker event (`docker.events.Event`)."""
+
+    @property
+    def container(self) -> ContainerID: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def signal(self) -> int | None: ...
+
+
+#: Docker sends these while it starts or cleans up a container too, not only on a user's
+#: `docker network connect`.
+NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+
+
+@dataclass
+class Pending:
+    """What the worker owes: at most one full pass, plus the containers events named.
+
+    `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
+    it reported. Only a `start` undoes that; the `disconnect` and `destroy` that follow a
+    `die` do not. `network_only` holds those with nothing but network events pending.
+    `signalled` holds the signals `kill` events reported since a container's last `start`
+    (several: a `docker kill -s HUP` and a `docker stop` may come in one batch), and
+    `signal_only` the containers with nothing but `kill` events pending.
+    """
+
+    full: FullPass | None = None
+    containers: set[ContainerID] = field(default_factory=set)
+    exited: dict[ContainerID, int] = field(default_factory=dict)
+    network_only: set[ContainerID] = field(default_factory=set)
+    signalled: dict[ContainerID, set[int]] = field(default_factory=dict)
+    signal_only: set[ContainerID] = field(default_factory=set)
+
+    def add(self, item: ContainerEvent | ContainerID | FullPass) -> None:
+        if isinstance(item, str):
+            self.containers.add(item)
+            self.network_only.discard(item)
+            self.signal_only.discard(item)
+        elif not isinstance(item, FullPass):
+            self._add_event(item)
+        else:
+            self.full = item if self.full is None else self.full.merge(item)
+
+    def changes(self) -> Changes:
+        return Changes(
+            frozenset(self.containers),
+            dict(self.exited),
+            frozenset(self.network_only),
+            {c: frozenset(s) for c, s in self.signalled.items()},
+            frozenset(self.signal_only),
+        )
+
+    def _add_event(self, item: ContainerEvent) -> None:
+        if item.action == "kill":
+            self._add_kill(item)
+            return
+        self.signal_only.discard(item.container)
+        if item.action in NETWORK_ACTIONS:
+            if item.container not in self.containers:
+                self.network_only.add(item.container)
+        else:
+            self.network_only.discard(item.container)
+        self.containers.add(item.container)
+        if item.action == "die" and item.exit_code is not None:
+            self.exited[item.container] = item.exit_code
+        elif item.action == "start":
+            self.exited.pop(item.container, None)
+            self.signalled.pop(item.container, None)
+
+    def _add_kill(self, item: ContainerEvent) -> None:
+        if item.container not in self.containers:
+            self.signal_only.add(item.container)
+        self.containers.add(item.container)
+        if item.signal is not None:
+            self.signalled.setdefault(item.container, set()).add(item.signal)
+
+    def __bool__(self) -> bool:
+        return self.full is not None or bool(self.containers)

@@ -16,11 +16,11 @@ from registrator.core.model import Binding, Container, ContainerID, Port, Servic
 from registrator.core.policy import DrainMode, Policy
 from registrator.docker.events import Event, event_from_docker
 from registrator.docker.inspect import container_from_inspect
-from registrator.runtime.daemon import Daemon, _Work
+from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
-from registrator.runtime.work import Changes, FullPass
+from registrator.runtime.work import Changes, FullPass, Pending
 from tests.unit.fakes import FakeConsul, FakeDocker
 from tests.unit.test_cli import settings_from
 
@@ -420,7 +420,7 @@ class _Event:
 def test_work_keeps_the_signals_since_the_last_start(
     events: list[_Event], signalled: dict[str, set[int]], signal_only: bool
 ) -> None:
-    work = _Work()
+    work = Pending()
     for event in events:
         work.add(event)
 
@@ -434,11 +434,11 @@ def test_the_worker_wakes_for_the_next_drain_deadline(
 ) -> None:
     r = started(docker, consul, web(stop_timeout=0))
     daemon = Daemon(r, None, retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
-    assert daemon._timeout(_Work()) is None
+    assert daemon._timeout(Pending()) is None
 
     r.changes(killed(15))
 
-    timeout = daemon._timeout(_Work())
+    timeout = daemon._timeout(Pending())
     assert timeout is not None
     assert 0 < timeout <= 5
 
