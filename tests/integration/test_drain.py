@@ -55,7 +55,12 @@ def service_of(containers: Containers, identity: str, container: str) -> str:
 
 
 def registered(consul: ConsulDevAgent, *service_ids: str) -> None:
-    wait_until(lambda: set(service_ids) <= set(consul.services()), what=f"{service_ids} registered")
+    """All of them registered (a generous deadline: the machine is shared and often loaded)."""
+    wait_until(
+        lambda: set(service_ids) <= set(consul.services()),
+        timeout=30,
+        what=f"{service_ids} registered",
+    )
 
 
 def processed(consul: ConsulDevAgent, containers: Containers, identity: str) -> None:
