@@ -8,8 +8,10 @@
 #            (built once per machine, tagged registrator-test/python-base:bookworm)
 #   wheels   wheels of registrator's dependencies in wheels/, for image builds without an index
 #   compose  Debian's docker-compose, to validate compose/
+#   haproxy  Debian's haproxy, the load balancer of the drain test (its own service is not left
+#            running: the test starts its own process on loopback ports)
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|venv|all]...
+# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|haproxy|venv|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -179,6 +181,22 @@ ensure_compose() {
     command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 }
 
+# The package's postinst starts a machine-wide haproxy where services may start (systemd, or no
+# policy-rc.d): stop and disable it when this install is what brought it, never one that was
+# installed before.
+ensure_haproxy() {
+    if command -v haproxy >/dev/null 2>&1; then return 0; fi
+    log "installing haproxy"
+    apt_install haproxy
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet haproxy 2>/dev/null; then
+        systemctl disable --now haproxy >/dev/null 2>&1 || systemctl stop haproxy
+    elif [ -s /run/haproxy.pid ]; then
+        invoke-rc.d haproxy stop >/dev/null 2>&1 || true
+        update-rc.d haproxy disable >/dev/null 2>&1 || true
+    fi
+    haproxy -v | sed -n 1p >&2
+}
+
 ensure_image() {
     if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then return 0; fi
     log "building $TEST_IMAGE from Debian's busybox-static"
@@ -232,10 +250,12 @@ main() {
             base) ensure_docker && ensure_python_base ;;
             wheels) ensure_venv && ensure_wheels ;;
             compose) ensure_compose ;;
+            haproxy) ensure_haproxy ;;
             venv) ensure_venv ;;
             all)
                 ensure_docker && ensure_consul && ensure_prometheus && ensure_image \
-                    && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose
+                    && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose \
+                    && ensure_haproxy
                 ;;
             *) log "unknown step: $s"; return 2 ;;
         esac

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from registrator.app.settings import Settings
 from registrator.core.decide import decide
+from registrator.core.drain import DRAINING, drain_for, lifted_after, signal_name
 from registrator.core.errors import BackendError
 from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
 from registrator.core.plan import ClearMaintenance, Register, SetMaintenance, plan, reported
@@ -96,6 +97,7 @@ def report(
         f"container {container.name} ({container.id[:12]}), image {container.image}, {state}",
         *_swarm_lines(container),
         f"host identity {policy.hostname}; {_address_source(policy, consul)}",
+        *_drain_lines(container, derivation, policy),
         "",
         f"services ({len(derivation.services)}):" if derivation.services else "services: none",
     ]
@@ -126,6 +128,20 @@ def _swarm_lines(container: Container) -> list[str]:
         f"swarm service {task.service_name} ({task.service_id[:12]}), {slot}, task {task.task_id}",
         f"swarm service labels: {labels}",
     ]
+
+
+def _drain_lines(container: Container, derivation: Derivation, policy: Policy) -> list[str]:
+    """What `docker stop` does to the services: explain cannot see a signal being sent."""
+    if not derivation.services:
+        return []
+    drain = drain_for(container, policy)
+    signal = f"on its stop signal ({signal_name(container.stop_signal)}, docker stop)"
+    if drain.mode == "off":
+        return [f"{signal}: not drained ({drain.source}); deregistered when it dies"]
+    if drain.mode == "deregister":
+        return [f"{signal}: deregistered at once ({drain.source})"]
+    bound = lifted_after(container)
+    return [f"{signal}: drained (maintenance) until it dies, {bound}s at most ({drain.source})"]
 
 
 def _hint(why: str) -> str:
@@ -181,6 +197,8 @@ def _in_consul(service: Service, consul: ConsulView) -> str:
         return "unknown (Consul did not answer)"
     if service.id not in consul.owned:
         return "not registered (registrator registers it on its next pass over this container)"
+    if consul.owned[service.id].maintenance == DRAINING:
+        return "registered, draining (its stop signal was sent; deregistered when it dies)"
     todo = plan({service.id: service}, consul.owned, scope={service.id}, stored=reported)
     if todo.of(Register):
         return "registered, differs (will be updated)"

@@ -33,6 +33,11 @@ _WRITES = {
     "service.maintenance": "maintenance_set",
     "service.maintenance_cleared": "maintenance_cleared",
 }
+#: Drains (False) and lifted drains (True): name and help of their counters.
+_DRAINS = {
+    False: ("drains", "Containers whose services were drained at their stop signal"),
+    True: ("drains_lifted", "Drains lifted: the container still ran StopTimeout + 5 s later"),
+}
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -69,6 +74,10 @@ class Metrics:
             ["peer"],
             registry=self.registry,
         )
+        self._drains = {
+            lifted: Counter(f"registrator_{name}", text, registry=self.registry)
+            for lifted, (name, text) in _DRAINS.items()
+        }
         self._owned = Gauge(
             "registrator_services_owned",
             "Services in the Consul agent carrying this registrator's ownership mark",
@@ -108,3 +117,6 @@ class Metrics:
 
     def progress(self, stage: str, *, done: int, total: int) -> None:
         pass
+
+    def drained(self, *, lifted: bool) -> None:
+        self._drains[lifted].inc()

@@ -112,6 +112,14 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         },
     ),
     (
+        ("--drain",),
+        {
+            "choices": ["maintenance", "deregister", "off"],
+            "help": "what a container's services become at its stop signal (docker stop), "
+            "until it dies: maintenance (default), deregister, or off",
+        },
+    ),
+    (
         ("--deregister-on-exit",),
         {"flag": True, "help": "deregister every service this registrator owns when it stops"},
     ),

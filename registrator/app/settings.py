@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # lifecycle
     cleanup: bool = False
     deregister: Literal["always", "on-success"] = "always"
+    drain: Literal["maintenance", "deregister", "off"] = "maintenance"
     deregister_on_exit: bool = False
     agent_check_interval: float = Field(default=3, ge=0)
     retry_attempts: int = Field(default=-1, ge=-1)
@@ -133,6 +134,7 @@ def derive_policy(settings: Settings, identity: str) -> Policy:
         network=settings.network,
         require_label=settings.require_label,
         keep_failed=settings.deregister == "on-success",
+        drain=settings.drain,
         checks=check_policy(settings),
     )
 

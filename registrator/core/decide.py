@@ -2,9 +2,10 @@
 
 `derive` turns a running container into services. The rules that depend on the container's
 state, not its declarations, are applied here, after it: a paused container's services go
-into maintenance mode; a container that exited with an error under `-deregister on-success`
-keeps what it had. Both the reconcile path and `registrator explain` call `decide`, so what
-`explain` prints is what the daemon does.
+into maintenance mode; a container draining after its stop signal is drained (`drain.py`);
+a container that exited with an error under `-deregister on-success` keeps what it had. Both
+the reconcile path and `registrator explain` call `decide`, so what `explain` prints is what
+the daemon does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from registrator.core.derive import derive
+from registrator.core.drain import drained
 from registrator.core.model import Container, Derivation
 from registrator.core.policy import Policy
 
@@ -27,10 +29,10 @@ def decide(container: Container, policy: Policy, previous: Derivation | None = N
     if keeps(container, policy):
         return _kept(container, policy, previous)
     derivation = derive(container, policy)
-    if not container.paused:
-        return derivation
-    paused = tuple(dataclasses.replace(s, maintenance=PAUSED) for s in derivation.services)
-    return dataclasses.replace(derivation, services=paused)
+    if container.paused:
+        paused = tuple(dataclasses.replace(s, maintenance=PAUSED) for s in derivation.services)
+        derivation = dataclasses.replace(derivation, services=paused)
+    return drained(container, derivation, policy)
 
 
 def keeps(container: Container, policy: Policy) -> bool:

@@ -30,7 +30,7 @@ from registrator.core.policy import Findings, Policy
 #: Keys with a meaning of their own; every other key becomes service Meta.
 RESERVED_KEYS = frozenset(
     {"NAME", "TAGS", "ID", "IGNORE", "NETWORK", "ADDRESS_FAMILY", "PORT"}
-    | {"WEIGHT_PASSING", "WEIGHT_WARNING", "ENABLE_TAG_OVERRIDE"}
+    | {"WEIGHT_PASSING", "WEIGHT_WARNING", "ENABLE_TAG_OVERRIDE", "DRAIN"}
 )
 _NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})")
 _ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,256}")

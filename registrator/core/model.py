@@ -111,6 +111,15 @@ class Container:
     health: Health | None = None
     #: the Swarm task this container runs; None for a plain container
     swarm: SwarmTask | None = None
+    #: the signal `docker stop` sends it (Config.StopSignal, as a number): SIGTERM unless set
+    stop_signal: int = 15
+    #: seconds `docker stop` waits for it before SIGKILL (Config.StopTimeout)
+    stop_timeout: int = 10
+    #: State.StartedAt: tells the same run from a restart
+    started_at: str = ""
+    #: it received its stop signal and still runs (set by the runtime: Docker records no such
+    #: state, so a fresh inspect always says False)
+    draining: bool = False
 
     @property
     def network_peer_id(self) -> ContainerID | None:

@@ -7,6 +7,7 @@ is derived, the declarations it could not honour and the ports it deliberately l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from registrator.core.model import Problem
 
@@ -17,6 +18,9 @@ _SHOWN = 200
 #: ride out a restart or an upgrade of registrator, short enough that a host where it stopped
 #: shows up in Consul instead of reporting stale health forever.
 DEFAULT_DRIVEN_TTL = 600
+
+#: `--drain`: what a container's services become when it receives its stop signal.
+DrainMode = Literal["maintenance", "deregister", "off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class Policy:
     network: str = ""  # --network: the network whose container address is registered
     require_label: str = ""  # --require-label: LABEL or LABEL=VALUE a container must carry
     keep_failed: bool = False  # -deregister on-success: keep the services of a failed container
+    drain: DrainMode = "maintenance"  # --drain: services of a container being stopped
     checks: CheckPolicy = field(default_factory=CheckPolicy)
 
 

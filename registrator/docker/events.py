@@ -11,6 +11,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
+from registrator.core.drain import signal_number
 from registrator.core.errors import DockerUnavailable
 from registrator.core.model import ContainerID
 
@@ -27,6 +28,7 @@ RELEVANT_ACTIONS = frozenset(
         "connect",
         "disconnect",
         "update",
+        "kill",
     }
 )
 
@@ -39,6 +41,8 @@ class Event:
     action: str
     #: for `die`: the exit code Docker reports with it
     exit_code: int | None = None
+    #: for `kill`: the number of the signal Docker sent (`docker stop`, `docker kill -s`)
+    signal: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,7 @@ def event_from_docker(raw: dict[str, Any]) -> Event | ServiceEvent | None:
         return None
     if action not in RELEVANT_ACTIONS or not container:
         return None
-    return Event(ContainerID(str(container)), action, _exit_code(raw))
+    return Event(ContainerID(str(container)), action, _exit_code(raw), _signal(raw))
 
 
 def _exit_code(raw: dict[str, Any]) -> int | None:
@@ -78,6 +82,14 @@ def _exit_code(raw: dict[str, Any]) -> int | None:
         return int(code) if raw.get("Action") == "die" and code is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _signal(raw: dict[str, Any]) -> int | None:
+    """Docker writes the number ("15"); a name is read too, anything else is None."""
+    sent = ((raw.get("Actor") or {}).get("Attributes") or {}).get("signal")
+    if raw.get("Action") != "kill" or sent is None:
+        return None
+    return signal_number(str(sent))
 
 
 class EventStream:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from registrator.core.drain import SIGTERM, signal_number
 from registrator.core.model import (
     Binding,
     Container,
@@ -27,6 +28,8 @@ SERVICE_ID = "com.docker.swarm.service.id"
 SERVICE_NAME = "com.docker.swarm.service.name"
 TASK_ID = "com.docker.swarm.task.id"
 TASK_NAME = "com.docker.swarm.task.name"
+#: Docker's stop timeout when a container sets none (`docker stop` without `-t`).
+DEFAULT_STOP_TIMEOUT = 10
 
 
 def container_from_inspect(data: Mapping[str, Any]) -> Container:
@@ -51,6 +54,9 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         networks=_networks(settings),
         health=_health(config, state),
         swarm=swarm_task(labels),
+        stop_signal=signal_number(str(config.get("StopSignal") or "")) or SIGTERM,
+        stop_timeout=_stop_timeout(config.get("StopTimeout")),
+        started_at=str(state.get("StartedAt") or ""),
     )
 
 
@@ -76,6 +82,18 @@ def parse_env(entries: Any) -> dict[str, str]:
         if key:
             env[key] = value
     return env
+
+
+def _stop_timeout(value: Any) -> int:
+    """Config.StopTimeout: absent unless set (`--stop-timeout`, compose's stop_grace_period).
+
+    -1 (wait for ever) counts as the default: a drain must end some time.
+    """
+    try:
+        seconds = int(value) if value is not None else DEFAULT_STOP_TIMEOUT
+    except (TypeError, ValueError):
+        return DEFAULT_STOP_TIMEOUT
+    return seconds if seconds >= 0 else DEFAULT_STOP_TIMEOUT
 
 
 def _split_port_key(key: str) -> tuple[int, Protocol] | None:

@@ -8,6 +8,8 @@ events costs one pass. Two timers add work: the periodic resync (Docker and Cons
 agent check (Consul only, against what is already known: it repairs an agent that restarted
 empty or was edited by hand within seconds, and writes nothing when all is well). A third
 re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
+The worker also wakes at the deadline of each drain in progress, to lift a drain whose
+container was not stopped after all.
 Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
 """
 
@@ -17,105 +19,25 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
-from registrator.core.model import ContainerID
 from registrator.runtime.executor import Outcome
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
-from registrator.runtime.work import Changes, FullPass, Timer
-
-
-class _HasContainer(Protocol):
-    @property
-    def container(self) -> ContainerID: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def exit_code(self) -> int | None: ...
-
-
-@runtime_checkable
-class _HasService(Protocol):
-    """A Swarm service update: its tasks on this node are read again."""
-
-    @property
-    def service(self) -> str: ...
-    @property
-    def action(self) -> str: ...
+from registrator.runtime.work import ContainerEvent, FullPass, Item, Pending, ServiceUpdate, Timer
 
 
 class Subscription(Protocol):
-    def __iter__(self) -> Iterator[_HasContainer | _HasService]: ...
+    def __iter__(self) -> Iterator[ContainerEvent | ServiceUpdate]: ...
     def close(self) -> None: ...
 
 
 class EventSource(Protocol):
     def events(self) -> Subscription: ...
-
-
-#: Docker sends these while it starts or cleans up a container too, not only on a user's
-#: `docker network connect`.
-NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
-
-
-_Item = _HasContainer | _HasService | ContainerID | FullPass
-
-
-@dataclass
-class _Work:
-    """What the worker owes: at most one full pass, plus the containers events named.
-
-    `exited` holds the containers whose latest lifecycle event was `die`, with the exit code
-    it reported. Only a `start` undoes that; the `disconnect` and `destroy` that follow a
-    `die` do not. `network_only` holds those with nothing but network events pending;
-    `services` the Swarm services updated.
-    """
-
-    full: FullPass | None = None
-    containers: set[ContainerID] = field(default_factory=set)
-    exited: dict[ContainerID, int] = field(default_factory=dict)
-    network_only: set[ContainerID] = field(default_factory=set)
-    services: set[str] = field(default_factory=set)
-
-    def add(self, item: _Item) -> None:
-        if isinstance(item, str):
-            self.containers.add(item)
-            self.network_only.discard(item)
-        elif isinstance(item, FullPass):
-            self.full = item if self.full is None else self.full.merge(item)
-        elif isinstance(item, _HasService):
-            self.services.add(item.service)
-        else:
-            self._add_event(item)
-
-    def changes(self) -> Changes:
-        return Changes(
-            frozenset(self.containers),
-            dict(self.exited),
-            frozenset(self.network_only),
-            services=frozenset(self.services),
-        )
-
-    def _add_event(self, item: _HasContainer) -> None:
-        if item.action in NETWORK_ACTIONS:
-            if item.container not in self.containers:
-                self.network_only.add(item.container)
-        else:
-            self.network_only.discard(item.container)
-        self.containers.add(item.container)
-        if item.action == "die" and item.exit_code is not None:
-            self.exited[item.container] = item.exit_code
-        elif item.action == "start":
-            self.exited.pop(item.container, None)
-
-    def __bool__(self) -> bool:
-        return self.full is not None or bool(self.containers) or bool(self.services)
 
 
 class Daemon:
@@ -145,7 +67,7 @@ class Daemon:
         ]
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._queue: queue.Queue[Item | None] = queue.Queue()
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
@@ -153,13 +75,15 @@ class Daemon:
     def run(self) -> None:
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
-        pending = _Work()
+        pending = Pending()
         try:
             while not self.stop.is_set():
                 pending = self._collect(pending, self._timeout(pending))
                 for timer, item in self._timers:
                     if timer.fire():
                         pending.add(item)
+                for container in self._reconciler.lift_drains(time.monotonic()):
+                    pending.add(container)
                 if pending and not self.stop.is_set():
                     pending = self.step(pending)
         finally:
@@ -172,7 +96,7 @@ class Daemon:
         if self._subscription is not None:
             self._subscription.close()
 
-    def step(self, work: _Work) -> _Work:
+    def step(self, work: Pending) -> Pending:
         """One reconcile for everything in `work`; returns what is still owed after it.
 
         After any failure a full reconcile is owed: a scoped retry could miss a service whose
@@ -196,9 +120,9 @@ class Daemon:
         self._failures = 0
         if work.full is not None and work.full.docker:
             self.reconciled.set()
-        return _Work()
+        return Pending()
 
-    def _reconcile(self, work: _Work) -> Outcome:
+    def _reconcile(self, work: Pending) -> Outcome:
         """The containers events named first, then the full pass if one is owed.
 
         A full pass re-reads only containers whose name or state changed (or none, for the
@@ -210,9 +134,9 @@ class Daemon:
                 return outcome
         return self._reconciler.full(work.full)
 
-    def _failed(self, work: _Work) -> _Work:
+    def _failed(self, work: Pending) -> Pending:
         self._failures += 1
-        owed = _Work()
+        owed = Pending()
         owed.add(work.full or FullPass())
         owed.add(FullPass())
         return owed
@@ -221,7 +145,7 @@ class Daemon:
         self._observer.failed("reconcile.failed")
         self._consul_lost = self._consul_lost or isinstance(error, RegistryUnavailable)
 
-    def _observe(self, work: _Work, outcome: Outcome, seconds: float) -> None:
+    def _observe(self, work: Pending, outcome: Outcome, seconds: float) -> None:
         scope = "containers" if work.full is None else work.full.scope
         self._observer.reconciled(scope=scope, seconds=seconds, ok=outcome.ok)
         if self._consul_lost:
@@ -229,7 +153,7 @@ class Daemon:
             self._consul_lost = False
 
     @staticmethod
-    def _log_done(work: _Work, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
+    def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
         """The reconcile's counts, its wall time and the process CPU time it took."""
         scope = "containers" if work.full is None else work.full.scope
         logger.debug(
@@ -245,13 +169,14 @@ class Daemon:
             cpu_seconds=round(cpu_seconds, 4),
         )
 
-    def _timeout(self, pending: _Work) -> float | None:
+    def _timeout(self, pending: Pending) -> float | None:
         if pending:
             return self._retry.backoff(self._failures) if self._failures else 0.0
         due = min(timer.due for timer, _ in self._timers)
+        due = min(due, self._reconciler.drain_deadline() or float("inf"))
         return None if due == float("inf") else max(0.0, due - time.monotonic())
 
-    def _collect(self, pending: _Work, timeout: float | None) -> _Work:
+    def _collect(self, pending: Pending, timeout: float | None) -> Pending:
         """Wait up to `timeout` for work, then take everything already queued with it."""
         try:
             item = self._queue.get(timeout=timeout)
@@ -288,9 +213,9 @@ class Daemon:
                     self._observer.failed("docker.events.broken")
             reinspect = True
 
-    def _forward(self, events: Iterable[_HasContainer | _HasService]) -> None:
+    def _forward(self, events: Iterable[ContainerEvent | ServiceUpdate]) -> None:
         for event in events:
-            if isinstance(event, _HasService):
+            if isinstance(event, ServiceUpdate):
                 logger.debug("docker.event", action=event.action, swarm_service=event.service)
             else:
                 logger.debug("docker.event", action=event.action, container=event.container[:12])

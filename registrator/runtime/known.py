@@ -1,14 +1,20 @@
-"""What Docker last said about each container, and what it was decided to have registered."""
+"""What Docker last said about each container, and what it was decided to have registered.
+
+It also holds what Docker does not record: which containers received their stop signal and
+are draining, and until when (a monotonic deadline: stop timeout plus `drain.GRACE`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from loguru import logger
 
 from registrator.core.decide import decide
+from registrator.core.drain import drain_for, lifted_after, signal_name
 from registrator.core.model import (
     Container,
     ContainerID,
@@ -38,9 +44,26 @@ class KnownContainers:
         self._origin: dict[ServiceID, str] = {}
         #: a Swarm task whose service labels could not be read (a worker) was logged
         self._noted_worker = False
+        #: containers draining -> when their drain is lifted if they still run (monotonic)
+        self._drains: dict[ContainerID, float] = {}
 
     def learn(self, container: Container) -> None:
-        """Remember what `container` now is, and decide what it should have registered."""
+        """Remember what `container` now is, and decide what it should have registered.
+
+        A fresh inspect knows nothing of a drain: one in progress goes on while the container
+        runs the same start (`started_at`), so a resync never undoes it.
+        """
+        known = self._known.get(container.id)
+        if known is not None and known.container.draining and not container.draining:
+            draining = container.running and container.started_at == known.container.started_at
+            container = dataclasses.replace(container, draining=draining)
+        self._decide(container)
+
+    def _decide(self, container: Container) -> None:
+        if not container.running:
+            container = dataclasses.replace(container, draining=False)
+        if not container.draining:
+            self._drains.pop(container.id, None)
         previous = self._known.get(container.id)
         derivation = decide(container, self.policy, previous.derivation if previous else None)
         if derivation.kept and not (previous and previous.derivation.kept):
@@ -64,14 +87,69 @@ class KnownContainers:
         self.learn(stopped)
         return True
 
+    def signalled(
+        self, container_id: ContainerID, signals: Collection[int], *, now: float | None = None
+    ) -> bool:
+        """Apply `kill` events without an inspect; False when the container is not known.
+
+        Its stop signal starts a drain (unless it is off for the container); any other
+        signal changes nothing.
+        """
+        known = self._known.get(container_id)
+        if known is None:
+            return False
+        container = known.container
+        if container.stop_signal not in signals or container.draining:
+            return True
+        if not known.derivation.services:  # not running, ignored, not ours: nothing to drain
+            return True
+        drain = drain_for(container, self.policy)
+        if drain.mode == "off":
+            logger.debug("container.not_drained", container=container.name, why=drain.source)
+            return True
+        self._decide(dataclasses.replace(container, draining=True))
+        now = time.monotonic() if now is None else now
+        self._drains[container_id] = now + lifted_after(container)
+        logger.info(
+            "container.draining",
+            container=container.name,
+            signal=signal_name(container.stop_signal),
+            mode=drain.mode,
+            lifted_after=lifted_after(container),
+        )
+        self._observer.drained(lifted=False)
+        return True
+
+    def drain_deadline(self) -> float | None:
+        """When the next drain in progress is due to be lifted (monotonic), if any is."""
+        return min(self._drains.values(), default=None)
+
+    def lift_drains(self, now: float | None = None) -> list[ContainerID]:
+        """End the drains of containers still running at their deadline: they were not being
+        stopped after all (an application that reloads on SIGTERM). Returns them."""
+        now = time.monotonic() if now is None else now
+        due = [c for c, deadline in self._drains.items() if deadline <= now]
+        for container_id in due:
+            container = self._known[container_id].container
+            self._decide(dataclasses.replace(container, draining=False))
+            logger.warning(
+                "container.drain_lifted",
+                container=container.name,
+                after=lifted_after(container),
+                reason="still running after its stop timeout: it was not being stopped",
+            )
+            self._observer.drained(lifted=True)
+        return due
+
     def forget(self, container_id: ContainerID) -> None:
         self._known.pop(container_id, None)
+        self._drains.pop(container_id, None)
 
     def keep_only(self, summaries: Iterable[ContainerSummary]) -> None:
         """Forget the containers Docker no longer lists."""
         listed = {s.id for s in summaries}
         for gone in set(self._known) - listed:
-            del self._known[gone]
+            self.forget(gone)
 
     def seen(self, summary: ContainerSummary) -> bool:
         """Whether the container is known under its listed name and state."""

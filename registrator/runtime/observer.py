@@ -2,9 +2,9 @@
 
 The reconciler and the daemon call an `Observer` at the few moments an operator wants counted
 (a service written, an error, a reconcile finished, a peer back after an outage, progress of a
-long pass). They never import the metrics library: `metrics.Metrics` is one observer, the
-`--resync` progress printer another, and the default does nothing, so unit tests and other
-callers need not care.
+long pass, a container drained). They never import the metrics library: `metrics.Metrics` is
+one observer, the `--resync` progress printer another, and the default does nothing, so unit
+tests and other callers need not care.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Observer(Protocol):
     def progress(self, stage: str, *, done: int, total: int) -> None:
         """`done` of `total` items of a pass's `stage` (inspect, write) are finished."""
 
+    def drained(self, *, lifted: bool) -> None:
+        """A container was drained at its stop signal; `lifted` when a drain was lifted
+        because the container still ran at its deadline."""
+
 
 class NullObserver:
     """Observes nothing: the default wherever no one is listening."""
@@ -54,6 +58,9 @@ class NullObserver:
         pass
 
     def progress(self, stage: str, *, done: int, total: int) -> None:
+        pass
+
+    def drained(self, *, lifted: bool) -> None:
         pass
 
 
@@ -89,3 +96,7 @@ class Observers:
     def progress(self, stage: str, *, done: int, total: int) -> None:
         for o in self._all:
             o.progress(stage, done=done, total=total)
+
+    def drained(self, *, lifted: bool) -> None:
+        for o in self._all:
+            o.drained(lifted=lifted)

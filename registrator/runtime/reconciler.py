@@ -99,6 +99,13 @@ class Reconciler:
     def report_denied(self, error: RegistryDenied) -> None:
         self._executor.report_denied(error)
 
+    def drain_deadline(self) -> float | None:
+        return self.known.drain_deadline()
+
+    def lift_drains(self, now: float) -> list[ContainerID]:
+        """Lift the drains past their deadline; their containers are to be reconciled."""
+        return self.known.lift_drains(now)
+
     def _plan(
         self,
         actual: dict[ServiceID, Service],
@@ -157,9 +164,14 @@ class Reconciler:
             code = changes.exited.get(container)
             if code is not None and self.known.exited(container, code):
                 continue
+            signals = changes.signalled.get(container, frozenset())
+            if container in changes.signal_only and self.known.signalled(container, signals):
+                continue
             if container in changes.network_only and not self.known.runs(container):
                 continue
             self._read(container)
+            if signals:
+                self.known.signalled(container, signals)
 
     def _read(self, container_id: ContainerID) -> None:
         self._inspected += 1

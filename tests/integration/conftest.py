@@ -98,7 +98,8 @@ class Containers:
     ) -> str:
         """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not.
 
-        `create` holds further create_container arguments (an entrypoint, say).
+        `create` holds further create_container arguments (an entrypoint, a stop signal, a
+        stop timeout other than 1 s, say).
         """
         host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
         name = name or f"rt-{uuid.uuid4().hex[:10]}"
@@ -111,9 +112,8 @@ class Containers:
             ports=[_port_spec(p) for p in (*(ports or {}), *(expose or ()))],
             name=name,
             host_config=host,
-            stop_timeout=1,
             healthcheck=healthcheck,
-            **(create or {}),
+            **{"stop_timeout": 1, **(create or {})},
         )
         self.ids.append(created["Id"])
         self.api.start(created["Id"])

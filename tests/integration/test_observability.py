@@ -84,16 +84,21 @@ def test_metrics_readiness_and_json_logs_of_a_running_daemon(
     assert sample(metrics, 'registrator_reconcile_duration_seconds_count{scope="full"}') >= 1
     assert sample(metrics, 'registrator_reconnects_total{peer="docker"}') == 0
 
-    containers.api.stop(web, timeout=1)
+    containers.api.stop(web, timeout=1)  # drained at SIGTERM, deregistered at death
     wait_until(lambda: service_id not in consul.services(), what=f"{service_id} gone")
     wait_until(
         lambda: sample(get(port, "/metrics")[1], "registrator_deregistrations_total") >= 1,
         what="a deregistration counted",
     )
+    assert sample(get(port, "/metrics")[1], "registrator_drains_total") == 1
 
     entries = json_lines(reg.log)  # every line of the log is one JSON object
     registered = [e for e in entries if e.get("service") == service_id]
-    assert [e["event"] for e in registered] == ["service.registered", "service.deregistered"]
+    assert [e["event"] for e in registered] == [
+        "service.registered",
+        "service.maintenance",
+        "service.deregistered",
+    ]
     assert {e["container"] for e in registered} == {containers.name(web)}
     [bad] = [
         e

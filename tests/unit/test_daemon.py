@@ -8,10 +8,10 @@ import pytest
 
 from registrator.core.model import Binding, Container, ContainerID, Health, Port, ServiceID
 from registrator.core.policy import Policy
-from registrator.runtime.daemon import Daemon, _Work
+from registrator.runtime.daemon import Daemon
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
-from registrator.runtime.work import FullPass
+from registrator.runtime.work import FullPass, Pending
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -32,7 +32,7 @@ def web(name: str = "web", cid: str = "c") -> Container:
 
 
 def test_work_coalesces_containers_and_full_requests() -> None:
-    work = _Work()
+    work = Pending()
     for item in (ContainerID("a"), ContainerID("a"), FullPass(docker=False), ContainerID("b")):
         work.add(item)
     work.add(FullPass(reinspect=True))
@@ -46,6 +46,7 @@ class _Event:
     container: ContainerID
     action: str
     exit_code: int | None = None
+    signal: int | None = None
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ class _Event:
 def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
     events: list[_Event], exited: dict[str, int]
 ) -> None:
-    work = _Work()
+    work = Pending()
     for event in events:
         work.add(event)
 
@@ -81,7 +82,7 @@ def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
 def test_work_knows_containers_with_only_network_events(
     actions: list[str], network_only: bool
 ) -> None:
-    work = _Work()
+    work = Pending()
     for action in actions:
         work.add(_Event(ContainerID("a"), action, 0 if action == "die" else None))
 
@@ -94,7 +95,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
     docker.add(web())
     consul.down = True
 
-    owed = daemon.step(_Work(containers={ContainerID("c")}))
+    owed = daemon.step(Pending(containers={ContainerID("c")}))
 
     assert owed.full == FullPass()
     consul.down = False
@@ -106,11 +107,11 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
     daemon, docker, consul = make()
     docker.add(web("old"))
-    daemon.step(_Work(full=FullPass()))
+    daemon.step(Pending(full=FullPass()))
     docker.add(web("new"))
     consul.down = True
 
-    owed = daemon.step(_Work(containers={ContainerID("c")}))
+    owed = daemon.step(Pending(containers={ContainerID("c")}))
     consul.down = False
     daemon.step(owed)
 
@@ -120,11 +121,11 @@ def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
 def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
     daemon, docker, consul = make()
     docker.add(web())
-    daemon.step(_Work(full=FullPass()))
+    daemon.step(Pending(full=FullPass()))
     consul.registered.clear()
     inspected = len(docker.inspected)
 
-    daemon.step(_Work(full=FullPass(docker=False)))
+    daemon.step(Pending(full=FullPass(docker=False)))
 
     assert list(consul.registered) == [ServiceID("h:web:80")]
     assert len(docker.inspected) == inspected
@@ -133,10 +134,10 @@ def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
 def test_agent_check_with_nothing_changed_writes_nothing() -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), paused=True))
-    daemon.step(_Work(full=FullPass()))
+    daemon.step(Pending(full=FullPass()))
     writes = consul.writes
 
-    daemon.step(_Work(full=FullPass(docker=False)))
+    daemon.step(Pending(full=FullPass(docker=False)))
 
     assert consul.writes == writes
     assert consul.registered[ServiceID("h:web:80")].maintenance
@@ -148,10 +149,10 @@ def test_agent_check_with_nothing_changed_writes_nothing() -> None:
 def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), health=Health("starting")))
-    daemon.step(_Work(full=FullPass()))
+    daemon.step(Pending(full=FullPass()))
     docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
 
-    daemon.step(_Work(full=full, containers={ContainerID("c")}))
+    daemon.step(Pending(full=full, containers={ContainerID("c")}))
 
     (check,) = consul.registered[ServiceID("h:web:80")].checks
     assert (check.status, check.output) == ("passing", "ok")

@@ -41,6 +41,8 @@ def test_report_lists_services_skips_with_hints_and_problems() -> None:
     assert text.splitlines() == [
         "container shop (0123456789ab), image nginx:1.25, running",
         "host identity h; published ports are registered at 10.0.0.9 (the Consul agent's address)",
+        "on its stop signal (SIGTERM, docker stop): drained (maintenance) until it dies, 15s at"
+        " most (--drain maintenance)",
         "",
         "services (1):",
         "  h:shop:80",
@@ -182,7 +184,7 @@ def test_report_shows_the_whole_definition() -> None:
 
     text = report(container, derive(container, policy), policy=policy, consul=ConsulView())
 
-    assert text.splitlines()[4:12] == [
+    assert text.splitlines()[5:13] == [
         "  h:api:9100",
         "    name     api",
         "    address  [fd00::2]:9100",

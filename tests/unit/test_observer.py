@@ -9,11 +9,11 @@ import pytest
 from registrator.core.errors import RegistryError
 from registrator.core.model import Binding, Container, ContainerID, Port, Service
 from registrator.core.policy import Policy
-from registrator.runtime.daemon import Daemon, _Work
+from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observers, Peer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
-from registrator.runtime.work import FullPass
+from registrator.runtime.work import FullPass, Pending
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -39,6 +39,9 @@ class Recorder:
 
     def progress(self, stage: str, *, done: int, total: int) -> None:
         self.calls.append(("progress", stage, done, total))
+
+    def drained(self, *, lifted: bool) -> None:
+        self.calls.append(("drained", lifted))
 
     def of(self, kind: str) -> list[tuple[object, ...]]:
         return [c for c in self.calls if c[0] == kind]
@@ -120,10 +123,10 @@ def test_a_failed_pass_is_counted_and_consul_coming_back_is_a_reconnect(
     _, daemon = reconciler_with(docker, consul, recorder)
     consul.down = True
 
-    owed = daemon.step(_Work(full=FullPass()))
+    owed = daemon.step(Pending(full=FullPass()))
     consul.down = False
     daemon.step(owed)
-    daemon.step(_Work(full=FullPass()))
+    daemon.step(Pending(full=FullPass()))
 
     assert [c for c in recorder.calls if c[0] in {"failed", "reconciled", "reconnected"}] == [
         ("failed", "reconcile.failed"),

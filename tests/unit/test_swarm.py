@@ -22,10 +22,11 @@ from registrator.core.model import (
 from registrator.core.policy import Policy
 from registrator.docker.events import Event, ServiceEvent, event_from_docker
 from registrator.docker.inspect import container_from_inspect, swarm_task
-from registrator.runtime.daemon import Daemon, _Work
+from registrator.runtime.daemon import Daemon
 from registrator.runtime.known import KnownContainers
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.work import Pending
 from tests.support import load_fixture
 from tests.unit.fakes import FakeConsul, FakeDocker
 
@@ -225,13 +226,13 @@ def test_a_service_update_re_derives_its_tasks_here_and_only_those() -> None:
     daemon, docker, consul = _daemon()
     docker.add(task(service_labels={"SERVICE_TAGS": "blue"}))
     docker.add(Container(ContainerID("plain"), "plain", "img", ports=(Port(80, "tcp"),)))
-    work = _Work()
+    work = Pending()
     work.add(Event(ContainerID("c1"), "start"))
     daemon.step(work)
     docker.add(task(service_labels={"SERVICE_TAGS": "green"}))
     docker.inspected.clear()
 
-    work = _Work()
+    work = Pending()
     work.add(ServiceEvent("svc1", "update"))
     daemon.step(work)
 
@@ -241,7 +242,7 @@ def test_a_service_update_re_derives_its_tasks_here_and_only_those() -> None:
 
 def test_an_update_of_a_service_without_tasks_here_costs_nothing() -> None:
     daemon, docker, consul = _daemon()
-    work = _Work()
+    work = Pending()
     work.add(ServiceEvent("elsewhere", "update"))
 
     assert work
