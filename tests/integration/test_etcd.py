@@ -134,7 +134,7 @@ def test_a_restarted_registrator_adopts_its_live_keys_without_a_write(
     etcd: EtcdServer, containers: Containers, start_registrator: StartRegistrator, identity: str
 ) -> None:
     prefix = f"/services-{identity}"
-    args = (etcd.uri(prefix), "--hostname", identity, "--ttl", "3")
+    args = (etcd.uri(prefix), "--hostname", identity, "--ttl", "10")
     first = start_registrator(*args)
     _web(containers)
     wait_until(lambda: _ours(etcd, prefix, containers), what="registered")
@@ -145,9 +145,9 @@ def test_a_restarted_registrator_adopts_its_live_keys_without_a_write(
     revision = etcd.revision()
 
     second = start_registrator(*args)
-    second.wait_for_log("scope=full")
+    second.wait_for_log("scope=full", timeout=60)
     lease = next(iter(before.values()))["lease"]
-    wait_until(lambda: _refreshed(etcd, lease), timeout=10, what="the old lease kept alive")
+    wait_until(lambda: _refreshed(etcd, lease), timeout=15, what="the old lease kept alive")
     assert _ours(etcd, prefix, containers) == before
     assert etcd.revision() == revision
 
