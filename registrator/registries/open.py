@@ -80,28 +80,11 @@ def open_registry(
     interval = float(ttl_refresh) if ttl_refresh else max(1.0, lease / 3)
     if scheme in {"etcd", "skydns2"}:
         registry = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
-        return Opened(
-            registry,
-            scheme,
-            f"{registry.base_url}{registry.prefix}",
-            ping=lambda seconds: registry.ping(timeout=seconds),
-            close=registry.close,
-            heartbeat=registry.heartbeat,
-            heartbeat_interval=interval,
-            lease_ttl=lease,
-        )
+        where = f"{scheme} {registry.base_url}{registry.prefix}"
+        return _leased(registry, scheme, where, interval=interval, lease=lease)
     if scheme in {"consulkv", "consulkv-tls"}:
         kv = _consulkv(uri, scheme, lease=lease, health=health, env=env, timeout=timeout)
-        return Opened(
-            kv,
-            "consulkv",
-            uri,
-            ping=lambda seconds: kv.ping(timeout=seconds),
-            close=kv.close,
-            heartbeat=kv.heartbeat,
-            heartbeat_interval=interval,
-            lease_ttl=lease,
-        )
+        return _leased(kv, "consulkv", uri, interval=interval, lease=lease)
     try:
         agent = ConsulAgent(consul_target(uri, env), timeout=timeout)
     except ConfigError as e:
@@ -114,6 +97,21 @@ def open_registry(
         uri or "consul",
         ping=lambda seconds: agent.ping(timeout=seconds),
         close=agent.close,
+    )
+
+
+def _leased(
+    registry: EtcdRegistry | ConsulKV, kind: str, where: str, *, interval: float, lease: int
+) -> Opened:
+    return Opened(
+        registry,
+        kind,
+        where,
+        ping=lambda seconds: registry.ping(timeout=seconds),
+        close=registry.close,
+        heartbeat=registry.heartbeat,
+        heartbeat_interval=interval,
+        lease_ttl=lease,
     )
 
 

@@ -8,9 +8,7 @@ events costs one pass. Two timers add work: the periodic resync (Docker and Cons
 agent check (Consul only, against what is already known: it repairs an agent that restarted
 empty or was edited by hand within seconds, and writes nothing when all is well). A third
 re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
-A registry whose keys hang on a lease (etcd, Consul KV) gets a third thread, the heartbeat,
-which keeps the lease alive on its own clock, so a long reconcile never lets it expire; when the
-lease was lost meanwhile it asks for a full pass, which writes every key again under a new one.
+A registry whose keys hang on a lease (etcd, Consul KV) gets a third thread (`heartbeat`).
 Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
 """
 
@@ -19,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +26,7 @@ from loguru import logger
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
 from registrator.core.model import ContainerID
 from registrator.runtime.executor import Outcome
+from registrator.runtime.heartbeat import Heartbeat, keep_alive
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
@@ -127,7 +126,7 @@ class Daemon:
         resync_interval: float = 0,
         agent_check_interval: float = 0,
         refresh_interval: float = 0,
-        heartbeat: Callable[[], bool] | None = None,
+        heartbeat: Heartbeat | None = None,
         heartbeat_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
@@ -156,7 +155,9 @@ class Daemon:
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
         if self._heartbeat is not None and self._heartbeat_interval > 0:
-            threading.Thread(target=self._beat, name="registry-heartbeat", daemon=True).start()
+            beats = (self._heartbeat, self._heartbeat_interval)
+            lost = {"stop": self.stop, "on_lost": lambda: self._queue.put(FullPass(docker=False))}
+            threading.Thread(target=keep_alive, args=beats, kwargs=lost, daemon=True).start()
         pending = _Work()
         try:
             while not self.stop.is_set():
@@ -265,26 +266,6 @@ class Daemon:
                 item = self._queue.get_nowait()
         except queue.Empty:
             return pending
-
-    def _beat(self) -> None:
-        """Keep the registry's lease alive; a failed beat is tried again within a second."""
-        assert self._heartbeat is not None
-        failing = False
-        wait = self._heartbeat_interval
-        while not self.stop.wait(wait):
-            try:
-                lost = self._heartbeat()
-            except BackendError as e:
-                log = logger.debug if failing else logger.warning
-                log("registry.heartbeat_failed", error=str(e))
-                failing, wait = True, min(self._heartbeat_interval, 1.0)
-                continue
-            if failing:
-                logger.info("registry.heartbeat_restored")
-            failing, wait = False, self._heartbeat_interval
-            if lost:
-                logger.warning("registry.lease_lost", hint="every key is written again")
-                self._queue.put(FullPass(docker=False))
 
     def _watch(self) -> None:
         reinspect = False

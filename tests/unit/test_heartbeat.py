@@ -1,22 +1,16 @@
-"""The daemon's heartbeat thread: a lost lease asks for a full pass; failures are retried."""
+"""The heartbeat thread: a lost lease asks for one full pass; failures do not stop it."""
 
 from __future__ import annotations
 
-import queue
 import threading
 
 from registrator.core.errors import RegistryUnavailable
-from registrator.core.policy import Policy
-from registrator.runtime.daemon import Daemon
-from registrator.runtime.reconciler import Reconciler
-from registrator.runtime.retry import RetryPolicy
-from registrator.runtime.work import FullPass
+from registrator.runtime.heartbeat import keep_alive
 from tests.support import wait_until
-from tests.unit.fakes import FakeConsul, FakeDocker
 
 
 class Beats:
-    """Answers the daemon's beats from a script: True (lost), False, or an error."""
+    """Answers beats from a script: True (lost), False, or an error to raise."""
 
     def __init__(self, *answers: bool | Exception) -> None:
         self.answers = list(answers)
@@ -30,31 +24,20 @@ class Beats:
         return answer
 
 
-def test_a_lost_lease_queues_one_registry_only_full_pass_and_failures_do_not_stop_it() -> None:
-    beats = Beats(RegistryUnavailable("down"), RegistryUnavailable("down"), True)
-    stop = threading.Event()
-    reconciler = Reconciler(FakeDocker(), FakeConsul(), Policy("h"), stop=stop)
-    daemon = Daemon(
-        reconciler,
-        None,  # type: ignore[arg-type]
-        heartbeat=beats,
-        heartbeat_interval=0.01,
-        retry=RetryPolicy.without_waits(),
-        stop=stop,
+def test_a_lost_lease_is_reported_once_and_failures_do_not_stop_the_beats() -> None:
+    beats = Beats(RegistryUnavailable("down"), RegistryUnavailable("down"), True, False)
+    stop, lost = threading.Event(), []
+    thread = threading.Thread(
+        target=keep_alive,
+        args=(beats, 0.01),
+        kwargs={"stop": stop, "on_lost": lambda: lost.append(beats.calls)},
+        daemon=True,
     )
-    thread = threading.Thread(target=daemon._beat, daemon=True)
     thread.start()
     try:
-        item = daemon._queue.get(timeout=5)
-        wait_until(lambda: beats.calls >= 4, what="beats go on after the loss")
+        wait_until(lambda: beats.calls >= 6, what="beats go on after failures and the loss")
     finally:
         stop.set()
         thread.join(timeout=5)
 
-    assert item == FullPass(docker=False)
-    assert beats.calls >= 4
-    try:
-        extra = daemon._queue.get_nowait()
-    except queue.Empty:
-        extra = None
-    assert extra is None
+    assert lost == [3]

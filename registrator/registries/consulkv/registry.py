@@ -18,32 +18,19 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Collection
-from typing import Any
-
-import httpx
 
 from registrator.core.errors import (
     ConfigError,
-    RegistryDenied,
-    RegistryError,
     RegistryRefused,
     RegistryUnavailable,
 )
 from registrator.core.model import Check, Service, ServiceID
 from registrator.registries.consul.agent import ConsulAgent
-from registrator.registries.consul.agent import _tls_context as tls_context
 from registrator.registries.consul.target import ConsulTarget
+from registrator.registries.consulkv.client import ConsulKVClient, SessionLost, b64
 from registrator.registries.kv.layout import Layout, held, unequal
 
 DEFAULT_TTL = 30
-
-
-class SessionLost(RegistryError):
-    """The session a write named is gone (invalidated, or the agent lost it)."""
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 class ConsulKV:
@@ -59,15 +46,7 @@ class ConsulKV:
         timeout: float = 10,
     ) -> None:
         self._agent = ConsulAgent(target, timeout=timeout)
-        headers = {"X-Consul-Token": target.token} if target.token else {}
-        transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
-        self._http = httpx.Client(
-            base_url=target.base_url,
-            headers=headers,
-            verify=tls_context(target),
-            timeout=timeout,
-            transport=transport,
-        )
+        self._client = ConsulKVClient(target, timeout=timeout)
         self._layout = layout
         self._ttl = ttl
         self._health = health
@@ -107,7 +86,7 @@ class ConsulKV:
             return {}
         found: dict[ServiceID, Service] = {}
         seen: dict[ServiceID, list[str]] = {}
-        for raw in self._keys():
+        for raw in self._client.keys(self._layout.root):
             value = base64.b64decode(raw.get("Value") or "").decode(errors="replace")
             key = str(raw.get("Key", ""))
             service = self._layout.parse(key, value) if raw.get("Session") == session else None
@@ -147,7 +126,7 @@ class ConsulKV:
             ours = {self._session, *self._previous} - {""}
             keys = [
                 str(raw.get("Key"))
-                for raw in self._keys()
+                for raw in self._client.keys(self._layout.root)
                 if raw.get("Session") in ours and str(raw.get("Key")).endswith(f"/{service}")
             ]
         for key in keys:
@@ -163,7 +142,7 @@ class ConsulKV:
         """Renew the session; True when it was lost since the last call."""
         session = self._session
         if session:
-            response = self._request("PUT", f"/v1/session/renew/{session}", missing_ok=True)
+            response = self._client.request("PUT", f"/v1/session/renew/{session}", missing_ok=True)
             if response.status_code == 404:
                 self._drop(session)
         with self._lock:
@@ -171,14 +150,8 @@ class ConsulKV:
         return lost
 
     def close(self) -> None:
-        self._http.close()
+        self._client.close()
         self._agent.close()
-
-    def _keys(self) -> list[dict[str, Any]]:
-        response = self._request(
-            "GET", f"/v1/kv/{self._layout.root}", params={"recurse": "true"}, missing_ok=True
-        )
-        return [] if response.status_code == 404 else list(response.json() or ())
 
     def _adopt(self, owner: str) -> str:
         """Our session; the first time, a live one a previous run left on this node."""
@@ -186,11 +159,13 @@ class ConsulKV:
             self._owner = self._owner or owner
             if owner != self._owner or self._session or self._looked_up:
                 return self._session if owner == self._owner else ""
-        node = (self._request("GET", "/v1/agent/self").json().get("Config") or {}).get("NodeName")
-        sessions = self._request("GET", f"/v1/session/node/{node}").json() or []
+        node = (self._client.request("GET", "/v1/agent/self").json().get("Config") or {}).get(
+            "NodeName"
+        )
+        sessions = self._client.request("GET", f"/v1/session/node/{node}").json() or []
         mine = [s for s in sessions if s.get("Name") == self.session_name(owner)]
         for found in mine:  # renewed at once: it may have little of its TTL left
-            self._request("PUT", f"/v1/session/renew/{found['ID']}", missing_ok=True)
+            self._client.request("PUT", f"/v1/session/renew/{found['ID']}", missing_ok=True)
         with self._lock:
             self._looked_up = True
             for found in mine:
@@ -207,7 +182,7 @@ class ConsulKV:
             name = self.session_name(self._owner or "")
         body = {"Name": name, "TTL": f"{self._ttl}s", "Behavior": "delete", "LockDelay": "0s"}
         try:
-            created = self._request("PUT", "/v1/session/create", json=body).json()
+            created = self._client.request("PUT", "/v1/session/create", json=body).json()
         except RegistryRefused as e:
             raise ConfigError(
                 f"consulkv: Consul refused a session with --ttl {self._ttl}: {e}"
@@ -224,13 +199,13 @@ class ConsulKV:
 
     def _write(self, key: str, value: str, session: str) -> None:
         """Create the key held by `session`, or rewrite it when a session of ours holds it."""
-        lock = {"KV": {"Verb": "lock", "Key": key, "Value": _b64(value), "Session": session}}
-        if self._txn([{"KV": {"Verb": "check-not-exists", "Key": key}}, lock]):
+        lock = {"KV": {"Verb": "lock", "Key": key, "Value": b64(value), "Session": session}}
+        if self._client.txn([{"KV": {"Verb": "check-not-exists", "Key": key}}, lock]):
             return
-        current = self._request("GET", f"/v1/kv/{key}", missing_ok=True)
+        current = self._client.request("GET", f"/v1/kv/{key}", missing_ok=True)
         holder = (current.json() or [{}])[0].get("Session") if current.content else None
         if current.status_code == 404:
-            if not self._txn([{"KV": {"Verb": "check-not-exists", "Key": key}}, lock]):
+            if not self._client.txn([{"KV": {"Verb": "check-not-exists", "Key": key}}, lock]):
                 raise RegistryUnavailable(f"{key} changed while it was written; trying again")
             return
         if holder not in {session, *self._previous}:
@@ -242,47 +217,12 @@ class ConsulKV:
         steps = [check, lock]
         if holder != session:
             steps.insert(1, {"KV": {"Verb": "unlock", "Key": key, "Session": holder}})
-        if not self._txn(steps):
+        if not self._client.txn(steps):
             raise RegistryUnavailable(f"{key} changed while it was written; trying again")
 
     def _delete(self, key: str) -> None:
         ours = {self._session, *self._previous} - {""}
         for session in ours:
             check = {"KV": {"Verb": "check-session", "Key": key, "Session": session}}
-            if self._txn([check, {"KV": {"Verb": "delete", "Key": key}}]):
+            if self._client.txn([check, {"KV": {"Verb": "delete", "Key": key}}]):
                 return
-
-    def _txn(self, operations: list[dict[str, Any]]) -> bool:
-        """Run a transaction; False when one of its checks failed (Consul answers 409)."""
-        response = self._request("PUT", "/v1/txn", json=operations, conflict_ok=True)
-        if response.status_code != 409:
-            return True
-        errors = (response.json() or {}).get("Errors") or ()
-        if any("invalid session" in str(e.get("What", "")).lower() for e in errors):
-            raise SessionLost(f"consul txn: {errors}")
-        return False
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        missing_ok: bool = False,
-        conflict_ok: bool = False,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise RegistryUnavailable(f"{method} {path}: {e or type(e).__name__}") from e
-        code = response.status_code
-        if response.is_success or (missing_ok and code == 404) or (conflict_ok and code == 409):
-            return response
-        detail = f"{method} {path}: {code} {response.text.strip()[:200]}"
-        if code == 403:
-            raise RegistryDenied(detail)
-        if code == 400:
-            raise RegistryRefused(detail)
-        if code >= 500:
-            raise RegistryUnavailable(detail)
-        raise RegistryError(detail)
