@@ -33,7 +33,8 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
 
 @pytest.fixture
 def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
-    """A server of this test's own, so stopping or wiping it disturbs no other test."""
+    """A server of this test's own: stopping or wiping it disturbs no other test, and no
+    other test's lease expires in it (which would move the revision)."""
     server = EtcdServer(tmp_path / "etcd").start()
     yield server
     server.stop()
@@ -131,53 +132,53 @@ def test_kill_9_leaves_keys_that_expire_after_ttl(
 
 
 def test_a_restarted_registrator_adopts_its_live_keys_without_a_write(
-    etcd: EtcdServer, containers: Containers, start_registrator: StartRegistrator, identity: str
+    own_etcd: EtcdServer, containers: Containers, start_registrator: StartRegistrator, identity: str
 ) -> None:
     prefix = f"/services-{identity}"
-    args = (etcd.uri(prefix), "--hostname", identity, "--ttl", "10")
+    args = (own_etcd.uri(prefix), "--hostname", identity, "--ttl", "10")
     first = start_registrator(*args)
     _web(containers)
-    wait_until(lambda: _ours(etcd, prefix, containers), what="registered")
-    before = _ours(etcd, prefix, containers)
+    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered")
+    before = _ours(own_etcd, prefix, containers)
     assert first.process is not None
     first.process.kill()
     first.process.wait()
-    revision = etcd.revision()
+    revision = own_etcd.revision()
 
     second = start_registrator(*args)
     second.wait_for_log("scope=full", timeout=60)
     lease = next(iter(before.values()))["lease"]
-    wait_until(lambda: _refreshed(etcd, lease), timeout=15, what="the old lease kept alive")
-    assert _ours(etcd, prefix, containers) == before
-    assert etcd.revision() == revision
+    wait_until(lambda: _refreshed(own_etcd, lease), timeout=15, what="the old lease kept alive")
+    assert _ours(own_etcd, prefix, containers) == before
+    assert own_etcd.revision() == revision
 
 
 def test_idle_resyncs_move_no_revision_and_dry_run_writes_nothing(
-    etcd: EtcdServer,
+    own_etcd: EtcdServer,
     containers: Containers,
     start_registrator: StartRegistrator,
     resync_once: ResyncOnce,
     identity: str,
 ) -> None:
     prefix = f"/services-{identity}"
-    uri = etcd.uri(prefix)
+    uri = own_etcd.uri(prefix)
     reg = start_registrator(uri, "--hostname", identity, "--resync-interval", "0.3")
     _web(containers)
-    wait_until(lambda: _ours(etcd, prefix, containers), what="registered")
-    revision = etcd.revision()
+    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered")
+    revision = own_etcd.revision()
     passes = reg.log.count("scope=full")
     wait_until(lambda: reg.log.count("scope=full") >= passes + 3, what="three idle resyncs")
-    assert etcd.revision() == revision
+    assert own_etcd.revision() == revision
 
     once = resync_once(uri, "--hostname", identity)
     assert once.returncode == 0, once.stderr
-    assert etcd.revision() == revision
+    assert own_etcd.revision() == revision
     reg.stop()  # keys stay until the lease expires; the dry run sees the new container alone
     _web(containers)
     dry = resync_once(uri, "--hostname", identity, "--dry-run")
     assert dry.returncode == 0
     assert "would register" in dry.stdout
-    assert etcd.revision() == revision
+    assert own_etcd.revision() == revision
 
 
 def test_etcd_down_longer_than_the_ttl_or_wiped_then_everything_is_restored(
