@@ -77,7 +77,7 @@ def open_registry(
     if scheme in _UNSUPPORTED:
         raise ConfigError(_UNSUPPORTED[scheme])
     lease = ttl or DEFAULT_LEASE_TTL
-    interval = float(ttl_refresh) if ttl_refresh else max(1.0, lease / 3)
+    interval = float(ttl_refresh) if ttl_refresh else max(0.2, lease / 3)
     if scheme in {"etcd", "skydns2"}:
         registry = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
         where = f"{scheme} {registry.base_url}{registry.prefix}"

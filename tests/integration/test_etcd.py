@@ -21,6 +21,8 @@ from tests.integration.conftest import Containers
 from tests.support import RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
+#: seconds any condition may take: a loaded machine (other suites running) is slow, never wrong
+WAIT = 60
 ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -77,7 +79,7 @@ def test_register_and_deregister_with_gliderlabs_layout_on_one_lease(
     start_registrator(etcd.uri(prefix), "--hostname", identity, "--ip", "192.0.2.7")
     first, second = _web(containers), _web(containers)
     keys = {_key(prefix, identity, containers, c, "web") for c in (first, second)}
-    wait_until(lambda: set(_ours(etcd, prefix, containers)) == keys, what="both keys")
+    wait_until(lambda: set(_ours(etcd, prefix, containers)) == keys, what="both keys", timeout=WAIT)
 
     found = _ours(etcd, prefix, containers)
     port = containers.host_port(first)
@@ -89,7 +91,9 @@ def test_register_and_deregister_with_gliderlabs_layout_on_one_lease(
     assert json.loads(next(iter(record.values()))["value"])["prefix"] == prefix
 
     containers.api.remove_container(first, force=True)
-    wait_until(lambda: len(_ours(etcd, prefix, containers)) == 1, what="first key removed")
+    wait_until(
+        lambda: len(_ours(etcd, prefix, containers)) == 1, what="first key removed", timeout=WAIT
+    )
 
 
 def test_a_foreign_key_under_the_prefix_is_never_touched(
@@ -105,9 +109,9 @@ def test_a_foreign_key_under_the_prefix_is_never_touched(
     etcd.put(f"{prefix}/web/{identity}:someone-else:80", "10.0.0.2:80", lease=foreign_lease)
     reg = start_registrator(etcd.uri(prefix), "--hostname", identity, "--resync-interval", "0.5")
     web = _web(containers)
-    wait_until(lambda: _ours(etcd, prefix, containers), what="registered")
+    wait_until(lambda: _ours(etcd, prefix, containers), what="registered", timeout=WAIT)
     containers.api.remove_container(web, force=True)
-    wait_until(lambda: not _ours(etcd, prefix, containers), what="deregistered")
+    wait_until(lambda: not _ours(etcd, prefix, containers), what="deregistered", timeout=WAIT)
     reg.stop()
     assert resync_once(etcd.uri(prefix), "--hostname", identity).returncode == 0
 
@@ -122,12 +126,12 @@ def test_kill_9_leaves_keys_that_expire_after_ttl(
     prefix = f"/services-{identity}"
     reg = start_registrator(etcd.uri(prefix), "--hostname", identity, "--ttl", "2")
     _web(containers)
-    wait_until(lambda: _ours(etcd, prefix, containers), what="registered")
+    wait_until(lambda: _ours(etcd, prefix, containers), what="registered", timeout=WAIT)
     assert reg.process is not None
     reg.process.kill()
     reg.process.wait()
 
-    wait_until(lambda: not _ours(etcd, prefix, containers), timeout=10, what="keys expired")
+    wait_until(lambda: not _ours(etcd, prefix, containers), timeout=30, what="keys expired")
     assert not etcd.keys(f"registrator/owners{prefix}/")
 
 
@@ -135,10 +139,10 @@ def test_a_restarted_registrator_adopts_its_live_keys_without_a_write(
     own_etcd: EtcdServer, containers: Containers, start_registrator: StartRegistrator, identity: str
 ) -> None:
     prefix = f"/services-{identity}"
-    args = (own_etcd.uri(prefix), "--hostname", identity, "--ttl", "10")
+    args = (own_etcd.uri(prefix), "--hostname", identity)  # --ttl 30: time to restart
     first = start_registrator(*args)
     _web(containers)
-    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered")
+    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered", timeout=WAIT)
     before = _ours(own_etcd, prefix, containers)
     assert first.process is not None
     first.process.kill()
@@ -146,9 +150,9 @@ def test_a_restarted_registrator_adopts_its_live_keys_without_a_write(
     revision = own_etcd.revision()
 
     second = start_registrator(*args)
-    second.wait_for_log("scope=full", timeout=60)
+    second.wait_for_log("scope=full", timeout=WAIT)
     lease = next(iter(before.values()))["lease"]
-    wait_until(lambda: _refreshed(own_etcd, lease), timeout=15, what="the old lease kept alive")
+    wait_until(lambda: _refreshed(own_etcd, lease), timeout=WAIT, what="the old lease kept alive")
     assert _ours(own_etcd, prefix, containers) == before
     assert own_etcd.revision() == revision
 
@@ -164,10 +168,12 @@ def test_idle_resyncs_move_no_revision_and_dry_run_writes_nothing(
     uri = own_etcd.uri(prefix)
     reg = start_registrator(uri, "--hostname", identity, "--resync-interval", "0.3")
     _web(containers)
-    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered")
+    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered", timeout=WAIT)
     revision = own_etcd.revision()
     passes = reg.log.count("scope=full")
-    wait_until(lambda: reg.log.count("scope=full") >= passes + 3, what="three idle resyncs")
+    wait_until(
+        lambda: reg.log.count("scope=full") >= passes + 3, timeout=60, what="three idle resyncs"
+    )
     assert own_etcd.revision() == revision
 
     once = resync_once(uri, "--hostname", identity)
@@ -190,19 +196,23 @@ def test_etcd_down_longer_than_the_ttl_or_wiped_then_everything_is_restored(
     prefix = f"/services-{identity}"
     reg = start_registrator(own_etcd.uri(prefix), "--hostname", identity, "--ttl", "2")
     web = _web(containers)
-    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered")
+    wait_until(lambda: _ours(own_etcd, prefix, containers), what="registered", timeout=WAIT)
 
     own_etcd.kill()  # down, data kept: etcd gives live leases a fresh TTL when it starts again
-    reg.wait_for_log("registry.heartbeat_failed", timeout=10)
+    reg.wait_for_log("registry.heartbeat_failed", timeout=WAIT)
     other = _web(containers)  # registered once etcd answers again
     own_etcd.start(keep_data=True)
     both = {_key(prefix, identity, containers, c, "web") for c in (web, other)}
-    wait_until(lambda: set(_ours(own_etcd, prefix, containers)) == both, what="both back")
+    wait_until(
+        lambda: set(_ours(own_etcd, prefix, containers)) == both, what="both back", timeout=WAIT
+    )
 
     own_etcd.stop()  # wiped: every lease and key gone
     own_etcd.start()
-    wait_until(lambda: set(_ours(own_etcd, prefix, containers)) == both, what="restored")
-    reg.wait_for_log("registry.lease_lost")
+    wait_until(
+        lambda: set(_ours(own_etcd, prefix, containers)) == both, what="restored", timeout=WAIT
+    )
+    reg.wait_for_log("registry.lease_lost", timeout=WAIT)
     assert reg.alive
 
 
@@ -219,20 +229,34 @@ def test_bad_input_costs_only_its_own_service_and_unhealthy_or_paused_ones_are_l
         healthcheck={"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": 300_000_000},
     )
     good_key = _key(prefix, identity, containers, good, "web")
-    wait_until(lambda: good_key in _ours(etcd, prefix, containers), what="good one registered")
-    reg.wait_for_log("no/slashes here")
+    wait_until(
+        lambda: good_key in _ours(etcd, prefix, containers),
+        what="good one registered",
+        timeout=WAIT,
+    )
+    reg.wait_for_log("no/slashes here", timeout=WAIT)
     assert sum("no/slashes here" in line for line in reg.log.splitlines()) == 1
     assert containers.name(bad) in reg.log
 
     checked_key = _key(prefix, identity, containers, checked, "checked")
     containers.exec(checked, "touch", "/tmp/ok")
-    wait_until(lambda: checked_key in _ours(etcd, prefix, containers), what="healthy: held")
+    wait_until(
+        lambda: checked_key in _ours(etcd, prefix, containers), what="healthy: held", timeout=WAIT
+    )
     containers.exec(checked, "rm", "/tmp/ok")
-    wait_until(lambda: checked_key not in _ours(etcd, prefix, containers), what="unhealthy: gone")
+    wait_until(
+        lambda: checked_key not in _ours(etcd, prefix, containers),
+        what="unhealthy: gone",
+        timeout=WAIT,
+    )
     containers.api.pause(good)
-    wait_until(lambda: good_key not in _ours(etcd, prefix, containers), what="paused: gone")
+    wait_until(
+        lambda: good_key not in _ours(etcd, prefix, containers), what="paused: gone", timeout=WAIT
+    )
     containers.api.unpause(good)
-    wait_until(lambda: good_key in _ours(etcd, prefix, containers), what="unpaused: back")
+    wait_until(
+        lambda: good_key in _ours(etcd, prefix, containers), what="unpaused: back", timeout=WAIT
+    )
     assert set(_ours(etcd, prefix, containers)) == {good_key}
 
 
@@ -241,7 +265,7 @@ def test_a_hundred_containers_at_once(
 ) -> None:
     prefix = f"/services-{identity}"
     reg = start_registrator(etcd.uri(prefix), "--hostname", identity, "--internal")
-    reg.wait_for_log("docker.events.subscribed")
+    reg.wait_for_log("docker.events.subscribed", timeout=WAIT)
     with ThreadPoolExecutor(max_workers=8) as pool:
         started = list(
             pool.map(lambda _: containers.run(expose=[80], env={"SERVICE_NAME": "web"}), range(100))
@@ -263,6 +287,6 @@ def test_skydns2_writes_the_coredns_etcd_layout(
     )
     web = _web(containers)
     key = _key(prefix, identity, containers, web, "web")
-    wait_until(lambda: key in _ours(etcd, prefix, containers), what="skydns key")
+    wait_until(lambda: key in _ours(etcd, prefix, containers), what="skydns key", timeout=WAIT)
     value = json.loads(_ours(etcd, prefix, containers)[key]["value"])
     assert value == {"host": "192.0.2.9", "port": containers.host_port(web)}
