@@ -3,6 +3,7 @@
 #   docker   Debian's docker.io, installed when dockerd is missing, started when the socket is silent
 #   consul   Debian 11's consul 1.8.7, fetched with a private apt configuration into .cache/
 #   prometheus  Debian 11's prometheus 2.24 (Debian 12's lacks Consul discovery) into .cache/
+#   etcd     Debian 12's etcd-server (3.4), its own service never started: tests run their own
 #   image    a busybox image for test and demo containers, built from busybox-static (no registry)
 #   base     a python3 base image for registrator's Dockerfile, debootstrapped from Debian
 #            (built once per machine, tagged registrator-test/python-base:bookworm)
@@ -11,7 +12,7 @@
 #   haproxy  Debian's haproxy, the load balancer of the drain test (its own service is not left
 #            running: the test starts its own process on loopback ports)
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|haproxy|venv|all]...
+# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|image|base|wheels|compose|haproxy|venv|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -125,6 +126,30 @@ ensure_consul() {
 ensure_prometheus() {
     unpack_bullseye prometheus
     "$CACHE/prometheus/usr/bin/prometheus" --version 2>&1 | sed -n 1p >&2
+}
+
+# Debian's etcd-server, for the etcd:// and skydns2:// tests. Its package would start a machine-wide
+# etcd on 2379; a policy-rc.d of our own (only when the machine has none) forbids that, so nothing
+# listens because of this step. The tests start their own etcd on free loopback ports.
+ensure_etcd() {
+    if command -v etcd >/dev/null 2>&1; then return 0; fi
+    log "installing etcd-server (its service is not started)"
+    local policy=/usr/sbin/policy-rc.d made=0 rc=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# registrator stack.sh: no service starts during this install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made=1
+    fi
+    apt_install etcd-server || rc=$?
+    if [ "$made" = 1 ]; then rm -f "$policy"; fi
+    [ "$rc" = 0 ] || return "$rc"
+    # and none at the next boot either (systemd unit, SysV links)
+    if command -v deb-systemd-helper >/dev/null 2>&1; then
+        deb-systemd-helper disable etcd.service >/dev/null 2>&1 || true
+    fi
+    rm -f /etc/systemd/system/multi-user.target.wants/etcd.service
+    update-rc.d etcd disable >/dev/null 2>&1 || true
+    etcd --version | sed -n 1p >&2
 }
 
 # A bookworm root with python3 and venv, imported as an image: the Dockerfile's BASE_IMAGE where
@@ -246,6 +271,7 @@ main() {
             docker) ensure_docker ;;
             consul) ensure_consul ;;
             prometheus) ensure_prometheus ;;
+            etcd) ensure_etcd ;;
             image) ensure_docker && ensure_image ;;
             base) ensure_docker && ensure_python_base ;;
             wheels) ensure_venv && ensure_wheels ;;
@@ -253,7 +279,7 @@ main() {
             haproxy) ensure_haproxy ;;
             venv) ensure_venv ;;
             all)
-                ensure_docker && ensure_consul && ensure_prometheus && ensure_image \
+                ensure_docker && ensure_consul && ensure_prometheus && ensure_etcd && ensure_image \
                     && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose \
                     && ensure_haproxy
                 ;;

@@ -23,7 +23,13 @@ from registrator.app.logs import configure
 from registrator.app.metrics import Metrics
 from registrator.app.options import EXIT_USAGE, parse_args, usage_error
 from registrator.app.progress import ProgressLog
-from registrator.app.settings import Settings, check_policy, derive_policy, retry_policy
+from registrator.app.settings import (
+    Settings,
+    check_policy,
+    derive_policy,
+    for_registry,
+    retry_policy,
+)
 from registrator.app.status import serve_status
 from registrator.core.errors import (
     BackendError,
@@ -32,8 +38,7 @@ from registrator.core.errors import (
     RegistryUnavailable,
 )
 from registrator.docker.engine import DockerEngine
-from registrator.registries.consul.agent import ConsulAgent
-from registrator.registries.consul.target import consul_target
+from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
 from registrator.runtime.reconciler import Reconciler
@@ -49,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dry_run = bool(args.pop("dry_run"))
     try:
         settings = Settings(**args)
-        consul = ConsulAgent(consul_target(settings.registry_uri))
+        opened = open_from(settings)
     except ValidationError as e:
         return usage_error(e)
     except ConfigError as e:
@@ -57,41 +62,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     configure(level=settings.log_level, fmt=settings.log_format)
     try:
-        return run(settings, consul, once=once, dry_run=dry_run)
+        return run(settings, opened, once=once, dry_run=dry_run)
     except (BackendError, ConfigError) as e:
         logger.error("registrator.failed", error=str(e))
         print(f"registrator: error: {e}", file=sys.stderr)
         return 1
     finally:
-        consul.close()
+        opened.close()
 
 
-def run(
-    settings: Settings, consul: ConsulAgent, *, once: bool = False, dry_run: bool = False
-) -> int:
+def open_from(settings: Settings) -> Opened:
+    """The registry the settings name (see `registries.open`)."""
+    return open_registry(
+        settings.registry_uri,
+        ttl=settings.ttl,
+        ttl_refresh=settings.ttl_refresh,
+        health=settings.kv_health,
+    )
+
+
+def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool = False) -> int:
     retry = retry_policy(settings, one_shot=once)
     stop = threading.Event()
     _on_signals(stop.set)
-    observer = _observer(settings, consul, once=once)
+    observer = _observer(settings, opened, once=once)
     connect = retry.call if once else retry.forever
     try:
         docker = connect("docker.connect", DockerEngine.connect, stop=stop)
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
-    policy = derive_policy(settings, identity)
-    reconciler = Reconciler(docker, consul, policy, retry=retry, stop=stop, observer=observer)
-    logger.info("registrator.started", version=__version__, hostname=identity)
+    checked = for_registry(settings, keyed=opened.keyed)
+    policy = derive_policy(checked, identity)
+    registry = opened.registry
+    reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
+    logger.info(
+        "registrator.started", version=__version__, hostname=identity, registry=opened.where
+    )
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
-    if not _first_contact(settings, consul, reconciler, stop):
+    if not _first_contact(settings, opened, reconciler, stop):
         return 0
     daemon = Daemon(
         reconciler,
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(settings).refresh_interval,
+        refresh_interval=check_policy(checked).refresh_interval,
+        heartbeat=opened.heartbeat,
+        heartbeat_interval=opened.heartbeat_interval,
         retry=retry,
         stop=stop,
         observer=observer,
@@ -100,13 +119,13 @@ def run(
 
 
 def _first_contact(
-    settings: Settings, consul: ConsulAgent, reconciler: Reconciler, stop: threading.Event
+    settings: Settings, opened: Opened, reconciler: Reconciler, stop: threading.Event
 ) -> bool:
     """gliderlabs' -retry-attempts/-retry-interval; False when stopped while waiting."""
     try:
         first_contact(
-            "consul.connect",
-            consul.advertise_address,
+            f"{opened.kind}.connect",
+            opened.registry.advertise_address,
             attempts=settings.retry_attempts,
             interval=settings.retry_interval / 1000,
             stop=stop,
@@ -130,13 +149,13 @@ def _serve(settings: Settings, daemon: Daemon, reconciler: Reconciler) -> int:
     return 0
 
 
-def _observer(settings: Settings, consul: ConsulAgent, *, once: bool) -> Observer:
+def _observer(settings: Settings, opened: Opened, *, once: bool) -> Observer:
     """Progress lines always; metrics and the status endpoints when --metrics-addr is set."""
     progress = ProgressLog()
     if once or not settings.metrics_addr:
         return progress
     metrics = Metrics()
-    server = serve_status(settings.metrics_addr, metrics=metrics, consul=consul)
+    server = serve_status(settings.metrics_addr, metrics=metrics, registry=opened)
     logger.info("status.listening", address=settings.metrics_addr, port=server.port)
     return Observers(metrics, progress)
 

@@ -19,9 +19,9 @@ from registrator.app import explain
 from registrator.app.listen import parse_listen_address
 from registrator.app.logs import configure
 from registrator.app.options import EXIT_USAGE, parse_args, usage_error
-from registrator.app.settings import Settings, derive_policy
+from registrator.app.settings import Settings, derive_policy, for_registry
 from registrator.core.errors import ConfigError
-from registrator.registries.consul.target import consul_target
+from registrator.registries.open import open_registry
 
 EXPLAIN_USAGE = """usage: registrator explain [OPTIONS] [REGISTRY_URI] CONTAINER
 
@@ -75,12 +75,19 @@ def _explain(argv: list[str]) -> int:
     if isinstance(settings, int):
         return settings
     try:
-        target = consul_target(settings.registry_uri)
+        opened = open_registry(
+            settings.registry_uri,
+            ttl=settings.ttl,
+            ttl_refresh=settings.ttl_refresh,
+            health=settings.kv_health,
+            timeout=explain.TIMEOUT,
+        )
     except ConfigError as e:
         print(f"registrator: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     configure(level="ERROR", fmt=settings.log_format)
-    return explain.run(argv[-1], settings=settings, target=target, policy_for=derive_policy)
+    settings = for_registry(settings, keyed=opened.keyed)
+    return explain.run(argv[-1], settings=settings, opened=opened, policy_for=derive_policy)
 
 
 def _healthcheck(argv: list[str]) -> int:

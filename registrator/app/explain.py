@@ -4,7 +4,8 @@ The first thing a user needs when a container does not show up in Consul. It run
 own derivation, under the same options, on one container and prints every service and check it
 yields, each port or key left out and why, and whether Consul already holds each service.
 Consul is optional here: when it does not answer, the report says so and the address for
-published ports falls back to what the options alone decide.
+published ports falls back to what the options alone decide. With a key-value registry
+(`etcd://`, `consulkv://`, `skydns2://`) the same report compares with its keys instead.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ from registrator.core.decide import decide
 from registrator.core.drain import DRAINING, drain_for, lifted_after, signal_name
 from registrator.core.errors import BackendError
 from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
-from registrator.core.plan import ClearMaintenance, Register, SetMaintenance, plan, reported
+from registrator.core.plan import (
+    ClearMaintenance,
+    Register,
+    SetMaintenance,
+    Stored,
+    plan,
+    reported,
+)
 from registrator.core.policy import Policy
 from registrator.docker.engine import DockerEngine
-from registrator.registries.consul.agent import ConsulAgent
-from registrator.registries.consul.target import ConsulTarget
+from registrator.registries.open import Opened
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
 TIMEOUT = 5.0
@@ -42,13 +49,18 @@ class ConsulView:
     address: str = ""
     owned: Mapping[ServiceID, Service] | None = None
     error: str = ""
+    #: the registry's name in the report, and how it holds a service
+    name: str = "Consul"
+    stored: Stored = reported
+    #: where its address for published ports comes from
+    address_from: str = "the Consul agent's address"
 
 
 def run(
     reference: str,
     *,
     settings: Settings,
-    target: ConsulTarget,
+    opened: Opened,
     policy_for: Callable[[Settings, str], Policy],
     out: TextIO = sys.stdout,
 ) -> int:
@@ -62,7 +74,7 @@ def run(
         print(f"registrator: error: no container {reference!r} (name or ID)", file=sys.stderr)
         return 1
     policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
-    view = consul_view(target, policy)
+    view = consul_view(opened, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)
     out.write(report(container, decide(container, policy), policy=policy, consul=view))
@@ -77,15 +89,22 @@ def _inspect(reference: str) -> tuple[Container | None, str]:
         docker.close()
 
 
-def consul_view(target: ConsulTarget, policy: Policy) -> ConsulView:
-    agent = ConsulAgent(target, timeout=TIMEOUT)
+def consul_view(opened: Opened, policy: Policy) -> ConsulView:
+    """What the registry holds of this host's services (and its address for them)."""
+    registry = opened.registry
+    view = ConsulView(stored=registry.stored)
+    if opened.keyed:
+        name = {"consulkv": "Consul KV", "skydns2": "etcd (SkyDNS)"}.get(opened.kind, "etcd")
+        from_ = f"the address this host reaches {name} from"
+        view = dataclasses.replace(view, name=name, address_from=from_)
     try:
-        address = "" if policy.host_ip else agent.advertise_address()
-        return ConsulView(address=address, owned=agent.services(owner=policy.hostname))
+        address = "" if policy.host_ip else registry.advertise_address()
+        owned = registry.services(owner=policy.hostname)
+        return dataclasses.replace(view, address=address, owned=owned)
     except BackendError as e:
-        return ConsulView(error=str(e))
+        return dataclasses.replace(view, error=str(e))
     finally:
-        agent.close()
+        opened.close()
 
 
 def report(
@@ -156,8 +175,9 @@ def _address_source(policy: Policy, consul: ConsulView) -> str:
         return f"published ports are registered at {policy.host_ip} (--ip)"
     if policy.advertise_address:
         address = policy.advertise_address
-        return f"published ports are registered at {address} (the Consul agent's address)"
-    return f"the Consul agent did not answer ({consul.error}); addresses below may be empty"
+        return f"published ports are registered at {address} ({consul.address_from})"
+    who = "the Consul agent" if consul.name == "Consul" else consul.name
+    return f"{who} did not answer ({consul.error}); addresses below may be empty"
 
 
 def _service_lines(service: Service, consul: ConsulView) -> list[str]:
@@ -179,7 +199,7 @@ def _service_lines(service: Service, consul: ConsulView) -> list[str]:
     lines += [f"    check    {_check(check)}" for check in service.checks]
     if service.maintenance:
         lines.append(f"    maintenance mode ({service.maintenance})")
-    lines.append(f"    in Consul: {_in_consul(service, consul)}")
+    lines.append(f"    in {consul.name}: {_in_consul(service, consul)}")
     return lines
 
 
@@ -194,12 +214,15 @@ def _check(check: Check) -> str:
 def _in_consul(service: Service, consul: ConsulView) -> str:
     """What the daemon's plan does with `service`, against what the agent holds now."""
     if consul.owned is None:
-        return "unknown (Consul did not answer)"
+        return f"unknown ({consul.name} did not answer)"
+    if consul.stored(service) is None:
+        held = "removed on the next pass" if service.id in consul.owned else "not registered"
+        return f"{held}: unhealthy, paused or draining (--kv-health)"
     if service.id not in consul.owned:
         return "not registered (registrator registers it on its next pass over this container)"
     if consul.owned[service.id].maintenance == DRAINING:
         return "registered, draining (its stop signal was sent; deregistered when it dies)"
-    todo = plan({service.id: service}, consul.owned, scope={service.id}, stored=reported)
+    todo = plan({service.id: service}, consul.owned, scope={service.id}, stored=consul.stored)
     if todo.of(Register):
         return "registered, differs (will be updated)"
     if todo.of(SetMaintenance):
@@ -212,6 +235,6 @@ def _in_consul(service: Service, consul: ConsulView) -> str:
 def _kept_lines(prefix: str, consul: ConsulView) -> list[str]:
     """A kept container first seen after it exited keeps what the agent holds for it."""
     if consul.owned is None:
-        return [f"  services {prefix}*: kept as registered (Consul did not answer)"]
+        return [f"  services {prefix}*: kept as registered ({consul.name} did not answer)"]
     kept = sorted(i for i in consul.owned if i.startswith(prefix))
     return [f"  {i}: kept as registered" for i in kept] or [f"  {prefix}*: none registered"]

@@ -74,7 +74,8 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {
             "type": int,
             "metavar": "SECONDS",
-            "help": "a TTL check on every service, kept passing while registrator runs",
+            "help": "a TTL check on every service, kept passing while registrator runs; "
+            "etcd, consulkv, skydns2: the lease's TTL (default 30)",
         },
     ),
     (
@@ -94,6 +95,14 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {
             "action": argparse.BooleanOptionalAction,
             "help": "mirror Docker HEALTHCHECK status into Consul (default: on)",
+        },
+    ),
+    (
+        ("--kv-health",),
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "etcd, consulkv, skydns2: remove a service's key while its container is "
+            "unhealthy, paused or draining (default: on)",
         },
     ),
     (
@@ -176,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         "registry_uri",
         nargs="?",
         metavar="REGISTRY_URI",
-        help="consul://HOST:PORT, consul-tls://HOST:PORT or consul-unix:///path "
+        help="consul://HOST:PORT, consul-tls://HOST:PORT, consul-unix:///path, "
+        "consulkv://HOST:PORT/PREFIX, etcd://HOST:PORT/PREFIX or skydns2://HOST:PORT/DOMAIN "
         "(default: $CONSUL_HTTP_ADDR, else consul://127.0.0.1:8500)",
     )
     for names, spec in _OPTIONS:

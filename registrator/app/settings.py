@@ -33,7 +33,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REGISTRATOR_", extra="forbid", frozen=True)
 
-    registry_uri: str = Field(default="", description="consul://, consul-tls:// or consul-unix://")
+    registry_uri: str = Field(
+        default="",
+        description="consul://, consul-tls://, consul-unix://, consulkv://, etcd://, skydns2://",
+    )
     hostname: str = Field(default="", description="host identity used in service IDs and Meta")
     ip: str = Field(default="", description="address registered for published ports")
     tags: str = Field(default="", description="comma-separated tags added to every service")
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     ttl_refresh: int = Field(default=0, ge=0, description="seconds between TTL refreshes")
     enable_script_checks: bool = False
     docker_health: bool = True
+    #: etcd, Consul KV, SkyDNS: leave out services that are unhealthy, paused or draining
+    kv_health: bool = True
     # lifecycle
     cleanup: bool = False
     deregister: Literal["always", "on-success"] = "always"
@@ -120,6 +125,12 @@ def _is_address(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def for_registry(settings: Settings, *, keyed: bool) -> Settings:
+    """For a registry of keys (etcd, Consul KV), `--ttl` is its lease's TTL, not a TTL check on
+    every service: the settings the core sees have no `--ttl`."""
+    return settings.model_copy(update={"ttl": 0, "ttl_refresh": 0}) if keyed else settings
 
 
 def derive_policy(settings: Settings, identity: str) -> Policy:

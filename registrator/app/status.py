@@ -22,7 +22,7 @@ from registrator.app.listen import parse_listen_address
 from registrator.app.metrics import Metrics
 from registrator.core.errors import BackendError, ConfigError
 from registrator.docker.engine import DockerEngine
-from registrator.registries.consul.agent import ConsulAgent
+from registrator.registries.open import Opened
 
 #: A readiness condition: returns when it holds, raises BackendError naming why it does not.
 Probe = Callable[[], None]
@@ -129,11 +129,13 @@ class _DockerProbe:
             raise
 
 
-def serve_status(address: str, *, metrics: Metrics, consul: ConsulAgent) -> StatusServer:
-    """Start the status endpoints on `address` (HOST:PORT); ConfigError when it cannot bind."""
+def serve_status(address: str, *, metrics: Metrics, registry: Opened) -> StatusServer:
+    """Start the status endpoints on `address` (HOST:PORT); ConfigError when it cannot bind.
+
+    The registry's probe is named after it (`consul`, `etcd`, `consulkv`, `skydns2`)."""
     probes: dict[str, Probe] = {
         "docker": _DockerProbe(lambda: DockerEngine.connect(timeout=PROBE_TIMEOUT)),
-        "consul": lambda: consul.ping(timeout=PROBE_TIMEOUT),
+        registry.kind: lambda: registry.ping(PROBE_TIMEOUT),
     }
     try:
         server = StatusServer(

@@ -9,7 +9,8 @@ agent check (Consul only, against what is already known: it repairs an agent tha
 empty or was edited by hand within seconds, and writes nothing when all is well). A third
 re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
 The worker also wakes at the deadline of each drain in progress, to lift a drain whose
-container was not stopped after all.
+container was not stopped after all. A registry whose keys hang on a lease (etcd, Consul KV)
+gets a third thread (`heartbeat`).
 Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
 """
 
@@ -25,6 +26,7 @@ from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
 from registrator.runtime.executor import Outcome
+from registrator.runtime.heartbeat import Heartbeat, keep_alive
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
@@ -51,6 +53,8 @@ class Daemon:
         resync_interval: float = 0,
         agent_check_interval: float = 0,
         refresh_interval: float = 0,
+        heartbeat: Heartbeat | None = None,
+        heartbeat_interval: float = 0,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
@@ -65,6 +69,8 @@ class Daemon:
             (Timer(agent_check_interval), FullPass(docker=False)),
             (Timer(refresh_interval), FullPass(docker=False, refresh=True)),
         ]
+        self._heartbeat = heartbeat
+        self._heartbeat_interval = heartbeat_interval
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[Item | None] = queue.Queue()
@@ -75,6 +81,10 @@ class Daemon:
     def run(self) -> None:
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
+        if self._heartbeat is not None and self._heartbeat_interval > 0:
+            beats = (self._heartbeat, self._heartbeat_interval)
+            lost = {"stop": self.stop, "on_lost": lambda: self._queue.put(FullPass(docker=False))}
+            threading.Thread(target=keep_alive, args=beats, kwargs=lost, daemon=True).start()
         pending = Pending()
         try:
             while not self.stop.is_set():
