@@ -79,8 +79,9 @@ class Executor:
         self._origin = origin
         self._observer = observer
         self._denied_reported = False
-        #: service ID -> (the desired version the registry refused, what was registered instead)
-        self._refused: dict[ServiceID, tuple[Service, Service]] = {}
+        #: service ID -> (the desired version the registry refused, what was registered instead,
+        #: None when even the plainest form was refused)
+        self._refused: dict[ServiceID, tuple[Service, Service | None]] = {}
 
     def substitute(self, desired: Mapping[ServiceID, Service]) -> dict[ServiceID, Service]:
         """`desired`, with what the registry holds instead of each version it refused.
@@ -91,7 +92,11 @@ class Executor:
         swapped = dict(desired)
         for service_id, (refused, instead) in self._refused.items():
             wanted = swapped.get(service_id)
-            if wanted is not None and self._same(wanted, refused):
+            if wanted is None or not self._same(wanted, refused):
+                continue
+            if instead is None:
+                del swapped[service_id]  # nothing of it could be registered: not asked again
+            else:
                 swapped[service_id] = instead
         return swapped
 
@@ -177,7 +182,10 @@ class Executor:
         )
         instead = fallback(desired, refused, message)
         if instead is None:
-            errors.append(f"{desired.id}: refused by the registry: {message}")
+            # a permanent refusal of even the plainest form: remembered, never written again
+            # until what is desired changes, and not an error owing a retry
+            self._refused[desired.id] = (desired, None)
+            logger.error("registry.refused_whole", service=desired.id, error=message)
             return False
         try:
             self._call("service.registered", lambda: self._register_whole(instead))

@@ -464,11 +464,13 @@ class RefusingConsul(FakeConsul):
     def __init__(self, *, checks: bool, meta: bool) -> None:
         super().__init__()
         self.refuse_checks, self.refuse_meta = checks, meta
+        self.refuse_everything = False
         self.refusals = 0
 
     def register(self, service: Service) -> None:
         ours = [c for c in service.checks if not c.id.endswith(":refused")]
-        if (self.refuse_checks and ours) or (self.refuse_meta and len(service.meta) > 1):
+        meta = self.refuse_meta and len(service.meta) > 1
+        if self.refuse_everything or (self.refuse_checks and ours) or meta:
             self.refusals += 1
             raise RegistryRefused("PUT /v1/agent/service/register: 400 Invalid check")
         super().register(service)
@@ -512,3 +514,20 @@ def test_a_refused_service_is_written_again_once_its_declaration_changes(
 
     [check] = consul.registered[ServiceID("h:web:80")].checks
     assert check.id == "service:h:web:80"  # the declared TTL check, no longer refused
+
+
+def test_a_service_refused_in_every_form_is_not_written_again_nor_owed(
+    docker: FakeDocker,
+) -> None:
+    consul = RefusingConsul(checks=True, meta=True)
+    consul.refuse_everything = True
+    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    docker.add(declaring(SERVICE_CHECK_TTL="30s", SERVICE_REGION="eu"))
+
+    first = reconciler.full()
+    again = [reconciler.full() for _ in range(3)]
+
+    assert consul.refusals == 3  # as declared, without checks, without Meta: then never again
+    assert first.ok
+    assert all(o.ok and o.plan.empty for o in again)
+    assert consul.registered == {}
