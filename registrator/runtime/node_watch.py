@@ -7,9 +7,13 @@ over several agents, the node changes from call to call: a service missing from 
 list is registered again on another (duplicates), and a cleanup would remove services on the
 basis of a list that is not the one they are in.
 
-So the first node seen is the one registrator works with. From the moment another one answers,
-nothing is deregistered for the rest of the process's life (registrations go on, so containers
-stay discoverable), and one error says so, once for each node newly seen: not on every pass.
+Every full pass asks which node answers, twice in a row. A round-robin balancer gives two
+answers in the very first pass, whatever the number of requests a pass makes (one question per
+pass can fall on the same backend every time); a random one within a few passes; one that pins
+a connection to a backend as soon as the connection is made again. The first node seen is the
+one registrator works with. From the moment another one answers, nothing is deregistered for
+the rest of the process's life (registrations go on, so containers stay discoverable), and one
+error says so, once for each node newly seen: not on every pass.
 """
 
 from __future__ import annotations

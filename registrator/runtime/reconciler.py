@@ -136,9 +136,12 @@ class Reconciler:
         return self._retry.call(what, fn, stop=self._stop)
 
     def _watch_node(self) -> None:
-        """Which node answers now (see `NodeWatch`); unknown to a token without agent read."""
+        """Which node answers, asked twice in a row: one agent gives one answer, a balancer
+        that spreads requests over several gives two (see `NodeWatch`). A token without agent
+        read cannot tell: nothing is compared then."""
         try:
-            self.nodes.saw(self._call("registry.node", self._registry.node))
+            for _ in range(2):
+                self.nodes.saw(self._call("registry.node", self._registry.node))
         except RegistryDenied:
             return
 

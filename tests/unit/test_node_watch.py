@@ -138,3 +138,33 @@ def test_a_registry_that_names_no_node_keeps_its_cleanup(
 
     assert reconciler.full(FullPass()).deregistered == 1
     assert errors == []
+
+
+class RoundRobin(FakeConsul):
+    """A balancer over several agents holding the same services: each call goes to the next."""
+
+    def __init__(self, *nodes: str) -> None:
+        super().__init__()
+        self.nodes = nodes
+        self.calls = 0
+
+    def node(self) -> str:
+        self.calls += 1
+        return self.nodes[self.calls % len(self.nodes)]
+
+
+def test_a_round_robin_balancer_is_noticed_in_the_first_pass_before_any_cleanup(
+    docker: FakeDocker, errors: list[dict[str, Any]]
+) -> None:
+    consul = RoundRobin("server-1", "server-2")
+    reconciler = reconciler_for(docker, consul)
+    docker.add(web("c9", "gone"))
+    reconciler.full()  # an earlier run registered gone's service
+    del docker.containers_by_id[ContainerID("c9")]
+    fresh = reconciler_for(docker, consul)  # a new process, through the same balancer
+
+    outcome = fresh.full()
+
+    assert outcome.deregistered == 0
+    assert ServiceID("h:gone:80") in consul.registered
+    assert len(errors) == 2  # once by each process

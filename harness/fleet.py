@@ -1,0 +1,440 @@
+"""A fleet on one machine: a real Consul cluster, nginx in front of its servers, and one
+registrator per simulated host. The fleet tests and the fleet benchmark both start it.
+
+    servers        server-1..3  PREFIX.1-3    `-server -bootstrap-expect 3`
+    client agents  host-1..K    PREFIX.11...  one per simulated host, `-retry-join` the servers
+    nginx          PREFIX.1     round-robin over the servers' HTTP ports: where readers look
+    registrators   host-1..K    `python -m registrator` per host: `--hostname host-k`, talking
+                                to host k's client agent, `--require-label FLEET_LABEL=<run>.host-k`
+
+PREFIX is `127.X.Y` with X and Y drawn per fleet: Linux routes all of 127.0.0.0/8 to lo, so
+each agent has an address of its own (its host's services are registered at it) and two fleets
+never share one. Ports are free ones, data directories and logs live under the fleet's
+workdir. One dockerd stands in for the K hosts: a container is on host k when it carries
+`labels(k)`, and only host k's registrator sees it. Every process is the fleet's own, started
+here and stopped by `stop()`; nothing of the machine's (its nginx service, say) is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support import consul_binary, free_ports, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+#: the label that puts a container on a simulated host (value `<run>.host-<k>`)
+FLEET_LABEL = "org.registrator.fleet.host"
+SERVERS = 3
+#: Consul's telemetry for the writes a server applies to its catalog (on the leader)
+CATALOG_WRITES = ("consul_catalog_register_count", "consul_catalog_deregister_count")
+
+
+def _stop(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> int:
+    """Send `sig`, wait up to 10 s, then SIGKILL; the exit status (0 when never started)."""
+    if process is None:
+        return 0
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def http_get(address: str, path: str, *, timeout: float = 10) -> Any:
+    """GET http://ADDRESS/PATH as JSON (None for an empty body)."""
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
+        raw = response.read()
+    return json.loads(raw) if raw.strip() else None
+
+
+def http_put(address: str, path: str) -> None:
+    request = urllib.request.Request(f"http://{address}{path}", method="PUT")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@dataclass
+class ConsulNode:
+    """One Consul agent of the cluster, server or client, on an address of its own."""
+
+    name: str
+    address: str
+    workdir: Path
+    server: bool
+    join: list[str] = field(default_factory=list)
+    node_id: str = ""
+    ports: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        names = ("http", "dns", "serf_lan", "serf_wan", "server")
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
+        # The same node ID across restarts, as a host keeps its own: a node that comes back
+        # empty under its old name with a new ID would have to wait for the old one to be reaped.
+        self.node_id = self.node_id or str(uuid.uuid4())
+
+    @property
+    def http(self) -> str:
+        return f"{self.address}:{self.ports['http']}"
+
+    @property
+    def serf(self) -> str:
+        return f"{self.address}:{self.ports['serf_lan']}"
+
+    @property
+    def dns(self) -> tuple[str, int]:
+        return self.address, self.ports["dns"]
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "node_name": self.name,
+            "node_id": self.node_id,
+            "datacenter": "dc1",
+            "data_dir": str(self.workdir / "data"),
+            "bind_addr": self.address,
+            "client_addr": self.address,
+            "ports": {**self.ports, "grpc": -1},
+            "retry_join": self.join,
+            "retry_interval": "1s",
+            "disable_update_check": True,
+            "log_level": "INFO",
+            "telemetry": {"disable_hostname": True, "prometheus_retention_time": "1h"},
+            "performance": {"raft_multiplier": 1},
+        }
+        if self.server:
+            config.update(server=True, bootstrap_expect=SERVERS)
+        return config
+
+    def start(self, *, empty: bool = False) -> ConsulNode:
+        """Start the agent; `empty` wipes its data directory first (a host rebuilt)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if empty:
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)
+        config = self.workdir / "config.json"
+        config.write_text(json.dumps(self.config(), indent=2))
+        args = [consul_binary(), "agent", "-config-file", str(config)]
+        with (self.workdir / "consul.log").open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the host dies without leaving the cluster (serfHealth turns critical)."""
+        _stop(self.process, signal.SIGKILL)
+        self.process = None
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+    def get(self, path: str) -> Any:
+        return http_get(self.http, path)
+
+    def services(self) -> dict[str, Any]:
+        """This agent's own services by ID (`/v1/agent/services`); none while it is down."""
+        try:
+            found: dict[str, Any] = self.get("/v1/agent/services") or {}
+        except (OSError, urllib.error.URLError, ValueError):
+            return {}
+        return found
+
+    def leader(self) -> str:
+        """The leader's server RPC address as this agent knows it ("" when none, or down)."""
+        try:
+            return str(self.get("/v1/status/leader") or "")
+        except (OSError, urllib.error.URLError, ValueError):
+            return ""
+
+    def catalog_writes(self) -> int:
+        """Catalog registrations and deregistrations this server applied, from its telemetry."""
+        with urllib.request.urlopen(
+            f"http://{self.http}/v1/agent/metrics?format=prometheus", timeout=10
+        ) as response:
+            text = response.read().decode()
+        return sum(
+            int(float(line.split()[-1]))
+            for line in text.splitlines()
+            if line.split(" ")[0] in CATALOG_WRITES
+        )
+
+    def log_tail(self, chars: int = 3000) -> str:
+        path = self.workdir / "consul.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    if not found:
+        raise RuntimeError("no nginx binary: run scripts/stack.sh nginx (the test command does)")
+    return found
+
+
+NGINX_CONF = """\
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    upstream consul_servers {{
+{servers}
+    }}
+    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://consul_servers;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # Prometheus and consul-template hold blocking queries for minutes
+            proxy_read_timeout 330s;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Nginx:
+    """Debian's nginx-light as a load balancer of the fleet's own: own config, pid and logs."""
+
+    workdir: Path
+    address: str
+    upstreams: list[str]
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    def start(self) -> Nginx:
+        [self.port] = free_ports(1)
+        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        servers = "\n".join(f"        server {upstream};" for upstream in self.upstreams)
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.workdir, servers=servers, listen=self.http))
+        args = [nginx_binary(), "-p", str(self.workdir), "-c", str(conf)]
+        args += ["-e", str(self.workdir / "error.log")]
+        with (self.workdir / "nginx.out").open("ab") as out:
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        wait_until(self._ready, timeout=15, what=f"nginx on {self.http}")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {(self.workdir / 'error.log').read_text()}")
+        try:
+            return bool(http_get(self.http, "/v1/status/leader", timeout=2))
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        _stop(self.process, signal.SIGQUIT)  # nginx's graceful shutdown
+        self.process = None
+
+
+@dataclass
+class HostRegistrator:
+    """The real registrator CLI of one simulated host, logging JSON at DEBUG to a file."""
+
+    host: str
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HostRegistrator:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "registrator", *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> int:
+        code = _stop(self.process)
+        self.process = None
+        return code
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def records(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log records (of `event`), in order; other lines are skipped."""
+        found = []
+        for line in self.log.splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if event is None or record.get("event") == event:
+                found.append(record)
+        return found
+
+    def writes(self) -> int:
+        """Services registered, updated or deregistered so far, from `reconcile.done` lines."""
+        kinds = ("registered", "updated", "deregistered")
+        return sum(int(r.get(k, 0)) for r in self.records("reconcile.done") for k in kinds)
+
+
+class Fleet:
+    """3 Consul servers, `hosts` client agents, nginx, and a registrator per host."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        hosts: int,
+        registrator_args: tuple[str, ...] = (),
+        run: str | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.run = run or uuid.uuid4().hex[:8]
+        self.prefix = f"127.{random.randint(2, 254)}.{random.randint(0, 255)}"
+        self.servers = [self._node(f"server-{i}", i, server=True) for i in range(1, SERVERS + 1)]
+        join = [s.serf for s in self.servers]
+        for server in self.servers:
+            server.join = [j for j in join if j != server.serf]
+        self.clients = [self._node(f"host-{k}", 10 + k, server=False) for k in range(1, hosts + 1)]
+        for client in self.clients:
+            client.join = join
+        self.nginx = Nginx(
+            workdir / "nginx", self.servers[0].address, [s.http for s in self.servers]
+        )
+        self.registrators = [self._registrator(k, registrator_args) for k in self.hosts]
+
+    @property
+    def hosts(self) -> range:
+        """Host numbers, 1-based: host k is `clients[k - 1]`, `registrators[k - 1]`."""
+        return range(1, len(self.clients) + 1)
+
+    def _node(self, name: str, last: int, *, server: bool) -> ConsulNode:
+        return ConsulNode(name, f"{self.prefix}.{last}", self.workdir / name, server=server)
+
+    def _registrator(self, k: int, extra: tuple[str, ...]) -> HostRegistrator:
+        agent = self.clients[k - 1]
+        args = [f"consul://{agent.http}", "--hostname", f"host-{k}"]
+        args += ["--require-label", f"{FLEET_LABEL}={self.label_value(k)}"]
+        args += ["--log-format", "json", "--log-level", "DEBUG", *extra]
+        return HostRegistrator(f"host-{k}", args, self.workdir / f"registrator-host-{k}.log")
+
+    def label_value(self, k: int) -> str:
+        return f"{self.run}.host-{k}"
+
+    def labels(self, k: int) -> dict[str, str]:
+        """The labels that put a container on host k."""
+        return {FLEET_LABEL: self.label_value(k)}
+
+    def client(self, k: int) -> ConsulNode:
+        return self.clients[k - 1]
+
+    def registrator(self, k: int) -> HostRegistrator:
+        return self.registrators[k - 1]
+
+    def start(self, *, registrators: bool = True) -> Fleet:
+        """The cluster (all agents at once, then until every one is a member), nginx, and
+        unless told otherwise the registrators."""
+        for node in (*self.servers, *self.clients):
+            node.start()
+        self.wait_for_cluster()
+        self.nginx.start()
+        if registrators:
+            self.start_registrators()
+        return self
+
+    def start_registrators(self) -> None:
+        for registrator in self.registrators:
+            registrator.start()
+
+    def wait_for_cluster(self, *, timeout: float = 90) -> None:
+        """Until there is a leader and every agent knows it and is in the catalog."""
+        names = {n.name for n in (*self.servers, *self.clients) if n.alive}
+
+        def ready() -> bool:
+            for node in (*self.servers, *self.clients):
+                if node.process is not None and node.process.poll() is not None:
+                    raise RuntimeError(f"consul {node.name} exited: {node.log_tail()}")
+            if not all(n.leader() for n in (*self.servers, *self.clients) if n.alive):
+                return False
+            return names <= self.catalog_nodes()
+
+        wait_until(ready, timeout=timeout, interval=0.2, what="the Consul cluster")
+
+    def catalog_nodes(self) -> set[str]:
+        try:
+            return {n["Node"] for n in self.live_server().get("/v1/catalog/nodes")}
+        except (OSError, urllib.error.URLError, ValueError):
+            return set()
+
+    def live_server(self) -> ConsulNode:
+        return next(s for s in self.servers if s.alive)
+
+    def leader(self) -> ConsulNode | None:
+        """The server that leads now, as the live servers agree; None while there is none."""
+        answers = {s.leader() for s in self.servers if s.alive}
+        if len(answers) != 1 or "" in answers:
+            return None
+        [address] = answers
+        return next(
+            (s for s in self.servers if address == f"{s.address}:{s.ports['server']}"), None
+        )
+
+    def catalog(self, server: ConsulNode, service: str) -> list[dict[str, Any]]:
+        """`service`'s instances in `server`'s own copy of the catalog (`?stale`: no forwarding)."""
+        found: list[dict[str, Any]] = server.get(f"/v1/catalog/service/{service}?stale")
+        return found
+
+    def passing(self, server: ConsulNode, service: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = server.get(f"/v1/health/service/{service}?passing&stale")
+        return found
+
+    def catalog_writes(self) -> int:
+        """Catalog writes applied so far, summed over the live servers."""
+        return sum(s.catalog_writes() for s in self.servers if s.alive)
+
+    def stop(self) -> None:
+        """Everything, each kind at once (a client agent takes seconds to leave)."""
+        with ThreadPoolExecutor(max(8, len(self.clients))) as pool:
+            list(pool.map(HostRegistrator.stop, self.registrators))
+            self.nginx.stop()
+            list(pool.map(ConsulNode.stop, (*self.clients, *self.servers)))
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
