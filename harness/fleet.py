@@ -79,6 +79,8 @@ class ConsulNode:
     server: bool
     join: list[str] = field(default_factory=list)
     node_id: str = ""
+    #: Consul's anti-entropy interval (`ae_interval`, 1 min by default), "" for the default
+    anti_entropy: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
@@ -121,8 +123,12 @@ class ConsulNode:
             "telemetry": {"disable_hostname": True, "prometheus_retention_time": "1h"},
             "performance": {"raft_multiplier": 1},
         }
+        if self.anti_entropy:
+            config["ae_interval"] = self.anti_entropy
         if self.server:
-            config.update(server=True, bootstrap_expect=SERVERS)
+            # a server that rejoins votes again after 2 s of health (Consul's default: 10 s)
+            autopilot = {"server_stabilization_time": "2s"}
+            config.update(server=True, bootstrap_expect=SERVERS, autopilot=autopilot)
         return config
 
     def start(self, *, empty: bool = False) -> ConsulNode:
@@ -320,9 +326,13 @@ class Fleet:
         *,
         hosts: int,
         registrator_args: tuple[str, ...] = (),
+        anti_entropy: str = "",
         run: str | None = None,
     ) -> None:
+        """`anti_entropy` shortens how often agents compare their services with the catalog:
+        the one way a write an agent could not pass on during a leader election reaches it."""
         self.workdir = workdir
+        self.anti_entropy = anti_entropy
         self.run = run or uuid.uuid4().hex[:8]
         self.prefix = f"127.{random.randint(2, 254)}.{random.randint(0, 255)}"
         self.servers = [self._node(f"server-{i}", i, server=True) for i in range(1, SERVERS + 1)]
@@ -343,7 +353,9 @@ class Fleet:
         return range(1, len(self.clients) + 1)
 
     def _node(self, name: str, last: int, *, server: bool) -> ConsulNode:
-        return ConsulNode(name, f"{self.prefix}.{last}", self.workdir / name, server=server)
+        address = f"{self.prefix}.{last}"
+        workdir = self.workdir / name
+        return ConsulNode(name, address, workdir, server=server, anti_entropy=self.anti_entropy)
 
     def _registrator(self, k: int, extra: tuple[str, ...]) -> HostRegistrator:
         agent = self.clients[k - 1]
@@ -390,7 +402,9 @@ class Fleet:
                     raise RuntimeError(f"consul {node.name} exited: {node.log_tail()}")
             if not all(n.leader() for n in (*self.servers, *self.clients) if n.alive):
                 return False
-            return names <= self.catalog_nodes()
+            return names <= self.catalog_nodes() and self.voters() == sum(
+                s.alive for s in self.servers
+            )
 
         wait_until(ready, timeout=timeout, interval=0.2, what="the Consul cluster")
 
@@ -400,18 +414,23 @@ class Fleet:
         except (OSError, urllib.error.URLError, ValueError):
             return set()
 
+    def voters(self) -> int:
+        """Healthy voting servers, as autopilot counts them (a rejoined one must stabilize)."""
+        try:
+            health = self.live_server().get("/v1/operator/autopilot/health")
+        except (OSError, urllib.error.URLError, ValueError):
+            return 0  # 429 while unhealthy
+        return sum(1 for s in health["Servers"] if s["Voter"] and s["Healthy"])
+
     def live_server(self) -> ConsulNode:
         return next(s for s in self.servers if s.alive)
 
     def leader(self) -> ConsulNode | None:
-        """The server that leads now, as the live servers agree; None while there is none."""
+        """The live server that leads now, as every live server says; None while there is none
+        (followers name a dead leader until their election timeout)."""
         answers = {s.leader() for s in self.servers if s.alive}
-        if len(answers) != 1 or "" in answers:
-            return None
-        [address] = answers
-        return next(
-            (s for s in self.servers if address == f"{s.address}:{s.ports['server']}"), None
-        )
+        live = {f"{s.address}:{s.ports['server']}": s for s in self.servers if s.alive}
+        return live.get(answers.pop()) if len(answers) == 1 else None
 
     def catalog(self, server: ConsulNode, service: str) -> list[dict[str, Any]]:
         """`service`'s instances in `server`'s own copy of the catalog (`?stale`: no forwarding)."""

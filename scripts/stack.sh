@@ -3,13 +3,15 @@
 #   docker   Debian's docker.io, installed when dockerd is missing, started when the socket is silent
 #   consul   Debian 11's consul 1.8.7, fetched with a private apt configuration into .cache/
 #   prometheus  Debian 11's prometheus 2.24 (Debian 12's lacks Consul discovery) into .cache/
+#   nginx    Debian's nginx-light, the fleet tests' load balancer (they run nginx processes of
+#            their own; the package's service is not left running)
 #   image    a busybox image for test and demo containers, built from busybox-static (no registry)
 #   base     a python3 base image for registrator's Dockerfile, debootstrapped from Debian
 #            (built once per machine, tagged registrator-test/python-base:bookworm)
 #   wheels   wheels of registrator's dependencies in wheels/, for image builds without an index
 #   compose  Debian's docker-compose, to validate compose/
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|venv|all]...
+# Usage: scripts/stack.sh [docker|consul|prometheus|nginx|image|base|wheels|compose|venv|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -125,6 +127,23 @@ ensure_prometheus() {
     "$CACHE/prometheus/usr/bin/prometheus" --version 2>&1 | sed -n 1p >&2
 }
 
+# nginx-light, installed only when no nginx is there. Installing it starts its service unless
+# policy-rc.d forbids that: a service it started is stopped again, one that ran before is not.
+ensure_nginx() {
+    if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then return 0; fi
+    log "installing nginx-light"
+    apt_install nginx-light
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
+    local pid
+    pid=$(cat /run/nginx.pid 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        log "stopping the nginx service the package started"
+        kill -QUIT "$pid" || true
+    fi
+}
+
 # A bookworm root with python3 and venv, imported as an image: the Dockerfile's BASE_IMAGE where
 # no registry is reachable. Built once per machine (a lock keeps two checkouts from racing).
 ensure_python_base() {
@@ -228,13 +247,14 @@ main() {
             docker) ensure_docker ;;
             consul) ensure_consul ;;
             prometheus) ensure_prometheus ;;
+            nginx) ensure_nginx ;;
             image) ensure_docker && ensure_image ;;
             base) ensure_docker && ensure_python_base ;;
             wheels) ensure_venv && ensure_wheels ;;
             compose) ensure_compose ;;
             venv) ensure_venv ;;
             all)
-                ensure_docker && ensure_consul && ensure_prometheus && ensure_image \
+                ensure_docker && ensure_consul && ensure_prometheus && ensure_nginx && ensure_image \
                     && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose
                 ;;
             *) log "unknown step: $s"; return 2 ;;

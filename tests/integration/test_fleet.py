@@ -32,7 +32,14 @@ Catalog = dict[str, tuple[str, str, int]]
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     workdir = tmp_path_factory.mktemp("fleet")
-    cluster = Fleet(workdir, hosts=HOSTS, registrator_args=("--agent-check-interval", "1"))
+    # Agents compare their services with the catalog every 5 s instead of every 1-2 min: a
+    # change an agent could not pass on while the cluster had no leader waits for that.
+    cluster = Fleet(
+        workdir,
+        hosts=HOSTS,
+        registrator_args=("--agent-check-interval", "1"),
+        anti_entropy="5s",
+    )
     try:
         yield cluster.start()
     finally:
@@ -225,6 +232,7 @@ def test_losing_the_leader_during_churn_loses_nothing_and_leaves_nothing_stale(
             on_hosts.run(k)
     converge(fleet, on_hosts)
     old = wait_until(fleet.leader, what="a leader")
+    failures = [len(r.records("reconcile.failed")) for r in fleet.registrators]
 
     old.kill()
     try:
@@ -235,11 +243,17 @@ def test_losing_the_leader_during_churn_loses_nothing_and_leaves_nothing_stale(
         on_hosts.run(3)
         new = wait_until(fleet.leader, timeout=30, what="a new leader")
         assert new is not old
-        converge(fleet, on_hosts, timeout=60)
+        converge(fleet, on_hosts, timeout=90)
         assert all(r.alive for r in fleet.registrators)
-    finally:
+        # their own agents took every write: the cluster's trouble was never theirs
+        assert [len(r.records("reconcile.failed")) for r in fleet.registrators] == failures
         old.start()
         fleet.wait_for_cluster()
+        converge(fleet, on_hosts)  # the old leader, back as a follower, holds the same
+    finally:
+        if not old.alive:
+            old.start()
+            fleet.wait_for_cluster()
 
 
 def test_restarting_every_registrator_at_once_writes_nothing_and_duplicates_nothing(
@@ -250,14 +264,17 @@ def test_restarting_every_registrator_at_once_writes_nothing_and_duplicates_noth
             on_hosts.run(k)
     expected = converge(fleet, on_hosts)
     writes = [r.writes() for r in fleet.registrators]
-    start_ups = [len(full_passes(r)) for r in fleet.registrators]
+    passes = [len(full_passes(r)) for r in fleet.registrators]
     catalog_writes = fleet.catalog_writes()
 
     with ThreadPoolExecutor(len(fleet.registrators)) as pool:
         assert list(pool.map(HostRegistrator.stop, fleet.registrators)) == [0] * HOSTS
     fleet.start_registrators()
-    for registrator, before in zip(fleet.registrators, start_ups, strict=True):
-        wait_until(lambda r=registrator, n=before: len(full_passes(r)) > n, timeout=30)
+
+    def started() -> bool:
+        return all(len(full_passes(r)) > n for r, n in zip(fleet.registrators, passes, strict=True))
+
+    wait_until(started, timeout=60, what="every registrator's start-up reconcile")
 
     assert [r.writes() for r in fleet.registrators] == writes
     assert everywhere(fleet, on_hosts.name, expected)
