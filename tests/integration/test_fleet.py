@@ -25,6 +25,8 @@ from tests.integration.conftest import Containers
 from tests.support import PrometheusServer, wait_until
 
 HOSTS = 3
+#: a cluster's failure detection and elections take seconds, and more on a loaded machine
+pytestmark = pytest.mark.timeout(300)
 #: (node, address, port) of each service ID, as the catalog holds it
 Catalog = dict[str, tuple[str, str, int]]
 
