@@ -4,6 +4,8 @@
 #   consul   Debian 11's consul 1.8.7, fetched with a private apt configuration into .cache/
 #   prometheus  Debian 11's prometheus 2.24 (Debian 12's lacks Consul discovery) into .cache/
 #   etcd     Debian 12's etcd-server (3.4), its own service never started: tests run their own
+#   nginx    Debian's nginx-light, the fleet tests' load balancer (they run nginx processes of
+#            their own; the package's service is not left running)
 #   image    a busybox image for test and demo containers, built from busybox-static (no registry)
 #   base     a python3 base image for registrator's Dockerfile, debootstrapped from Debian
 #            (built once per machine, tagged registrator-test/python-base:bookworm)
@@ -12,7 +14,7 @@
 #   haproxy  Debian's haproxy, the load balancer of the drain test (its own service is not left
 #            running: the test starts its own process on loopback ports)
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|image|base|wheels|compose|haproxy|venv|all]...
+# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|nginx|image|base|wheels|compose|haproxy|venv|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -152,6 +154,23 @@ ensure_etcd() {
     etcd --version | sed -n 1p >&2
 }
 
+# nginx-light, installed only when no nginx is there. Installing it starts its service unless
+# policy-rc.d forbids that: a service it started is stopped again, one that ran before is not.
+ensure_nginx() {
+    if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then return 0; fi
+    log "installing nginx-light"
+    apt_install nginx-light
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
+    local pid
+    pid=$(cat /run/nginx.pid 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        log "stopping the nginx service the package started"
+        kill -QUIT "$pid" || true
+    fi
+}
+
 # A bookworm root with python3 and venv, imported as an image: the Dockerfile's BASE_IMAGE where
 # no registry is reachable. Built once per machine (a lock keeps two checkouts from racing).
 ensure_python_base() {
@@ -272,6 +291,7 @@ main() {
             consul) ensure_consul ;;
             prometheus) ensure_prometheus ;;
             etcd) ensure_etcd ;;
+            nginx) ensure_nginx ;;
             image) ensure_docker && ensure_image ;;
             base) ensure_docker && ensure_python_base ;;
             wheels) ensure_venv && ensure_wheels ;;
@@ -279,9 +299,9 @@ main() {
             haproxy) ensure_haproxy ;;
             venv) ensure_venv ;;
             all)
-                ensure_docker && ensure_consul && ensure_prometheus && ensure_etcd && ensure_image \
-                    && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose \
-                    && ensure_haproxy
+                ensure_docker && ensure_consul && ensure_prometheus && ensure_etcd && ensure_nginx \
+                    && ensure_image && ensure_venv && ensure_wheels && ensure_python_base \
+                    && ensure_compose && ensure_haproxy
                 ;;
             *) log "unknown step: $s"; return 2 ;;
         esac

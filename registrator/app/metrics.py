@@ -24,6 +24,7 @@ ERROR_KINDS = (
     "docker.events.closed",
     "container.bad_declaration",
     "registry.refused",
+    "registry.agent_changed",
 )
 #: Plan actions (by kind) counted, each in a counter of its own.
 _WRITES = {

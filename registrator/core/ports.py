@@ -43,6 +43,12 @@ class Registry(Protocol):
     def advertise_address(self) -> str:
         """This host's address as the registry knows it ("" when it has no opinion)."""
 
+    def node(self) -> str:
+        """The name of the registry node that answered ("" for a registry without nodes).
+
+        Services belong to the node they were registered through; the runtime compares this
+        from pass to pass to notice that it is not talking to one node (a load balancer)."""
+
     def services(
         self,
         *,

@@ -18,11 +18,12 @@ from loguru import logger
 
 from registrator.core.errors import DockerError, RegistryDenied
 from registrator.core.model import ContainerID, Service, ServiceID
-from registrator.core.plan import Plan, plan
+from registrator.core.plan import Deregister, Plan, plan
 from registrator.core.policy import Policy
 from registrator.core.ports import ContainerSource, Registry
 from registrator.runtime.executor import Executor, Outcome
 from registrator.runtime.known import KnownContainers
+from registrator.runtime.node_watch import NodeWatch
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
@@ -54,6 +55,8 @@ class Reconciler:
         )
         self._address_known = bool(policy.host_ip)
         self._inspected = 0
+        #: the registry nodes seen by full passes: deregistrations stop once it changes
+        self.nodes = NodeWatch(observer=observer)
 
     def changes(self, changes: Changes) -> Outcome:
         """Reconcile the containers events named: only their services are read and written.
@@ -78,6 +81,7 @@ class Reconciler:
         full = full or FullPass()
         self._inspected = 0
         self._lookup_address(full=full.docker)
+        self._watch_node()
         if full.docker:
             self._read_all(reinspect=full.reinspect)
         actual = self._owned()
@@ -123,6 +127,9 @@ class Reconciler:
         )
 
     def _execute(self, todo: Plan, actual: dict[ServiceID, Service]) -> Outcome:
+        if self.nodes.changed:  # never remove on the basis of another node's list
+            kept = tuple(a for a in todo.actions if not isinstance(a, Deregister))
+            todo = dataclasses.replace(todo, actions=kept)
         done, errors = self._executor.apply(todo)
         return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
 
@@ -140,6 +147,16 @@ class Reconciler:
 
     def _call(self, what: str, fn: Callable[[], _T]) -> _T:
         return self._retry.call(what, fn, stop=self._stop)
+
+    def _watch_node(self) -> None:
+        """Which node answers, asked twice in a row: one agent gives one answer, a balancer
+        that spreads requests over several gives two (see `NodeWatch`). A token without agent
+        read cannot tell: nothing is compared then."""
+        try:
+            for _ in range(2):
+                self.nodes.saw(self._call("registry.node", self._registry.node))
+        except RegistryDenied:
+            return
 
     def _lookup_address(self, *, full: bool) -> None:
         """The registry's address for this host (where published ports are registered)."""

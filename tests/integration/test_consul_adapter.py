@@ -1,4 +1,4 @@
-"""The Consul adapter against a real agent: asking for a few services by ID."""
+"""The Consul adapter against a real agent: asking for a few services by ID, its node."""
 
 from __future__ import annotations
 
@@ -58,3 +58,8 @@ def test_services_by_id_are_what_the_whole_list_says_of_them(
     assert set(bare) == set(ids[:2])
     assert all(not s.checks and not s.maintenance for s in bare.values())
     assert set(everything) == set(ids)
+
+
+def test_the_node_is_the_agents_own_node_name(consul: ConsulDevAgent, agent: ConsulAgent) -> None:
+    assert agent.node() == consul.get("/v1/agent/self")["Config"]["NodeName"]
+    assert agent.node().startswith("registrator-test-")

@@ -109,6 +109,14 @@ def test_deregistering_a_missing_service_is_no_error(registry: Registry, owner: 
     registry.deregister(ServiceID(f"{owner}:never:80"))
 
 
+def test_one_agent_names_one_node_from_call_to_call(registry: Registry) -> None:
+    """What the node check relies on: only a balancer in front of agents changes the answer."""
+    first = registry.node()
+
+    assert first
+    assert [registry.node() for _ in range(3)] == [first] * 3
+
+
 def test_a_duration_beyond_go_range_is_refused_and_nothing_is_registered(
     registry: Registry, owner: str
 ) -> None:

@@ -51,6 +51,8 @@ class FakeConsul:
     reads_without_checks: int = 0
     down: bool = False
     address: str = "10.9.9.9"
+    #: the agent's node name; a test changes it to play a load balancer in front of agents
+    node_name: str = "node-1"
 
     def _check(self) -> None:
         if self.down:
@@ -59,6 +61,10 @@ class FakeConsul:
     def advertise_address(self) -> str:
         self._check()
         return self.address
+
+    def node(self) -> str:
+        self._check()
+        return self.node_name
 
     def services(
         self,

@@ -115,6 +115,13 @@ class ConsulAgent:
         config = data.get("Config") or {}
         return str(member.get("Addr") or config.get("AdvertiseAddr") or "")
 
+    def node(self) -> str:
+        """The name of the agent's node: the node every service registered through it joins."""
+        data = self._request("GET", "/v1/agent/self").json()
+        config = data.get("Config") or {}
+        member = data.get("Member") or {}
+        return str(config.get("NodeName") or member.get("Name") or "")
+
     def ping(self, *, timeout: float = 3.0) -> None:
         """Returns when the agent answers within `timeout`; needs no ACL permission."""
         self._request("GET", "/v1/status/leader", timeout=timeout)

@@ -67,6 +67,10 @@ class ConsulKV:
     def session_name(self, owner: str) -> str:
         return f"registrator {owner} {self._layout.prefix}"
 
+    def node(self) -> str:
+        """Keys belong to no agent node: "" (the agent-changed rule is for agent services)."""
+        return ""
+
     def advertise_address(self) -> str:
         return self._agent.advertise_address()
 

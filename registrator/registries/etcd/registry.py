@@ -70,6 +70,10 @@ class EtcdRegistry:
     def owner_key(self, owner: str) -> str:
         return f"{OWNERS_ROOT}{self._layout.prefix}/{owner}"
 
+    def node(self) -> str:
+        """Keys belong to no agent node: "" (the agent-changed rule is for agent services)."""
+        return ""
+
     def advertise_address(self) -> str:
         """The address this host reaches etcd from: where its published ports are registered
         when `-ip` is not given (etcd has no notion of the host's address)."""
