@@ -19,13 +19,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.support import (
-    ROOT,
-    TEST_IMAGE,
-    TEST_LABEL,
-    ConsulDevAgent,
-    RegistratorProcess,
-)
+from harness import ROOT, TEST_IMAGE, TEST_LABEL, ConsulDevAgent, RegistratorProcess
 
 SESSION = uuid.uuid4().hex[:12]
 #: Registrator sees every container on the host, and other test runs may have containers of

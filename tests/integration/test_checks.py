@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from harness import ConsulDevAgent, RegistratorProcess, wait_until
 from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 SECOND = 1_000_000_000  # Docker's healthcheck durations are nanoseconds

@@ -6,8 +6,8 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from harness import ConsulDevAgent, RegistratorProcess, wait_until
 from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import ConsulDevAgent, RegistratorProcess, consul_binary, free_ports, wait_until
 from tests.integration.conftest import Containers, run_registrator
-from tests.support import (
-    ConsulDevAgent,
-    RegistratorProcess,
-    consul_binary,
-    free_ports,
-    wait_until,
-)
 
 StartRegistrator = Callable[..., RegistratorProcess]
 MASTER = "registrator-test-master-secret"

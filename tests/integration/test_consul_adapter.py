@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness import ConsulDevAgent
 from registrator.consul_agent import MAX_FILTERED_IDS, ConsulAgent, ConsulTarget
 from registrator.model import ServiceID
-from tests.support import ConsulDevAgent
 
 
 @pytest.fixture

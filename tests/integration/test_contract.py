@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from harness import ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]

@@ -11,8 +11,8 @@ import dns.resolver
 import pytest
 import yaml
 
+from harness import ROOT, ConsulDevAgent, PrometheusServer, RegistratorProcess, wait_until
 from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent, PrometheusServer, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from harness import ROOT, ConsulDevAgent
 from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent
 
 
 def explain(*args: str) -> subprocess.CompletedProcess[str]:

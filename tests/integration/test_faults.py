@@ -16,8 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
 from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 

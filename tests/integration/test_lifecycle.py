@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+from harness import ConsulDevAgent, RegistratorProcess, wait_until
 from tests.integration.conftest import Containers, run_registrator
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 

@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from harness import ROOT, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 
 StartRegistrator = Callable[..., RegistratorProcess]
 
