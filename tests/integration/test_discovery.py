@@ -11,10 +11,8 @@ import dns.resolver
 import pytest
 import yaml
 
-from harness import ROOT, ConsulDevAgent, PrometheusServer, RegistratorProcess, wait_until
-from tests.integration.conftest import Containers
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ROOT, ConsulDevAgent, PrometheusServer, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
 
 def resolver(consul: ConsulDevAgent) -> dns.resolver.Resolver:

@@ -16,10 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
-from tests.integration.conftest import Containers
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ROOT, ConsulDevAgent, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
 
 @pytest.fixture
