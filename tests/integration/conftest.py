@@ -2,7 +2,7 @@
 
 Nothing here fakes either. The suite fails (never skips) when the stack is missing: the test
 command brings it up first. Every container is labelled with this session's id and removed at
-teardown; Consul agents are the suite's own, so nothing else is touched.
+teardown; Consul agents and private dockerds are the suite's own, so nothing else is touched.
 What tests import (Containers, run_registrator, ISOLATION, ...) is in support.py.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import TEST_IMAGE, TEST_LABEL, ConsulDevAgent, RegistratorProcess
+from harness import TEST_IMAGE, TEST_LABEL, ConsulDevAgent, PrivateDockerd, RegistratorProcess
 from tests.integration.support import ISOLATION, SESSION, Containers, StartRegistrator
 
 
@@ -63,6 +63,21 @@ def containers(docker_api: docker.APIClient) -> Iterator[Containers]:
     made = Containers(docker_api)
     yield made
     made.remove_all()
+
+
+@pytest.fixture
+def private_dockerd(docker_api: docker.APIClient) -> Iterator[PrivateDockerd]:
+    """A dockerd of this test's own, holding the test image: restart it, break it, at will.
+
+    Its containers need `network_mode="host"` (it has no bridge); point registrator at it with
+    `env={"DOCKER_HOST": private_dockerd.host}`. Its containers and directories go at teardown.
+    """
+    daemon = PrivateDockerd.new()
+    try:
+        daemon.start().load_image(TEST_IMAGE, source=docker_api)
+        yield daemon
+    finally:
+        daemon.remove()
 
 
 @pytest.fixture

@@ -1,22 +1,20 @@
 """Faults with the real things: Docker restarted, Consul down or wiped, registrator killed.
 
-Each test starts what it breaks (its own Consul agent, its own registrator) and leaves the
-machine as it found it; the Docker restart test brings dockerd back before it ends.
+Each test starts what it breaks (its own Consul agent, its own registrator, its own dockerd)
+and leaves the machine as it found it: the machine's dockerd is never restarted.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import docker
 import pytest
 
-from harness import ROOT, ConsulDevAgent, wait_until
+from harness import ConsulDevAgent, PrivateDockerd, free_ports, wait_until
 from tests.integration.support import Containers, StartRegistrator
 
 
@@ -160,64 +158,58 @@ def test_two_identities_on_one_agent_never_touch_each_other(
     assert a.alive
 
 
-def _dockerd_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
-    pids = found.stdout.split()
-    return int(pids[0]) if pids else None
+def _serving_on_the_host(containers: Containers, port: int, **host_config: Any) -> str:
+    """A container on the host's network (a private dockerd has no bridge) serving `port`.
+
+    Registrator registers such a container's exposed port, at the host's address.
+    """
+    command = ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"]
+    return containers.run(command, expose=[port], network_mode="host", **host_config)
 
 
-@pytest.fixture
-def restartable_dockerd(docker_api: docker.APIClient) -> Iterator[Callable[[], None]]:
-    """Restart the real dockerd as the project's bootstrap runs it; always bring it back."""
-
-    def restart() -> None:
-        pid = _dockerd_pid()
-        assert pid is not None, "no dockerd process to restart"
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: _dockerd_pid() is None, timeout=60, what="dockerd stopped")
-        subprocess.run(
-            ["bash", "scripts/stack.sh", "docker"], cwd=ROOT, check=True, capture_output=True
-        )
-        docker_api.close()  # its pooled connections died with the old daemon; reopen lazily
-
-    yield restart
-    if _dockerd_pid() is None:
-        subprocess.run(["bash", "scripts/stack.sh", "docker"], cwd=ROOT, check=True)
+def _exposed_port(containers: Containers, container: str) -> int:
+    [port] = containers.inspect(container)["Config"]["ExposedPorts"]
+    return int(port.partition("/")[0])
 
 
 def test_docker_restart_is_survived_and_the_result_is_exact(
     consul: ConsulDevAgent,
-    containers: Containers,
+    private_dockerd: PrivateDockerd,
     start_registrator: StartRegistrator,
     identity: str,
-    restartable_dockerd: Callable[[], None],
 ) -> None:
-    reg = start_registrator(consul.uri, "--hostname", identity)
-    plain = containers.run(ports={80: 0})
-    always = containers.run(ports={80: 0}, restart_policy={"Name": "always"})
+    containers = Containers(private_dockerd.api)
+    reg = start_registrator(
+        consul.uri, "--hostname", identity, env={"DOCKER_HOST": private_dockerd.host}
+    )
+    plain_port, always_port, after_port = free_ports(3)
+    plain = _serving_on_the_host(containers, plain_port)
+    always = _serving_on_the_host(containers, always_port, restart_policy={"Name": "always"})
     wait_until(
         lambda: len(_owned_ids(consul, identity, containers)) == 2,
         what="registered before",
         timeout=30,
     )
 
-    restartable_dockerd()
+    private_dockerd.restart()
     api = containers.api
     wait_until(
         lambda: api.inspect_container(always)["State"]["Running"],
         timeout=30,
         what="restart-always container back",
     )
-    after = containers.run(ports={80: 0})
+    after = _serving_on_the_host(containers, after_port)
 
-    expected = _expected(containers, identity, [always, after])
+    expected = {
+        f"{identity}:{containers.name(c)}:{_exposed_port(containers, c)}" for c in (always, after)
+    }
     wait_until(
         lambda: _owned_ids(consul, identity, containers) == expected,
         timeout=30,
         what="exactly the running containers after the restart",
     )
-    port = containers.host_port(always)
-    assert consul.services()[f"{identity}:{containers.name(always)}:80"]["Port"] == port
+    port = _exposed_port(containers, always)
+    assert consul.services()[f"{identity}:{containers.name(always)}:{port}"]["Port"] == port
     assert not api.inspect_container(plain)["State"]["Running"]
     assert reg.alive
     assert "docker.events.reconnected" in reg.log
