@@ -9,7 +9,9 @@
 #   wheels   wheels of registrator's dependencies in wheels/, for image builds without an index
 #   compose  Debian's docker-compose, to validate compose/
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|venv|all]...
+#   demo     what scripts/demo.sh uses: docker, consul, image, and .venv with the package and its
+#            runtime dependencies only (a later `venv` or `all` adds the dev tools to that venv)
+# Usage: scripts/stack.sh [docker|consul|prometheus|image|base|wheels|compose|venv|demo|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -205,18 +207,29 @@ ensure_image() {
         --change 'LABEL org.registrator.test=image' - "$TEST_IMAGE" >/dev/null
 }
 
+# .venv with the package installed editable: `dev` with its dev tools (tests, linters,
+# benchmarks), `runtime` without them (the demo). Each has its own stamp, so `dev` installs the
+# dev tools into a venv the demo made, however recent the demo's stamp is.
 ensure_venv() {
-    local venv=$ROOT/.venv
+    local kind=${1:-dev} venv=$ROOT/.venv
     if [ ! -x "$venv/bin/python" ]; then
         log "creating $venv"
         python3 -m venv "$venv"
     fi
-    local stamp=$venv/.installed
-    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    if venv_fresh dev || { [ "$kind" = runtime ] && venv_fresh runtime; }; then return 0; fi
+    if [ "$kind" = dev ]; then
         "$venv/bin/pip" install -q --upgrade pip >/dev/null
         "$venv/bin/pip" install -q -e "$ROOT[dev]"
-        touch "$stamp"
+    else
+        "$venv/bin/pip" install -q -e "$ROOT"
     fi
+    touch "$venv/.installed-$kind"
+}
+
+# Whether .venv holds the `dev` or `runtime` install of the current pyproject.toml.
+venv_fresh() {
+    local stamp=$ROOT/.venv/.installed-$1
+    [ -f "$stamp" ] && [ ! "$ROOT/pyproject.toml" -nt "$stamp" ]
 }
 
 main() {
@@ -232,7 +245,8 @@ main() {
             base) ensure_docker && ensure_python_base ;;
             wheels) ensure_venv && ensure_wheels ;;
             compose) ensure_compose ;;
-            venv) ensure_venv ;;
+            venv) ensure_venv dev ;;
+            demo) ensure_docker && ensure_consul && ensure_image && ensure_venv runtime ;;
             all)
                 ensure_docker && ensure_consul && ensure_prometheus && ensure_image \
                     && ensure_venv && ensure_wheels && ensure_python_base && ensure_compose
