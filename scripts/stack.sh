@@ -219,11 +219,18 @@ ensure_venv() {
     if venv_fresh dev || { [ "$kind" = runtime ] && venv_fresh runtime; }; then return 0; fi
     if [ "$kind" = dev ]; then
         "$venv/bin/pip" install -q --upgrade pip >/dev/null
-        "$venv/bin/pip" install -q -e "$ROOT[dev]"
+        pip_install -e "$ROOT[dev]"
     else
-        "$venv/bin/pip" install -q -e "$ROOT"
+        pip_install -e "$ROOT"
     fi
     touch "$venv/.installed-$kind"
+}
+
+# pip install into .venv, without pip's warning, once per package, about each configured
+# find-links or index location that does not exist (as ensure_wheels does).
+pip_install() {
+    "$ROOT/.venv/bin/pip" install -q "$@" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 }
 
 # Whether .venv holds the `dev` or `runtime` install of the current pyproject.toml.
