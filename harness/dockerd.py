@@ -1,14 +1,17 @@
 """A dockerd of the caller's own, to restart or break without touching the machine's daemon.
 
 It has its own socket, data root, exec root (so its own containerd), pid file, configuration
-file and containerd namespaces. It creates no bridge, writes no iptables rule and changes no
-sysctl, so nothing it does reaches the host's network: its containers use the host's network
-(`network_mode="host"`), where registrator registers a container's exposed ports.
+file and containerd namespaces. It writes no iptables rule, turns on no IP forwarding and
+masquerades nothing. It has no default bridge: `network()` makes one bridge network, on a /24
+that no route of the host uses, and docker-proxy serves the ports its containers publish.
+That bridge and its route are its only mark on the host, and `remove()` takes them away.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import random
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +27,11 @@ from harness.waits import wait_until
 SOCKET_PATH_MAX = 80
 #: what dockerd uses when overlay2 cannot work where the data root is (overlay on overlay)
 FALLBACK_STORAGE = "vfs"
+#: what docker-py raises when the daemon does not answer
+UNANSWERED = (docker.errors.DockerException, requests.exceptions.RequestException)
+#: the /24s a private dockerd picks its subnet from: no Docker default pool, no common LAN
+SUBNETS = ipaddress.IPv4Network("10.213.0.0/16")
+NETWORK_NAME = "registrator-test"
 NETWORK_OPTIONS = (
     "--bridge=none",
     "--iptables=false",
@@ -34,7 +42,7 @@ NETWORK_OPTIONS = (
 
 
 class PrivateDockerd:
-    """`start()`, `restart()` (SIGTERM and start again, as a host's restart does), `remove()`.
+    """`start()`, `network()`, `restart()` (SIGTERM, start again, as a reboot does), `remove()`.
 
     `workdir` holds everything of it and is deleted by `remove()`; keep it short (`new()` makes
     one under /tmp), since the sockets of dockerd and its containerd live there.
@@ -45,8 +53,11 @@ class PrivateDockerd:
             raise ValueError(f"{workdir} is too long a path for dockerd's sockets")
         self.workdir = workdir
         self.storage_driver: str | None = None  # the daemon's default until a start says otherwise
+        self.subnet = _unused_subnet()
+        self.bridge = f"rt-br-{workdir.name[-8:]}"  # an interface name: 15 characters at most
         self.process: subprocess.Popen[bytes] | None = None
         self._api: docker.APIClient | None = None
+        self._network: str | None = None
 
     @classmethod
     def new(cls) -> PrivateDockerd:
@@ -90,6 +101,7 @@ class PrivateDockerd:
             f"--config-file={self.workdir / 'daemon.json'}",
             "--containerd-namespace=registrator-test",
             "--containerd-plugins-namespace=registrator-test-plugins",
+            f"--default-address-pool=base={self.subnet},size={self.subnet.prefixlen}",
             *NETWORK_OPTIONS,
         ]
         if storage_driver is not None:
@@ -104,8 +116,16 @@ class PrivateDockerd:
             raise RuntimeError(f"private dockerd exited: {self.log_path.read_text()[-2000:]}")
         try:
             return bool(self.api.ping())
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except UNANSWERED:
             return False
+
+    def network(self) -> str:
+        """The name of its bridge network (made on first use): give it as `network_mode`."""
+        if self._network is None:
+            options = {"com.docker.network.bridge.name": self.bridge}
+            self.api.create_network(NETWORK_NAME, driver="bridge", options=options)
+            self._network = NETWORK_NAME
+        return self._network
 
     def restart(self) -> None:
         """Stop it as a host's shutdown does (SIGTERM: containers stop), then start it again."""
@@ -124,12 +144,16 @@ class PrivateDockerd:
         self.api.load_image(b"".join(source.get_image(image)))
 
     def remove(self) -> None:
-        """Its containers, the daemon, then every mount and file it left under `workdir`."""
+        """Its containers and network, the daemon, then all it left on the host and in `workdir`."""
         if self.process is not None:
-            with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+            with contextlib.suppress(*UNANSWERED):
                 for row in self.api.containers(all=True):
                     self.api.remove_container(row["Id"], force=True)
+                if self._network is not None:
+                    self.api.remove_network(self._network)
         self.stop()
+        if Path(f"/sys/class/net/{self.bridge}").exists():  # the daemon died before removing it
+            subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
         for mount in reversed(_mounts_under(self.workdir)):  # deepest last mounted, first off
             subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -140,3 +164,25 @@ def _mounts_under(directory: Path) -> list[str]:
     prefix = str(directory.resolve())
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
+def _unused_subnet() -> ipaddress.IPv4Network:
+    """A /24 of SUBNETS that overlaps no route of the host (other daemons' bridges included)."""
+    routes = subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True, check=True
+    ).stdout
+    used = [net for line in routes.splitlines() if (net := _destination(line)) is not None]
+    candidates = list(SUBNETS.subnets(new_prefix=24))
+    random.shuffle(candidates)  # two private dockerds started at once rarely pick the same one
+    for subnet in candidates:
+        if not any(subnet.overlaps(route) for route in used):
+            return subnet
+    raise RuntimeError(f"every /24 of {SUBNETS} is routed on this host")
+
+
+def _destination(route: str) -> ipaddress.IPv4Network | None:
+    """The destination of a line of `ip route` (after its type, if any); None for the default."""
+    for word in route.split()[:2]:
+        with contextlib.suppress(ValueError):
+            return ipaddress.IPv4Network(word, strict=False)
+    return None

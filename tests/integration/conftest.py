@@ -69,8 +69,9 @@ def containers(docker_api: docker.APIClient) -> Iterator[Containers]:
 def private_dockerd(docker_api: docker.APIClient) -> Iterator[PrivateDockerd]:
     """A dockerd of this test's own, holding the test image: restart it, break it, at will.
 
-    Its containers need `network_mode="host"` (it has no bridge); point registrator at it with
-    `env={"DOCKER_HOST": private_dockerd.host}`. Its containers and directories go at teardown.
+    Its containers need `network_mode=private_dockerd.network()` (it has no default bridge);
+    point registrator at it with `env={"DOCKER_HOST": private_dockerd.host}`. At teardown its
+    containers, network and directories go.
     """
     daemon = PrivateDockerd.new()
     try:

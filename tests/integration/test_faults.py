@@ -10,11 +10,10 @@ import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from harness import ConsulDevAgent, PrivateDockerd, free_ports, wait_until
+from harness import ConsulDevAgent, PrivateDockerd, wait_until
 from tests.integration.support import Containers, StartRegistrator
 
 
@@ -158,20 +157,6 @@ def test_two_identities_on_one_agent_never_touch_each_other(
     assert a.alive
 
 
-def _serving_on_the_host(containers: Containers, port: int, **host_config: Any) -> str:
-    """A container on the host's network (a private dockerd has no bridge) serving `port`.
-
-    Registrator registers such a container's exposed port, at the host's address.
-    """
-    command = ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"]
-    return containers.run(command, expose=[port], network_mode="host", **host_config)
-
-
-def _exposed_port(containers: Containers, container: str) -> int:
-    [port] = containers.inspect(container)["Config"]["ExposedPorts"]
-    return int(port.partition("/")[0])
-
-
 def test_docker_restart_is_survived_and_the_result_is_exact(
     consul: ConsulDevAgent,
     private_dockerd: PrivateDockerd,
@@ -179,12 +164,12 @@ def test_docker_restart_is_survived_and_the_result_is_exact(
     identity: str,
 ) -> None:
     containers = Containers(private_dockerd.api)
+    network = private_dockerd.network()
     reg = start_registrator(
         consul.uri, "--hostname", identity, env={"DOCKER_HOST": private_dockerd.host}
     )
-    plain_port, always_port, after_port = free_ports(3)
-    plain = _serving_on_the_host(containers, plain_port)
-    always = _serving_on_the_host(containers, always_port, restart_policy={"Name": "always"})
+    plain = containers.run(ports={80: 0}, network_mode=network)
+    always = containers.run(ports={80: 0}, network_mode=network, restart_policy={"Name": "always"})
     wait_until(
         lambda: len(_owned_ids(consul, identity, containers)) == 2,
         what="registered before",
@@ -198,18 +183,16 @@ def test_docker_restart_is_survived_and_the_result_is_exact(
         timeout=30,
         what="restart-always container back",
     )
-    after = _serving_on_the_host(containers, after_port)
+    after = containers.run(ports={80: 0}, network_mode=network)
 
-    expected = {
-        f"{identity}:{containers.name(c)}:{_exposed_port(containers, c)}" for c in (always, after)
-    }
+    expected = _expected(containers, identity, [always, after])
     wait_until(
         lambda: _owned_ids(consul, identity, containers) == expected,
         timeout=30,
         what="exactly the running containers after the restart",
     )
-    port = _exposed_port(containers, always)
-    assert consul.services()[f"{identity}:{containers.name(always)}:{port}"]["Port"] == port
+    port = containers.host_port(always)
+    assert consul.services()[f"{identity}:{containers.name(always)}:80"]["Port"] == port
     assert not api.inspect_container(plain)["State"]["Running"]
     assert reg.alive
     assert "docker.events.reconnected" in reg.log
