@@ -33,7 +33,7 @@ from benchmarks.scenarios import (
     sequential,
     start_up,
 )
-from tests.support import ConsulDevAgent, wait_until
+from harness import ConsulDevAgent, wait_until
 
 #: what docker-py raises when dockerd goes away under a call (another developer restarting it)
 DOCKER_GONE = (docker.errors.DockerException, requests.exceptions.ConnectionError)

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import requests.exceptions
 
-from tests.support import TEST_IMAGE, wait_until
+from harness import TEST_IMAGE, wait_until
 
 BENCH_LABEL = "org.registrator.bench.run"
 #: how many Docker API calls the benchmark makes at once when it starts or removes a burst

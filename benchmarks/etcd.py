@@ -24,8 +24,8 @@ import docker
 from benchmarks.docker_side import BenchContainers, EventTimes
 from benchmarks.process import Registrator
 from benchmarks.stats import percentile
-from tests.etcd_support import EtcdServer
-from tests.support import wait_until
+from harness import wait_until
+from harness.etcd import EtcdServer
 
 MS = 1_000_000
 PREFIX = "/bench"

@@ -34,8 +34,8 @@ from typing import Any
 import docker
 
 from benchmarks.docker_side import BENCH_LABEL, PARALLEL_CALLS, leftovers
+from harness import TEST_IMAGE, wait_until
 from harness.fleet import Fleet, HostRegistrator
-from tests.support import TEST_IMAGE, wait_until
 
 SERVICE = "fleet-web"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.docker_side import Interrupted
-from tests.support import RegistratorProcess, wait_until
+from harness import RegistratorProcess, wait_until
 
 FULL = "full"
 

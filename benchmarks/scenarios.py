@@ -24,7 +24,7 @@ from benchmarks.docker_side import BenchContainers, EventTimes
 from benchmarks.process import Registrator, quiet_resyncs, record_time
 from benchmarks.proxy import CountingProxy, Exchange
 from benchmarks.stats import percentile
-from tests.support import ConsulDevAgent, wait_until
+from harness import ConsulDevAgent, wait_until
 
 MS = 1_000_000  # nanoseconds
 

@@ -1,0 +1,37 @@
+"""The real stack that the integration tests and the benchmarks run registrator against.
+
+Real processes, each of the caller's own: a Consul dev agent and Prometheus on free loopback
+ports, a private dockerd, the registrator CLI; and the waits around them. Tests and benchmarks
+import it; it imports neither, and the wheel does not ship it.
+
+    stack       ROOT, CACHE, TEST_IMAGE, TEST_LABEL: where scripts/stack.sh put things
+    waits       wait_until
+    processes   the registrator CLI as a process, stop_process, free_ports
+    consul      ConsulDevAgent
+    prometheus  PrometheusServer
+    dockerd     PrivateDockerd
+"""
+
+from harness.consul import ConsulDevAgent, consul_binary
+from harness.dockerd import PrivateDockerd
+from harness.processes import CLI, RegistratorProcess, free_ports, stop_process
+from harness.prometheus import PrometheusServer, prometheus_binary
+from harness.stack import CACHE, ROOT, TEST_IMAGE, TEST_LABEL
+from harness.waits import wait_until
+
+__all__ = [
+    "CACHE",
+    "CLI",
+    "ROOT",
+    "TEST_IMAGE",
+    "TEST_LABEL",
+    "ConsulDevAgent",
+    "PrivateDockerd",
+    "PrometheusServer",
+    "RegistratorProcess",
+    "consul_binary",
+    "free_ports",
+    "prometheus_binary",
+    "stop_process",
+    "wait_until",
+]

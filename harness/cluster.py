@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import consul_binary, free_ports
+from harness import consul_binary, free_ports
 
 SERVERS = 3
 #: Consul's telemetry for the writes a server applies to its catalog (on the leader)

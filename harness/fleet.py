@@ -19,10 +19,7 @@ The agents are `cluster.ConsulNode`s, the balancer `nginx.Nginx`.
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import urllib.error
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cluster import SERVERS, ConsulNode, http_get, http_put, stop_with
+from harness.cluster import SERVERS, ConsulNode, http_get, http_put
 from harness.nginx import Nginx
-from tests.support import wait_until
+from harness.processes import RegistratorProcess
+from harness.waits import wait_until
 
 __all__ = ["FLEET_LABEL", "ConsulNode", "Fleet", "HostRegistrator", "Nginx", "http_get", "http_put"]
 
@@ -42,37 +40,10 @@ FLEET_LABEL = "org.registrator.fleet.host"
 
 
 @dataclass
-class HostRegistrator:
+class HostRegistrator(RegistratorProcess):
     """The real registrator CLI of one simulated host, logging JSON at DEBUG to a file."""
 
-    host: str
-    args: list[str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> HostRegistrator:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "registrator", *self.args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> int:
-        code = stop_with(self.process)
-        self.process = None
-        return code
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    host: str = ""
 
     def records(self, event: str | None = None) -> list[dict[str, Any]]:
         """The JSON log records (of `event`), in order; other lines are skipped."""
@@ -139,7 +110,8 @@ class Fleet:
         args = [f"consul://{agent.http}", "--hostname", f"host-{k}"]
         args += ["--require-label", f"{FLEET_LABEL}={self.label_value(k)}"]
         args += ["--log-format", "json", "--log-level", "DEBUG", *extra]
-        return HostRegistrator(f"host-{k}", args, self.workdir / f"registrator-host-{k}.log")
+        log = self.workdir / f"registrator-host-{k}.log"
+        return HostRegistrator(args, log, {"PYTHONUNBUFFERED": "1"}, host=f"host-{k}")
 
     def label_value(self, k: int) -> str:
         return f"{self.run}.host-{k}"

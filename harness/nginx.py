@@ -10,8 +10,8 @@ import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import free_ports, wait_until
 from harness.cluster import http_get, stop_with
-from tests.support import free_ports, wait_until
 
 
 def nginx_binary() -> str:

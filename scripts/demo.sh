@@ -11,7 +11,7 @@ CONSUL=127.0.0.1:$CONSUL_PORT
 LABEL=org.registrator.demo=1
 mkdir -p "$DEMO"
 
-bash scripts/stack.sh all
+bash scripts/stack.sh demo
 
 pids=()
 cleanup() {

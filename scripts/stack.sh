@@ -14,7 +14,9 @@
 #   haproxy  Debian's haproxy, the load balancer of the drain test (its own service is not left
 #            running: the test starts its own process on loopback ports)
 #   venv     .venv with the package and its dev tools
-# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|nginx|image|base|wheels|compose|haproxy|venv|all]...
+#   demo     what scripts/demo.sh uses: docker, consul, image, and .venv with the package and its
+#            runtime dependencies only (a later `venv` or `all` adds the dev tools to that venv)
+# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|nginx|image|base|wheels|compose|haproxy|venv|demo|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -267,18 +269,36 @@ ensure_image() {
         --change 'LABEL org.registrator.test=image' - "$TEST_IMAGE" >/dev/null
 }
 
+# .venv with the package installed editable: `dev` with its dev tools (tests, linters,
+# benchmarks), `runtime` without them (the demo). Each has its own stamp, so `dev` installs the
+# dev tools into a venv the demo made, however recent the demo's stamp is.
 ensure_venv() {
-    local venv=$ROOT/.venv
+    local kind=${1:-dev} venv=$ROOT/.venv
     if [ ! -x "$venv/bin/python" ]; then
         log "creating $venv"
         python3 -m venv "$venv"
     fi
-    local stamp=$venv/.installed
-    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    if venv_fresh dev || { [ "$kind" = runtime ] && venv_fresh runtime; }; then return 0; fi
+    if [ "$kind" = dev ]; then
         "$venv/bin/pip" install -q --upgrade pip >/dev/null
-        "$venv/bin/pip" install -q -e "$ROOT[dev]"
-        touch "$stamp"
+        pip_install -e "$ROOT[dev]"
+    else
+        pip_install -e "$ROOT"
     fi
+    touch "$venv/.installed-$kind"
+}
+
+# pip install into .venv, without pip's warning, once per package, about each configured
+# find-links or index location that does not exist (as ensure_wheels does).
+pip_install() {
+    "$ROOT/.venv/bin/pip" install -q "$@" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
+
+# Whether .venv holds the `dev` or `runtime` install of the current pyproject.toml.
+venv_fresh() {
+    local stamp=$ROOT/.venv/.installed-$1
+    [ -f "$stamp" ] && [ ! "$ROOT/pyproject.toml" -nt "$stamp" ]
 }
 
 main() {
@@ -297,7 +317,8 @@ main() {
             wheels) ensure_venv && ensure_wheels ;;
             compose) ensure_compose ;;
             haproxy) ensure_haproxy ;;
-            venv) ensure_venv ;;
+            venv) ensure_venv dev ;;
+            demo) ensure_docker && ensure_consul && ensure_image && ensure_venv runtime ;;
             all)
                 ensure_docker && ensure_consul && ensure_prometheus && ensure_etcd && ensure_nginx \
                     && ensure_image && ensure_venv && ensure_wheels && ensure_python_base \

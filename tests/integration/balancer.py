@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import free_ports, stop_process, wait_until
+from harness import free_ports, stop_process, wait_until
 
 CONFIG = """\
 global

@@ -2,35 +2,21 @@
 
 Nothing here fakes either. The suite fails (never skips) when the stack is missing: the test
 command brings it up first. Every container is labelled with this session's id and removed at
-teardown; Consul agents are the suite's own, on free ports, so nothing else is touched.
+teardown; Consul agents and private dockerds are the suite's own, so nothing else is touched.
+What tests import (Containers, run_registrator, ISOLATION, ...) is in support.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
 
-from tests.support import (
-    ROOT,
-    TEST_IMAGE,
-    TEST_LABEL,
-    ConsulDevAgent,
-    RegistratorProcess,
-)
-
-SESSION = uuid.uuid4().hex[:12]
-#: Registrator sees every container on the host, and other test runs may have containers of
-#: their own there; these options restrict a registrator under test to this run's containers.
-ISOLATION = ("--require-label", f"{TEST_LABEL}={SESSION}")
+from harness import TEST_IMAGE, TEST_LABEL, ConsulDevAgent, PrivateDockerd, RegistratorProcess
+from tests.integration.support import ISOLATION, SESSION, Containers, StartRegistrator
 
 
 @pytest.fixture(scope="session")
@@ -72,95 +58,6 @@ def identity() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
-class Containers:
-    """Starts labelled containers from the test image and removes them all at teardown."""
-
-    def __init__(self, api: docker.APIClient) -> None:
-        self.api = api
-        self.ids: list[str] = []
-        #: the names of every container this factory created, removed ones included
-        self.names: set[str] = set()
-        self.networks: list[str] = []
-
-    def run(
-        self,
-        command: list[str] | None = None,
-        *,
-        env: dict[str, str] | None = None,
-        labels: dict[str, str] | None = None,
-        ports: dict[int | str, Any] | None = None,
-        expose: list[int | str] | None = None,
-        name: str | None = None,
-        image: str = TEST_IMAGE,
-        healthcheck: dict[str, Any] | None = None,
-        create: dict[str, Any] | None = None,
-        **host_config: Any,
-    ) -> str:
-        """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not.
-
-        `create` holds further create_container arguments (an entrypoint, a stop signal, a
-        stop timeout other than 1 s, say).
-        """
-        host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
-        name = name or f"rt-{uuid.uuid4().hex[:10]}"
-        self.names.add(name)
-        created = self.api.create_container(
-            image,
-            command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
-            environment=env or {},
-            labels={**(labels or {}), TEST_LABEL: SESSION},
-            ports=[_port_spec(p) for p in (*(ports or {}), *(expose or ()))],
-            name=name,
-            host_config=host,
-            healthcheck=healthcheck,
-            **{"stop_timeout": 1, **(create or {})},
-        )
-        self.ids.append(created["Id"])
-        self.api.start(created["Id"])
-        return str(created["Id"])
-
-    def exec(self, container: str, *command: str) -> None:
-        """Run `command` in the container and wait for it (a `docker exec`)."""
-        self.api.exec_start(self.api.exec_create(container, list(command)))
-
-    def inspect(self, container: str) -> dict[str, Any]:
-        data: dict[str, Any] = self.api.inspect_container(container)
-        return data
-
-    def host_port(self, container: str, port: str = "80/tcp") -> int:
-        bindings = self.inspect(container)["NetworkSettings"]["Ports"][port]
-        return int(bindings[0]["HostPort"])
-
-    def name(self, container: str) -> str:
-        return str(self.inspect(container)["Name"]).lstrip("/")
-
-    def address(self, container: str, network: str = "bridge") -> str:
-        return str(self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"])
-
-    def network(self) -> str:
-        """A user-defined network of this test's own, labelled, removed at teardown."""
-        name = f"rt-net-{uuid.uuid4().hex[:10]}"
-        self.api.create_network(name, labels={TEST_LABEL: SESSION})
-        self.networks.append(name)
-        return name
-
-    def remove_all(self) -> None:
-        for container in self.ids:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.api.remove_container(container, force=True)
-        self.ids.clear()
-        for network in self.networks:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.api.remove_network(network)
-        self.networks.clear()
-
-
-def _port_spec(port: int | str) -> int | tuple[int, str]:
-    """docker-py wants `(53, "udp")` where Docker says `53/udp`."""
-    number, _, protocol = str(port).partition("/")
-    return (int(number), protocol) if protocol else int(number)
-
-
 @pytest.fixture
 def containers(docker_api: docker.APIClient) -> Iterator[Containers]:
     made = Containers(docker_api)
@@ -168,25 +65,24 @@ def containers(docker_api: docker.APIClient) -> Iterator[Containers]:
     made.remove_all()
 
 
-def run_registrator(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI to completion (`--resync`, `explain`), limited to this run's containers."""
-    return subprocess.run(
-        [sys.executable, "-m", "registrator", *ISOLATION, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+@pytest.fixture
+def private_dockerd(docker_api: docker.APIClient) -> Iterator[PrivateDockerd]:
+    """A dockerd of this test's own, holding the test image: restart it, break it, at will.
+
+    Its containers need `network_mode=private_dockerd.network()` (it has no default bridge);
+    point registrator at it with `env={"DOCKER_HOST": private_dockerd.host}`. At teardown its
+    containers, network and directories go.
+    """
+    daemon = PrivateDockerd.new()
+    try:
+        daemon.start().load_image(TEST_IMAGE, source=docker_api)
+        yield daemon
+    finally:
+        daemon.remove()
 
 
 @pytest.fixture
-def start_registrator(
-    tmp_path: Path,
-) -> Iterator[Callable[..., RegistratorProcess]]:
+def start_registrator(tmp_path: Path) -> Iterator[StartRegistrator]:
     started: list[RegistratorProcess] = []
 
     def start(
@@ -206,21 +102,3 @@ def start_registrator(
         proc.stop()
         # pytest shows a test's teardown output only when the test failed
         print(f"--- {proc.log_path.name} ---\n{proc.log[-20000:]}")
-
-
-@pytest.fixture
-def resync_once() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`registrator --resync ARGS`: one reconcile and exit, so what it left out is final."""
-
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "registrator", "--resync", *ISOLATION, *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            timeout=60,
-            check=False,
-        )
-
-    return run

@@ -6,27 +6,12 @@ nothing left to do for each container, and show the same addresses the agent hol
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable
-
-from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import ISOLATION, Containers, StartRegistrator, run_registrator
 
 
 def explain(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "registrator", "explain", *ISOLATION, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ),
-        timeout=60,
-        check=False,
-    )
+    done = run_registrator("explain", *ISOLATION, *args, isolated=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -74,14 +59,7 @@ def test_explain_agrees_with_the_daemon_on_paused_peer_kept_and_bad_containers(
     assert held[ids[app]]["Port"] == containers.host_port(pod)
     assert "  SERVICE_BAD.KEY=x: not a Consul Meta key" in explain(*options, containers.name(bad))
 
-    dry_run = subprocess.run(
-        [sys.executable, "-m", "registrator", "--resync", "--dry-run", *ISOLATION, *options],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    dry_run = run_registrator("--resync", "--dry-run", *options)
     assert dry_run.returncode == 0, dry_run.stderr
     assert [line for line in dry_run.stdout.splitlines() if line.startswith("would ")] == []
     assert "0 to register, 0 to deregister, 4 unchanged" in dry_run.stdout

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
-StartRegistrator = Callable[..., RegistratorProcess]
 SECOND = 1_000_000_000  # Docker's healthcheck durations are nanoseconds
 HTTPD_IN_BACKGROUND = ["sh", "-c", "httpd -p 80 -h /www; exec sleep 300"]
 

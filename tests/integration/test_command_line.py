@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
-ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import ISOLATION, Containers, StartRegistrator, run_registrator
 
 
 def registered(consul: ConsulDevAgent, service_id: str) -> dict[str, Any]:
@@ -45,11 +40,13 @@ def test_a_gliderlabs_command_line_runs_unchanged(
 
 
 def test_consul_http_addr_names_the_agent_when_no_uri_is_given(
-    consul: ConsulDevAgent, containers: Containers, resync_once: ResyncOnce, identity: str
+    consul: ConsulDevAgent, containers: Containers, identity: str
 ) -> None:
     web = containers.run(ports={80: None})
 
-    done = resync_once("-hostname", identity, env={"CONSUL_HTTP_ADDR": consul.address})
+    done = run_registrator(
+        "--resync", "-hostname", identity, env={"CONSUL_HTTP_ADDR": consul.address}
+    )
 
     assert done.returncode == 0, done.stderr
     assert f"{identity}:{containers.name(web)}:80" in consul.services()

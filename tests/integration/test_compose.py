@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import ROOT, prometheus_binary
+from harness import ROOT, prometheus_binary
 
 COMPOSE = ROOT / "compose" / "docker-compose.yml"
 PROMETHEUS_YML = ROOT / "compose" / "prometheus.yml"

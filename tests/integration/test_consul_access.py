@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Containers, run_registrator
-from tests.support import (
-    ConsulDevAgent,
-    RegistratorProcess,
-    consul_binary,
-    free_ports,
-    wait_until,
-)
+from harness import ConsulDevAgent, consul_binary, free_ports, wait_until
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
-StartRegistrator = Callable[..., RegistratorProcess]
 MASTER = "registrator-test-master-secret"
 # What registrator needs: read its agent (advertise address) and write services.
 POLICY = 'agent_prefix "" { policy = "read" }\nservice_prefix "" { policy = "write" }'
@@ -106,7 +99,7 @@ def test_resync_without_permission_exits_non_zero_naming_the_problem(
         "--hostname",
         identity,
         acl_consul.uri,
-        env={"PATH": "/usr/bin:/bin", "CONSUL_HTTP_TOKEN": no_agent_read["SecretID"]},
+        env={"CONSUL_HTTP_TOKEN": no_agent_read["SecretID"]},
     )
 
     assert done.returncode != 0

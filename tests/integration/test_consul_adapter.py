@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness import ConsulDevAgent
 from registrator.core.model import ServiceID
 from registrator.registries.consul.agent import MAX_FILTERED_IDS, ConsulAgent
 from registrator.registries.consul.target import ConsulTarget
-from tests.support import ConsulDevAgent
 
 
 @pytest.fixture

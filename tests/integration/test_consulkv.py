@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
-StartRegistrator = Callable[..., RegistratorProcess]
 #: seconds any condition may take: a loaded machine (other suites running) is slow, never wrong
 WAIT = 60
 ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]

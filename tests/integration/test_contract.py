@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, free_ports, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
-ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]
+from harness import ConsulDevAgent, free_ports, wait_until
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 AGENT_ADDRESS = "127.0.0.1"  # what the dev agent advertises
 
@@ -196,12 +191,12 @@ def test_rename_replaces_the_service_id(
 
 
 def test_explicit_registers_only_named_ports(
-    consul: ConsulDevAgent, containers: Containers, resync_once: ResyncOnce, identity: str
+    consul: ConsulDevAgent, containers: Containers, identity: str
 ) -> None:
     named = containers.run(ports={80: None, 443: None}, env={"SERVICE_443_NAME": "tls"})
     unnamed = containers.run(ports={80: None})
 
-    done = resync_once("--hostname", identity, "-explicit", consul.uri)
+    done = run_registrator("--resync", "--hostname", identity, "-explicit", consul.uri)
 
     assert done.returncode == 0, done.stderr
     services = consul.services(owner=identity)
@@ -211,13 +206,13 @@ def test_explicit_registers_only_named_ports(
 
 
 def test_require_label_registers_only_containers_carrying_it(
-    consul: ConsulDevAgent, containers: Containers, resync_once: ResyncOnce, identity: str
+    consul: ConsulDevAgent, containers: Containers, identity: str
 ) -> None:
     label = f"registrator.test.opt-in-{uuid.uuid4().hex[:8]}"
     opted_in = containers.run(ports={80: None}, labels={label: "yes"})
     containers.run(ports={80: None})
 
-    done = resync_once("--hostname", identity, "--require-label", label, consul.uri)
+    done = run_registrator("--resync", "--hostname", identity, "--require-label", label, consul.uri)
 
     assert done.returncode == 0, done.stderr
     assert list(consul.services(owner=identity)) == [f"{identity}:{containers.name(opted_in)}:80"]

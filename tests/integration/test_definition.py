@@ -19,7 +19,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,15 @@ import dns.rdatatype
 import docker
 import pytest
 
+from harness import TEST_LABEL, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryRefused
 from registrator.core.model import Check, Service, ServiceID
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import ConsulTarget
-from tests.integration.conftest import SESSION, Containers
+from tests.integration.support import SESSION, Containers, StartRegistrator
 from tests.integration.test_checks import bridge_gateway, wait_for_status
-from tests.support import TEST_LABEL, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
 
-StartRegistrator = Callable[..., RegistratorProcess]
 HTTPD_ON = "httpd -f -h /www -p {port}"
 MASTER = "definition-master-token"
 

@@ -11,10 +11,8 @@ import dns.resolver
 import pytest
 import yaml
 
-from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent, PrometheusServer, RegistratorProcess, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ROOT, ConsulDevAgent, PrometheusServer, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
 
 def resolver(consul: ConsulDevAgent) -> dns.resolver.Resolver:

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
+from harness import ConsulDevAgent, RegistratorProcess, wait_until
 from registrator.core.drain import DRAINING
 from tests.integration.balancer import Client, HAProxy
-from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
-StartRegistrator = Callable[..., RegistratorProcess]
 #: Published on loopback only: these tests read Consul, not the service.
 LOOPBACK: dict[int | str, Any] = {80: ("127.0.0.1",)}
 #: A well-behaved application: on SIGTERM it keeps serving for 3 s, then exits.

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.etcd_support import EtcdServer
-from tests.integration.conftest import Containers
-from tests.support import RegistratorProcess, wait_until
+from harness import wait_until
+from harness.etcd import EtcdServer
+from tests.integration.support import Containers, StartRegistrator
 
-StartRegistrator = Callable[..., RegistratorProcess]
 #: seconds any condition may take: a loaded machine (other suites running) is slow, never wrong
 WAIT = 60
 ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
-from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent
+from harness import ConsulDevAgent
+from tests.integration.support import Containers, run_registrator
 
 
 def explain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "registrator", "explain", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_registrator("explain", *args, isolated=False)
 
 
 def test_explain_shows_services_skipped_ports_and_bad_keys_under_the_daemons_options(

@@ -1,25 +1,20 @@
 """Faults with the real things: Docker restarted, Consul down or wiped, registrator killed.
 
-Each test starts what it breaks (its own Consul agent, its own registrator) and leaves the
-machine as it found it; the Docker restart test brings dockerd back before it ends.
+Each test starts what it breaks (its own Consul agent, its own registrator, its own dockerd)
+and leaves the machine as it found it: the machine's dockerd is never restarted.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import docker
 import pytest
 
-from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ConsulDevAgent, PrivateDockerd, wait_until
+from tests.integration.support import Containers, StartRegistrator
 
 
 @pytest.fixture
@@ -162,55 +157,33 @@ def test_two_identities_on_one_agent_never_touch_each_other(
     assert a.alive
 
 
-def _dockerd_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
-    pids = found.stdout.split()
-    return int(pids[0]) if pids else None
-
-
-@pytest.fixture
-def restartable_dockerd(docker_api: docker.APIClient) -> Iterator[Callable[[], None]]:
-    """Restart the real dockerd as the project's bootstrap runs it; always bring it back."""
-
-    def restart() -> None:
-        pid = _dockerd_pid()
-        assert pid is not None, "no dockerd process to restart"
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: _dockerd_pid() is None, timeout=60, what="dockerd stopped")
-        subprocess.run(
-            ["bash", "scripts/stack.sh", "docker"], cwd=ROOT, check=True, capture_output=True
-        )
-        docker_api.close()  # its pooled connections died with the old daemon; reopen lazily
-
-    yield restart
-    if _dockerd_pid() is None:
-        subprocess.run(["bash", "scripts/stack.sh", "docker"], cwd=ROOT, check=True)
-
-
 def test_docker_restart_is_survived_and_the_result_is_exact(
     consul: ConsulDevAgent,
-    containers: Containers,
+    private_dockerd: PrivateDockerd,
     start_registrator: StartRegistrator,
     identity: str,
-    restartable_dockerd: Callable[[], None],
 ) -> None:
-    reg = start_registrator(consul.uri, "--hostname", identity)
-    plain = containers.run(ports={80: 0})
-    always = containers.run(ports={80: 0}, restart_policy={"Name": "always"})
+    containers = Containers(private_dockerd.api)
+    network = private_dockerd.network()
+    reg = start_registrator(
+        consul.uri, "--hostname", identity, env={"DOCKER_HOST": private_dockerd.host}
+    )
+    plain = containers.run(ports={80: 0}, network_mode=network)
+    always = containers.run(ports={80: 0}, network_mode=network, restart_policy={"Name": "always"})
     wait_until(
         lambda: len(_owned_ids(consul, identity, containers)) == 2,
         what="registered before",
         timeout=30,
     )
 
-    restartable_dockerd()
+    private_dockerd.restart()
     api = containers.api
     wait_until(
         lambda: api.inspect_container(always)["State"]["Running"],
         timeout=30,
         what="restart-always container back",
     )
-    after = containers.run(ports={80: 0})
+    after = containers.run(ports={80: 0}, network_mode=network)
 
     expected = _expected(containers, identity, [always, after])
     wait_until(

@@ -20,9 +20,9 @@ import dns.resolver
 import pytest
 import yaml
 
+from harness import PrometheusServer, wait_until
 from harness.fleet import FLEET_LABEL, ConsulNode, Fleet, HostRegistrator, http_put
-from tests.integration.conftest import Containers
-from tests.support import PrometheusServer, wait_until
+from tests.integration.support import Containers
 
 HOSTS = 3
 #: a cluster's failure detection and elections take seconds, and more on a loaded machine
@@ -293,7 +293,8 @@ def through_nginx(fleet: Fleet, tmp_path: Path) -> Iterator[HostRegistrator]:
     label = f"{FLEET_LABEL}={fleet.run}.host-lb"
     args = [f"consul://{fleet.nginx.http}", "--hostname", "host-lb", "--require-label", label]
     args += ["--log-format", "json", "--log-level", "DEBUG", "--agent-check-interval", "0.3"]
-    registrator = HostRegistrator("host-lb", args, tmp_path / "registrator-lb.log").start()
+    log = tmp_path / "registrator-lb.log"
+    registrator = HostRegistrator(args, log, {"PYTHONUNBUFFERED": "1"}, host="host-lb").start()
     yield registrator
     registrator.stop()
     print(f"--- host-lb ---\n{registrator.log[-5000:]}")

@@ -13,8 +13,8 @@ import docker
 import pytest
 import requests.exceptions
 
-from tests.integration.conftest import ISOLATION, Containers
-from tests.support import ROOT, ConsulDevAgent, free_ports, wait_until
+from harness import ROOT, ConsulDevAgent, free_ports, wait_until
+from tests.integration.support import ISOLATION, Containers
 
 BASE_IMAGE = os.environ.get("REGISTRATOR_PYTHON_BASE", "registrator-test/python-base:bookworm")
 #: one tag per checkout, so test runs of two checkouts on one daemon never share an image

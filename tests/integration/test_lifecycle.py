@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 
-from tests.integration.conftest import Containers, run_registrator
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 
 def _in_maintenance(consul: ConsulDevAgent, service_id: str) -> bool:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import Containers
-from tests.support import ROOT, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ConsulDevAgent, free_ports, wait_until
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -31,15 +26,8 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 def healthcheck(port: int, *args: str) -> subprocess.CompletedProcess[str]:
     """`registrator healthcheck`, told the address the way the image tells it: by environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "registrator", "healthcheck", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "REGISTRATOR_METRICS_ADDR": f"127.0.0.1:{port}"},
-        timeout=60,
-        check=False,
-    )
+    address = {"REGISTRATOR_METRICS_ADDR": f"127.0.0.1:{port}"}
+    return run_registrator("healthcheck", *args, env=address, isolated=False)
 
 
 def sample(text: str, series: str) -> float:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.support import ROOT, ConsulDevAgent
+from harness import ConsulDevAgent
+from tests.integration.support import run_registrator
 
 
 def _resync(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "registrator", "--resync", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        timeout=60,
-        check=False,
-    )
+    done = run_registrator("--resync", *args, env=env, isolated=False)
     return done, time.monotonic() - started
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import Containers, run_registrator
-from tests.support import ConsulDevAgent, RegistratorProcess, wait_until
-
-StartRegistrator = Callable[..., RegistratorProcess]
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 
 def _service(consul: ConsulDevAgent, service_id: str) -> dict[str, Any] | None:

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness import ConsulDevAgent
 from registrator.core.errors import RegistryError, RegistryRefused
 from registrator.core.model import OWNER_META_KEY, Check, ContainerID, Service, ServiceID
 from registrator.core.ports import Registry
 from registrator.docker.engine import DockerEngine
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import ConsulTarget
-from tests.integration.conftest import Containers
-from tests.support import ConsulDevAgent
+from tests.integration.support import Containers
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 

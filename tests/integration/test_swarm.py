@@ -22,19 +22,11 @@ from typing import Any
 import docker
 import pytest
 
+from harness import ROOT, TEST_LABEL, ConsulDevAgent, free_ports, wait_until
 from registrator.core.model import ContainerID
 from registrator.docker.engine import DockerEngine
-from tests.integration.conftest import SESSION, Containers, run_registrator
-from tests.support import (
-    ROOT,
-    TEST_LABEL,
-    ConsulDevAgent,
-    RegistratorProcess,
-    free_ports,
-    wait_until,
-)
+from tests.integration.support import SESSION, Containers, StartRegistrator, run_registrator
 
-StartRegistrator = Callable[..., RegistratorProcess]
 #: Swarm's own bridge between a node's tasks and its host; `docker swarm leave` keeps it.
 GWBRIDGE = "docker_gwbridge"
 

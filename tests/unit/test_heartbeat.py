@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from harness import wait_until
 from registrator.core.errors import RegistryUnavailable
 from registrator.runtime.heartbeat import keep_alive
-from tests.support import wait_until
 
 
 class Beats:

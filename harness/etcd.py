@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support import free_ports, stop_process, wait_until
+from harness import free_ports, stop_process, wait_until
 
 
 def etcd_binary() -> str:

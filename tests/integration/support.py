@@ -1,0 +1,137 @@
+"""What the integration tests share besides fixtures: this run's isolation, its containers, the CLI.
+
+The fixtures themselves are in conftest.py; tests import names from here, never from conftest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from typing import Any, Protocol
+
+import docker
+
+from harness import CLI, ROOT, TEST_IMAGE, TEST_LABEL, RegistratorProcess
+
+SESSION = uuid.uuid4().hex[:12]
+#: Registrator sees every container on the host, and other test runs may have containers of
+#: their own there; these options restrict a registrator under test to this run's containers.
+ISOLATION = ("--require-label", f"{TEST_LABEL}={SESSION}")
+
+
+def run_registrator(
+    *args: str, env: dict[str, str] | None = None, isolated: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to completion (`--resync`, `explain`, `healthcheck`) and capture its output.
+
+    `env` is merged into this process' environment. `isolated` limits it to this run's
+    containers (see ISOLATION); a sub-command, which must come first, needs `isolated=False`.
+    """
+    return subprocess.run(
+        [*CLI, *ISOLATION, *args] if isolated else [*CLI, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+class StartRegistrator(Protocol):
+    """The `start_registrator` fixture: a long-running registrator, stopped at teardown."""
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, isolated: bool = True
+    ) -> RegistratorProcess: ...
+
+
+class Containers:
+    """Starts labelled containers from the test image and removes them all at teardown."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self.api = api
+        self.ids: list[str] = []
+        #: the names of every container this factory created, removed ones included
+        self.names: set[str] = set()
+        self.networks: list[str] = []
+
+    def run(
+        self,
+        command: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        ports: dict[int | str, Any] | None = None,
+        expose: list[int | str] | None = None,
+        name: str | None = None,
+        image: str = TEST_IMAGE,
+        healthcheck: dict[str, Any] | None = None,
+        create: dict[str, Any] | None = None,
+        **host_config: Any,
+    ) -> str:
+        """Start a container; `ports` are published (`"53/udp"` keys allowed), `expose` not.
+
+        `create` holds further create_container arguments (an entrypoint, a stop signal, a
+        stop timeout other than 1 s, say).
+        """
+        host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
+        name = name or f"rt-{uuid.uuid4().hex[:10]}"
+        self.names.add(name)
+        created = self.api.create_container(
+            image,
+            command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
+            environment=env or {},
+            labels={**(labels or {}), TEST_LABEL: SESSION},
+            ports=[_port_spec(p) for p in (*(ports or {}), *(expose or ()))],
+            name=name,
+            host_config=host,
+            healthcheck=healthcheck,
+            **{"stop_timeout": 1, **(create or {})},
+        )
+        self.ids.append(created["Id"])
+        self.api.start(created["Id"])
+        return str(created["Id"])
+
+    def exec(self, container: str, *command: str) -> None:
+        """Run `command` in the container and wait for it (a `docker exec`)."""
+        self.api.exec_start(self.api.exec_create(container, list(command)))
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.api.inspect_container(container)
+        return data
+
+    def host_port(self, container: str, port: str = "80/tcp") -> int:
+        bindings = self.inspect(container)["NetworkSettings"]["Ports"][port]
+        return int(bindings[0]["HostPort"])
+
+    def name(self, container: str) -> str:
+        return str(self.inspect(container)["Name"]).lstrip("/")
+
+    def address(self, container: str, network: str = "bridge") -> str:
+        return str(self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+    def network(self) -> str:
+        """A user-defined network of this test's own, labelled, removed at teardown."""
+        name = f"rt-net-{uuid.uuid4().hex[:10]}"
+        self.api.create_network(name, labels={TEST_LABEL: SESSION})
+        self.networks.append(name)
+        return name
+
+    def remove_all(self) -> None:
+        for container in self.ids:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_container(container, force=True)
+        self.ids.clear()
+        for network in self.networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_network(network)
+        self.networks.clear()
+
+
+def _port_spec(port: int | str) -> int | tuple[int, str]:
+    """docker-py wants `(53, "udp")` where Docker says `53/udp`."""
+    number, _, protocol = str(port).partition("/")
+    return (int(number), protocol) if protocol else int(number)
