@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -30,14 +31,27 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 10) -> in
     return process.returncode
 
 
+#: Ports the harness hands out: below Linux's ephemeral range (32768-60999), from which both
+#: outgoing connections and Docker's published ports are allocated, so a process restarted on
+#: its old port (an agent, a Consul server) never finds it taken by one of those meanwhile.
+PORTS = range(20000, 32768)
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on loopback (also free for UDP in practice)."""
+    """`count` distinct TCP ports of PORTS, free on loopback for TCP and UDP right now."""
     with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+        ports: list[int] = []
+        while len(ports) < count:
+            port = random.choice(PORTS)
+            if port in ports:
+                continue
+            try:
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    s = stack.enter_context(socket.socket(socket.AF_INET, kind))
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
         return ports
 
 

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -88,7 +89,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     observer = _observer(settings, opened, once=once)
     connect = retry.call if once else retry.forever
     try:
-        docker = connect("docker.connect", DockerEngine.connect, stop=stop)
+        engine = partial(DockerEngine.connect, only_label=settings.require_label)
+        docker = connect("docker.connect", engine, stop=stop)
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()

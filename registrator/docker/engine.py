@@ -48,16 +48,23 @@ class _SwarmNode:
 class DockerEngine:
     """Talks to one Docker engine."""
 
-    def __init__(self, api: docker.APIClient) -> None:
+    def __init__(self, api: docker.APIClient, *, only_label: str = "") -> None:
         self._api = api
+        #: `--require-label`: the engine lists only containers carrying it, so a host running
+        #: hundreds of other containers costs no inspect of theirs at start-up or resync
+        self._only_label = only_label
         #: None until a task is inspected after each subscription to the events
         self._node: _SwarmNode | None = None
 
     @classmethod
-    def connect(cls, *, timeout: float = 30) -> DockerEngine:
-        """A client from DOCKER_HOST and friends; raises DockerUnavailable if nothing answers."""
+    def connect(cls, *, timeout: float = 30, only_label: str = "") -> DockerEngine:
+        """A client from DOCKER_HOST and friends; raises DockerUnavailable if nothing answers.
+
+        `only_label` (LABEL or LABEL=VALUE) limits the container list to those carrying it.
+        """
         try:
-            return cls(docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env()))
+            api = docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())
+            return cls(api, only_label=only_label)
         except docker.errors.DockerException as e:
             raise DockerUnavailable(f"cannot reach the Docker engine: {e}") from e
 
@@ -70,7 +77,8 @@ class DockerEngine:
         self._call(self._api.ping)
 
     def containers(self) -> list[ContainerSummary]:
-        rows = self._call(self._api.containers, all=True)
+        filters = {"label": [self._only_label]} if self._only_label else None
+        rows = self._call(self._api.containers, all=True, filters=filters)
         return [
             ContainerSummary(
                 id=ContainerID(row["Id"]),

@@ -8,9 +8,8 @@ containers only.
 from __future__ import annotations
 
 import base64
-import subprocess
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from typing import Any
 import pytest
 
 from harness import ConsulDevAgent, wait_until
-from tests.integration.support import Containers, StartRegistrator
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 #: seconds any condition may take: a loaded machine (other suites running) is slow, never wrong
 WAIT = 60
-ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]
 SHORT_SESSIONS = {"session_ttl_min": "1s"}
 
 
@@ -111,7 +109,6 @@ def test_a_foreign_key_under_the_prefix_is_never_touched(
     agent: ConsulDevAgent,
     containers: Containers,
     start_registrator: StartRegistrator,
-    resync_once: ResyncOnce,
     identity: str,
 ) -> None:
     prefix = f"services-{identity}"
@@ -122,7 +119,7 @@ def test_a_foreign_key_under_the_prefix_is_never_touched(
     containers.api.remove_container(web, force=True)
     wait_until(lambda: not _ours(agent, prefix, containers), what="deregistered", timeout=WAIT)
     reg.stop()
-    assert resync_once(_uri(agent, prefix), "--hostname", identity).returncode == 0
+    assert run_registrator("--resync", _uri(agent, prefix), "--hostname", identity).returncode == 0
 
     by_hand = _kv(agent, prefix)[f"{prefix}/web/by-hand"]
     assert (by_hand["value"], by_hand["session"]) == ('"10.0.0.1:80"', None)

@@ -8,8 +8,7 @@ of this run).
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ import pytest
 
 from harness import wait_until
 from harness.etcd import EtcdServer
-from tests.integration.support import Containers, StartRegistrator
+from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 #: seconds any condition may take: a loaded machine (other suites running) is slow, never wrong
 WAIT = 60
-ResyncOnce = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +97,6 @@ def test_a_foreign_key_under_the_prefix_is_never_touched(
     etcd: EtcdServer,
     containers: Containers,
     start_registrator: StartRegistrator,
-    resync_once: ResyncOnce,
     identity: str,
 ) -> None:
     prefix = f"/services-{identity}"
@@ -112,7 +109,7 @@ def test_a_foreign_key_under_the_prefix_is_never_touched(
     containers.api.remove_container(web, force=True)
     wait_until(lambda: not _ours(etcd, prefix, containers), what="deregistered", timeout=WAIT)
     reg.stop()
-    assert resync_once(etcd.uri(prefix), "--hostname", identity).returncode == 0
+    assert run_registrator("--resync", etcd.uri(prefix), "--hostname", identity).returncode == 0
 
     keys = etcd.keys(prefix + "/")
     assert keys[f"{prefix}/web/by-hand"] == {"value": "10.0.0.1:80", "lease": 0}
@@ -160,7 +157,6 @@ def test_idle_resyncs_move_no_revision_and_dry_run_writes_nothing(
     own_etcd: EtcdServer,
     containers: Containers,
     start_registrator: StartRegistrator,
-    resync_once: ResyncOnce,
     identity: str,
 ) -> None:
     prefix = f"/services-{identity}"
@@ -175,12 +171,12 @@ def test_idle_resyncs_move_no_revision_and_dry_run_writes_nothing(
     )
     assert own_etcd.revision() == revision
 
-    once = resync_once(uri, "--hostname", identity)
+    once = run_registrator("--resync", uri, "--hostname", identity)
     assert once.returncode == 0, once.stderr
     assert own_etcd.revision() == revision
     reg.stop()  # keys stay until the lease expires; the dry run sees the new container alone
     _web(containers)
-    dry = resync_once(uri, "--hostname", identity, "--dry-run")
+    dry = run_registrator("--resync", uri, "--hostname", identity, "--dry-run")
     assert dry.returncode == 0
     assert "would register" in dry.stdout
     assert own_etcd.revision() == revision

@@ -130,3 +130,22 @@ def test_resync_once_reports_and_exits_zero_when_consistent(
     third = resync()
     assert "deregistered 1," in third.stdout
     assert not consul.services(owner=identity)
+
+
+def test_a_required_label_limits_what_a_full_pass_inspects(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    """Hundreds of other containers on a host cost nothing: only labelled ones are listed."""
+    mine = containers.run(ports={80: 0}, labels={"org.registrator.test.only": identity})
+    containers.run(ports={80: 0})  # carries the session label, not this test's
+    only = f"org.registrator.test.only={identity}"
+    reg = start_registrator(
+        consul.uri, "--hostname", identity, "--require-label", only, isolated=False
+    )
+
+    wait_until(lambda: f"{identity}:{containers.name(mine)}:80" in consul.services())
+    first_pass = next(line for line in reg.log.splitlines() if "scope=full" in line)
+    assert " inspected=1 " in f"{first_pass} "
