@@ -28,7 +28,8 @@ from registrator.core.model import Check, Service, ServiceID
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import ConsulTarget
 from registrator.registries.consulkv.client import ConsulKVClient, SessionLost, b64
-from registrator.registries.kv.layout import Layout, held, unequal
+from registrator.registries.kv.layout import Layout, held
+from registrator.registries.kv.owned import OwnedKeys
 
 DEFAULT_TTL = 30
 
@@ -58,7 +59,7 @@ class ConsulKV:
         self._looked_up = False
         self._lost = False
         #: service ID -> its keys as last read (a renamed service has two until rewritten)
-        self._seen: dict[ServiceID, list[str]] = {}
+        self._seen: OwnedKeys[str] = OwnedKeys()
 
     @property
     def session(self) -> str:
@@ -88,23 +89,13 @@ class ConsulKV:
         session = self._adopt(owner)
         if not session:
             return {}
-        found: dict[ServiceID, Service] = {}
-        seen: dict[ServiceID, list[str]] = {}
+        found = []
         for raw in self._client.keys(self._layout.root):
             value = base64.b64decode(raw.get("Value") or "").decode(errors="replace")
             key = str(raw.get("Key", ""))
             service = self._layout.parse(key, value) if raw.get("Session") == session else None
-            if service is None or (ids is not None and service.id not in ids):
-                continue
-            seen.setdefault(service.id, []).append(key)
-            # two keys for one ID (a renamed service): report it changed, so it is rewritten
-            found[service.id] = service if service.id not in found else unequal(service)
-        if ids is None:
-            self._seen.clear()
-        for service_id in ids or ():
-            self._seen.pop(service_id, None)
-        self._seen.update(seen)
-        return found
+            found.append((service, key))
+        return self._seen.read(found, ids)
 
     def stored(self, service: Service) -> Service | None:
         return held(service, health=self._health)
@@ -119,13 +110,13 @@ class ConsulKV:
         except SessionLost:
             self._drop(self._session)
             self._write(key, value, self._ensure_session())
-        for stale in self._seen.pop(service.id, []):
+        for stale in self._seen.take(service.id) or ():
             if stale != key:
                 self._delete(stale)
 
     def deregister(self, service: ServiceID) -> None:
         """Delete the service's keys, each only while our session still holds it."""
-        keys = self._seen.pop(service, None)
+        keys = self._seen.take(service)
         if keys is None:
             ours = {self._session, *self._previous} - {""}
             keys = [

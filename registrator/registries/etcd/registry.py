@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from registrator.core.errors import RegistryRefused, RegistryUnavailable
 from registrator.core.model import Check, Service, ServiceID
 from registrator.registries.etcd.gateway import EtcdGateway, KeyValue, LeaseNotFound
-from registrator.registries.kv.layout import Layout, held, unequal
+from registrator.registries.kv.layout import Layout, held
+from registrator.registries.kv.owned import OwnedKeys
 
 #: Owner records live under this (no leading slash: outside any `/...` prefix).
 OWNERS_ROOT = "registrator/owners"
@@ -53,7 +54,7 @@ class EtcdRegistry:
         self._looked_up = False
         self._lost = False
         #: service ID -> its keys as last read (a renamed service has two until rewritten)
-        self._seen: dict[ServiceID, list[KeyValue]] = {}
+        self._seen: OwnedKeys[KeyValue] = OwnedKeys()
 
     @property
     def base_url(self) -> str:
@@ -102,21 +103,10 @@ class EtcdRegistry:
         if not lease:
             return {}
         kvs, _ = self._gateway.range(self._layout.root)
-        found: dict[ServiceID, Service] = {}
-        seen: dict[ServiceID, list[KeyValue]] = {}
-        for kv in kvs:
-            service = self._layout.parse(kv.key, kv.value) if kv.lease == lease else None
-            if service is None or (ids is not None and service.id not in ids):
-                continue
-            seen.setdefault(service.id, []).append(kv)
-            # two keys for one ID (a renamed service): report it changed, so it is rewritten
-            found[service.id] = service if service.id not in found else unequal(service)
-        if ids is None:
-            self._seen.clear()
-        for service_id in ids or ():
-            self._seen.pop(service_id, None)
-        self._seen.update(seen)
-        return found
+        found = [
+            (self._layout.parse(kv.key, kv.value) if kv.lease == lease else None, kv) for kv in kvs
+        ]
+        return self._seen.read(found, ids)
 
     def stored(self, service: Service) -> Service | None:
         return held(service, health=self._health)
@@ -131,13 +121,13 @@ class EtcdRegistry:
         except LeaseNotFound:
             self._drop(self._lease)
             self._write(key, value, self._ensure_lease())
-        for stale in self._seen.pop(service.id, []):
+        for stale in self._seen.take(service.id) or ():
             if stale.key != key:
                 self._gateway.delete(stale.key, lease=stale.lease)
 
     def deregister(self, service: ServiceID) -> None:
         """Delete the service's keys, each only while it still hangs on our lease."""
-        for kv in self._seen.pop(service, None) or self._find(service):
+        for kv in self._seen.take(service) or self._find(service):
             self._gateway.delete(kv.key, lease=kv.lease)
 
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
