@@ -94,19 +94,24 @@ def _services_in_maintenance(checks: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def http_client(target: ConsulTarget, *, timeout: float) -> httpx.Client:
+    """An HTTP client for the agent at `target`: its token, TLS settings or unix socket."""
+    headers = {"X-Consul-Token": target.token} if target.token else {}
+    transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
+    return httpx.Client(
+        base_url=target.base_url,
+        headers=headers,
+        verify=_tls_context(target),
+        timeout=timeout,
+        transport=transport,
+    )
+
+
 class ConsulAgent:
     """Talks to one Consul agent."""
 
     def __init__(self, target: ConsulTarget, *, timeout: float = 10) -> None:
-        headers = {"X-Consul-Token": target.token} if target.token else {}
-        transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
-        self._http = httpx.Client(
-            base_url=target.base_url,
-            headers=headers,
-            verify=_tls_context(target),
-            timeout=timeout,
-            transport=transport,
-        )
+        self._http = http_client(target, timeout=timeout)
 
     def advertise_address(self) -> str:
         """The address the agent advertises: where services on this host are reachable."""

@@ -13,7 +13,7 @@ from registrator.core.errors import (
     RegistryRefused,
     RegistryUnavailable,
 )
-from registrator.registries.consul.agent import _tls_context as tls_context
+from registrator.registries.consul.agent import http_client
 from registrator.registries.consul.target import ConsulTarget
 
 
@@ -29,15 +29,7 @@ class ConsulKVClient:
     """The agent's HTTP API for KV, with the token and TLS settings of `consul://`."""
 
     def __init__(self, target: ConsulTarget, *, timeout: float = 10) -> None:
-        headers = {"X-Consul-Token": target.token} if target.token else {}
-        transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
-        self._http = httpx.Client(
-            base_url=target.base_url,
-            headers=headers,
-            verify=tls_context(target),
-            timeout=timeout,
-            transport=transport,
-        )
+        self._http = http_client(target, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
