@@ -5,10 +5,10 @@ The integration suite never uses these: it talks to the real daemon and agent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
+from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
     Check,
@@ -143,20 +143,17 @@ def _as_agent_keeps(checks: tuple[Check, ...], before: tuple[Check, ...]) -> tup
 
 #: Check fields the agent parses as Go durations (an int64 of nanoseconds).
 _DURATIONS = ("Interval", "Timeout", "TTL", "DeregisterCriticalServiceAfter")
-_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
-_UNITS["h"] = 3600 * 10**9
 
 
 def _refuse_bad_durations(service: Service) -> None:
-    """The agent answers 400 for a duration Go cannot parse, as one too large for an int64."""
+    """The agent answers 400 for a duration Go cannot parse, as one too large for an int64
+    (the core's parser, checked against the agent, says which)."""
     for check in service.checks:
         for key, value in check.definition:
-            if key in _DURATIONS and isinstance(value, str) and _nanoseconds(value) >= 2**63:
-                raise RegistryRefused(
-                    f"PUT /v1/agent/service/register: 400 invalid duration {value}"
-                )
-
-
-def _nanoseconds(value: str) -> int:
-    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", value)
-    return sum(int(float(number) * _UNITS[unit]) for number, unit in parts)
+            if key not in _DURATIONS or not isinstance(value, str):
+                continue
+            try:
+                nanoseconds(value)
+            except DurationError as e:
+                detail = f"PUT /v1/agent/service/register: 400 invalid duration {value}: {e}"
+                raise RegistryRefused(detail) from e
