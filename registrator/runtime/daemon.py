@@ -1,14 +1,16 @@
-"""The long-running loops: Docker events in, coalesced reconciles out.
+"""The long-running loops: Docker events in, reconciles out.
 
-Two threads. The watcher holds the Docker event subscription and turns events into work items;
-when the stream ends or breaks (Docker restarted, socket gone) it reconnects with backoff and
-asks for a full reconcile with fresh inspects, because events may have been missed meanwhile.
-The worker (the caller of `run`) drains all pending work into one reconcile, so a burst of
-events costs one pass. Two timers add work: the periodic resync (Docker and Consul) and the
-agent check (Consul only, against what is already known: it repairs an agent that restarted
-empty or was edited by hand within seconds, and writes nothing when all is well). A third
-re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
-Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
+The watcher thread holds the Docker event subscription and hands each event to its container's
+lane (`Lanes`): a few threads reconcile several containers at once, each container's events in
+order, coalesced while one of its batches runs. When the stream ends or breaks (Docker
+restarted, socket gone) it reconnects with backoff and asks for a full reconcile with fresh
+inspects, because events may have been missed meanwhile. The worker (the caller of `run`) runs
+the full passes beside the lanes, so no event waits behind one. Timers add them: the periodic
+resync (Docker and Consul), the agent check (Consul only, against what is already known: it
+repairs an agent that restarted empty or was edited by hand within seconds, and writes nothing
+when all is well) and the re-assertion of the TTL checks registrator drives (Docker health,
+`--ttl`). Any failed reconcile owes a full pass. Stopping is one `threading.Event`; closing the
+event stream unblocks the watcher.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from loguru import logger
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
 from registrator.core.model import ContainerID
 from registrator.runtime.executor import Outcome
+from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
 from registrator.runtime.work import Changes, FullPass
+from registrator.runtime.work import Timer as _Timer
 
 
 class _HasContainer(Protocol):
@@ -52,6 +56,8 @@ class EventSource(Protocol):
 #: Docker sends these while it starts or cleans up a container too, not only on a user's
 #: `docker network connect`.
 NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+#: Threads reconciling containers named by events: each waits mostly on Docker or the agent.
+EVENT_WORKERS = 4
 
 
 @dataclass
@@ -96,23 +102,6 @@ class _Work:
         return self.full is not None or bool(self.containers)
 
 
-@dataclass
-class _Timer:
-    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
-
-    interval: float
-    due: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
-
-    def fire(self) -> bool:
-        if time.monotonic() < self.due:
-            return False
-        self.due = time.monotonic() + self.interval
-        return True
-
-
 class Daemon:
     """Runs the watcher and the worker until `stop` is set."""
 
@@ -144,8 +133,12 @@ class Daemon:
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
+        self._lanes: Lanes[ContainerID, _Work] = Lanes(
+            self._handle_events, batch=_Work, workers=EVENT_WORKERS, name="events"
+        )
 
     def run(self) -> None:
+        self._lanes.start()
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
         pending = _Work()
@@ -160,6 +153,7 @@ class Daemon:
         finally:
             self.request_stop()
             watcher.join(timeout=5)
+            self._lanes.stop()
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -286,4 +280,14 @@ class Daemon:
     def _forward(self, events: Iterable[_HasContainer]) -> None:
         for event in events:
             logger.debug("docker.event", action=event.action, container=event.container[:12])
-            self._queue.put(event)
+            self._lanes.add(event.container, event)
+
+    def _handle_events(self, work: _Work) -> None:
+        """One container's pending events, on a lane's thread; a failure owes a full pass."""
+        try:
+            owed = self.step(work)
+        except Exception:
+            logger.exception("reconcile.crashed")
+            owed = self._failed(work)
+        if owed.full is not None and not self.stop.is_set():
+            self._queue.put(owed.full)

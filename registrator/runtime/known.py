@@ -1,8 +1,14 @@
-"""What Docker last said about each container, and what it was decided to have registered."""
+"""What Docker last said about each container, and what it was decided to have registered.
+
+Events of different containers are reconciled at the same time, and a full pass reads Docker
+while events arrive: every method takes the one lock, and each learn is numbered, so a full
+pass never overwrites what an event taught after the pass began (`since`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -36,9 +42,29 @@ class KnownContainers:
         self._known: dict[ContainerID, Known] = {}
         #: the container each service came from, for log lines after the container is gone
         self._origin: dict[ServiceID, str] = {}
+        self._lock = threading.RLock()
+        #: container -> the number of its last learn (or forget)
+        self._learned: dict[ContainerID, int] = {}
+        self._learns = 0
 
-    def learn(self, container: Container) -> None:
-        """Remember what `container` now is, and decide what it should have registered."""
+    def mark(self) -> int:
+        """Taken before a full pass reads Docker; its learns pass it as `since`."""
+        with self._lock:
+            return self._learns
+
+    def learn(self, container: Container, *, since: int | None = None) -> bool:
+        """Remember what `container` now is, and decide what it should have registered.
+
+        With `since`, nothing changes if the container was learned after it (by an event,
+        which is newer than what a full pass read): False then.
+        """
+        with self._lock:
+            if since is not None and self._learned.get(container.id, -1) > since:
+                return False
+            self._learn(container)
+            return True
+
+    def _learn(self, container: Container) -> None:
         previous = self._known.get(container.id)
         derivation = decide(container, self.policy, previous.derivation if previous else None)
         if derivation.kept and not (previous and previous.derivation.kept):
@@ -49,59 +75,80 @@ class KnownContainers:
             self._report(derivation)
         self._known[container.id] = Known(container, derivation)
         self._origin.update((s.id, container.name) for s in derivation.services)
+        self._learns += 1
+        self._learned[container.id] = self._learns
 
     def exited(self, container_id: ContainerID, exit_code: int) -> bool:
         """Apply a `die` event without an inspect; False when the container is not known."""
-        known = self._known.get(container_id)
-        if known is None:
-            return False
-        stopped = dataclasses.replace(
-            known.container, running=False, paused=False, status="exited", exit_code=exit_code
-        )
-        self.learn(stopped)
-        return True
+        with self._lock:
+            known = self._known.get(container_id)
+            if known is None:
+                return False
+            stopped = dataclasses.replace(
+                known.container, running=False, paused=False, status="exited", exit_code=exit_code
+            )
+            self._learn(stopped)
+            return True
 
-    def forget(self, container_id: ContainerID) -> None:
-        self._known.pop(container_id, None)
+    def forget(self, container_id: ContainerID, *, since: int | None = None) -> None:
+        with self._lock:
+            if since is not None and self._learned.get(container_id, -1) > since:
+                return
+            self._known.pop(container_id, None)
+            self._learns += 1
+            self._learned[container_id] = self._learns
 
-    def keep_only(self, summaries: Iterable[ContainerSummary]) -> None:
-        """Forget the containers Docker no longer lists."""
+    def keep_only(self, summaries: Iterable[ContainerSummary], *, since: int | None = None) -> None:
+        """Forget the containers Docker no longer lists, except those an event taught after
+        `since` (started after the list was taken)."""
         listed = {s.id for s in summaries}
-        for gone in set(self._known) - listed:
-            del self._known[gone]
+        with self._lock:
+            newer = {c for c, n in self._learned.items() if since is not None and n > since}
+            for gone in set(self._known) - listed - newer:
+                del self._known[gone]
+            kept = self._known.keys() | newer
+            self._learned = {c: n for c, n in self._learned.items() if c in kept}
 
     def seen(self, summary: ContainerSummary) -> bool:
         """Whether the container is known under its listed name and state."""
-        known = self._known.get(summary.id)
+        with self._lock:
+            known = self._known.get(summary.id)
         return known is not None and (known.container.name, known.container.status) == (
             summary.name,
             summary.status,
         )
 
     def runs(self, container_id: ContainerID) -> bool:
-        known = self._known.get(container_id)
+        with self._lock:
+            known = self._known.get(container_id)
         return known is not None and known.container.running
 
     def redecide(self, policy: Policy) -> None:
         """Decide everything again under `policy` (the registry's address changed)."""
-        self.policy = policy
-        for known in list(self._known.values()):
-            self.learn(known.container)
+        with self._lock:
+            self.policy = policy
+            for known in list(self._known.values()):
+                self._learn(known.container)
 
-    def desired(self) -> dict[ServiceID, Service]:
-        return {s.id: s for k in self._known.values() for s in k.derivation.services}
+    def desired(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
+        """The services every known container should have; with `ids`, only those."""
+        with self._lock:
+            every = (s for k in self._known.values() for s in k.derivation.services)
+            return {s.id: s for s in every if ids is None or s.id in ids}
 
     def adopt(self) -> tuple[str, ...]:
         """Service ID prefixes of kept containers whose services are to stay as registered."""
-        return tuple(k.derivation.adopt for k in self._known.values() if k.derivation.adopt)
+        with self._lock:
+            return tuple(k.derivation.adopt for k in self._known.values() if k.derivation.adopt)
 
     def service_ids(self, containers: Collection[ContainerID]) -> set[ServiceID]:
-        return {
-            s.id for c in containers if c in self._known for s in self._known[c].derivation.services
-        }
+        with self._lock:
+            found = [self._known[c] for c in containers if c in self._known]
+        return {s.id for k in found for s in k.derivation.services}
 
     def keeps_any(self, containers: Collection[ContainerID]) -> bool:
-        return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
+        with self._lock:
+            return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
 
     def origin(self, service_id: ServiceID) -> str:
         return self._origin.get(service_id, "")

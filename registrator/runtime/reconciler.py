@@ -4,13 +4,19 @@ plan is the gap, and the executor writes it.
 Events, start-up, the periodic resync, the agent check and `registrator --resync` all come
 through `Reconciler`; nothing else registers or deregisters. Changes named by events reconcile
 only their containers; a full pass also removes owned services that nothing desires any more.
+
+What the registry holds is kept in memory (`Mirror`): an event's reconcile plans against it
+and reads nothing from the registry. Reconciles of different containers run at the same time,
+and a full pass runs beside them: it plans on what it read, then plans each service again
+under that service's lock just before writing it, so it never undoes a newer event's write.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from loguru import logger
@@ -22,11 +28,18 @@ from registrator.core.policy import Policy
 from registrator.core.ports import ContainerSource, Registry
 from registrator.runtime.executor import Executor, Outcome
 from registrator.runtime.known import KnownContainers
+from registrator.runtime.mirror import Mirror
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
 
 _T = TypeVar("_T")
+_I = TypeVar("_I")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+#: Docker inspects and registry writes a full pass has in flight at once: they wait on other
+#: processes (dockerd, the agent), so a few overlap well even on two cores.
+PARALLEL_CALLS = 4
 
 
 class Reconciler:
@@ -48,23 +61,41 @@ class Reconciler:
         self._stop = stop
         self._observer = observer
         self.known = KnownContainers(policy, observer=observer)
+        self.mirror = Mirror()
         self._executor = Executor(
-            registry, call=self._call, origin=self.known.origin, observer=observer
+            registry,
+            call=self._call,
+            origin=self.known.origin,
+            observer=observer,
+            record=self.mirror.record,
         )
         self._address_known = bool(policy.host_ip)
-        self._inspected = 0
+        self._counts = threading.local()  # containers inspected by this thread's reconcile
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def _inspected(self) -> int:
+        return int(getattr(self._counts, "inspected", 0))
+
+    @_inspected.setter
+    def _inspected(self, value: int) -> None:
+        self._counts.inspected = value
 
     def changes(self, changes: Changes) -> Outcome:
-        """Reconcile the containers events named: only their services are read and written."""
+        """Reconcile the containers events named: only their services are planned and written.
+
+        Nothing is read from the registry once the mirror holds it: an inspect (none for a
+        `die`), then the writes.
+        """
         self._inspected = 0
         self._lookup_address(full=False)
         ids = changes.containers
         scope = self.known.service_ids(ids)
         self._read_changed(changes)
         scope |= self.known.service_ids(ids)
-        compares = self.known.keeps_any(ids) or bool(scope & self.known.desired().keys())
-        actual = self._owned(scope, with_checks=compares)
-        return self._execute(self._plan(actual, scope=scope), actual)
+        with self.mirror.holding(scope):
+            actual = self._actual(scope, ids)
+            return self._execute(self._plan(actual, scope=scope), actual)
 
     def full(self, full: FullPass | None = None) -> Outcome:
         """Reconcile everything this registrator owns (see `FullPass`)."""
@@ -73,9 +104,11 @@ class Reconciler:
         self._lookup_address(full=full.docker)
         if full.docker:
             self._read_all(reinspect=full.reinspect)
-        actual = self._owned()
-        outcome = self._execute(self._plan(actual, refresh=full.refresh), actual)
-        self._observer.owned(len(actual) + outcome.registered - outcome.deregistered)
+        since = self.mirror.mark()
+        self.mirror.load(self._owned(), since=since)
+        todo = self._plan(self.mirror.view(), refresh=full.refresh)
+        outcome = self._execute_each(todo, refresh=full.refresh)
+        self._observer.owned(len(self.mirror))
         return outcome
 
     def preview(self) -> Plan:
@@ -100,7 +133,7 @@ class Reconciler:
         refresh: bool = False,
     ) -> Plan:
         return plan(
-            self._executor.substitute(self.known.desired()),
+            self._executor.substitute(self.known.desired(scope)),
             actual,
             scope=scope,
             adopt=self.known.adopt(),
@@ -111,6 +144,42 @@ class Reconciler:
     def _execute(self, todo: Plan, actual: dict[ServiceID, Service]) -> Outcome:
         done, errors = self._executor.apply(todo)
         return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
+
+    def _execute_each(self, todo: Plan, *, refresh: bool) -> Outcome:
+        """A full pass's plan, one service at a time: each planned again under its lock
+        with what is known now, since events may have changed it after `todo` was made."""
+        ids = list(dict.fromkeys(a.service_id for a in todo.actions))
+        done: dict[str, int] = {}
+        errors: list[str] = []
+        for number, (did, failed) in enumerate(self._each(self._replan, ids, refresh), 1):
+            for kind, count in did.items():
+                done[kind] = done.get(kind, 0) + count
+            errors += failed
+            self._observer.progress("write", done=number, total=len(ids))
+        return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
+
+    def _replan(self, service_id: ServiceID, refresh: bool) -> tuple[dict[str, int], list[str]]:
+        with self.mirror.holding([service_id]):
+            scope = [service_id]
+            fresh = self._plan(self.mirror.view(scope), scope=scope, refresh=refresh)
+            return self._executor.apply(fresh, progress=False)
+
+    def _each(self, fn: Callable[[_I, _A], _R], items: list[_I], arg: _A) -> Iterable[_R]:
+        """`fn(item, arg)` for every item, a few at a time; the results in order."""
+        if len(items) <= 1:
+            return (fn(item, arg) for item in items)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="reconcile")
+        return self._pool.map(fn, items, [arg] * len(items))
+
+    def _actual(
+        self, scope: set[ServiceID], containers: Collection[ContainerID]
+    ) -> dict[ServiceID, Service]:
+        """What the registry holds of `scope`: from the mirror, or read before it is loaded."""
+        if self.mirror.loaded:
+            return self.mirror.view(scope)
+        compares = self.known.keeps_any(containers) or bool(scope & self.known.desired().keys())
+        return self._owned(scope, with_checks=compares)
 
     def _owned(
         self, ids: Collection[ServiceID] | None = None, *, with_checks: bool = True
@@ -134,12 +203,15 @@ class Reconciler:
             self.known.redecide(dataclasses.replace(policy, advertise_address=address))
 
     def _read_all(self, *, reinspect: bool) -> None:
+        """List Docker's containers and inspect those not known as listed. Events are handled
+        meanwhile: what they taught after the list was taken (`since`) is not overwritten."""
+        since = self.known.mark()
         summaries = self._call("docker.containers", self._docker.containers)
-        self.known.keep_only(summaries)
-        for done, summary in enumerate(summaries, 1):
-            if reinspect or not self.known.seen(summary):
-                self._read(summary.id)
-            self._observer.progress("inspect", done=done, total=len(summaries))
+        self.known.keep_only(summaries, since=since)
+        todo = [s.id for s in summaries if reinspect or not self.known.seen(s)]
+        self._inspected += len(todo)
+        for done, _ in enumerate(self._each(self._read, todo, since), 1):
+            self._observer.progress("inspect", done=done, total=len(todo))
 
     def _read_changed(self, changes: Changes) -> None:
         for container in changes.containers:
@@ -148,10 +220,12 @@ class Reconciler:
                 continue
             if container in changes.network_only and not self.known.runs(container):
                 continue
+            self._inspected += 1
             self._read(container)
 
-    def _read(self, container_id: ContainerID) -> None:
-        self._inspected += 1
+    def _read(self, container_id: ContainerID, since: int | None = None) -> None:
+        """Inspect the container and learn it; with `since`, only if no event taught it
+        after that."""
         try:
             container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
         except DockerError as e:
@@ -159,6 +233,6 @@ class Reconciler:
             self._observer.failed("docker.inspect_failed")
             return
         if container is None:
-            self.known.forget(container_id)
+            self.known.forget(container_id, since=since)
         else:
-            self.known.learn(container)
+            self.known.learn(container, since=since)

@@ -1,7 +1,9 @@
-"""What a reconcile is asked to do: the containers events named, or a full pass."""
+"""What a reconcile is asked to do (the containers events named, or a full pass), and the
+timers that ask for full passes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,3 +49,20 @@ class FullPass:
     def scope(self) -> str:
         """The name metrics and logs give this pass: `full`, or `agent` for Consul only."""
         return "full" if self.docker else "agent"
+
+
+@dataclass
+class Timer:
+    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
+
+    interval: float
+    due: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
+
+    def fire(self) -> bool:
+        if time.monotonic() < self.due:
+            return False
+        self.due = time.monotonic() + self.interval
+        return True
