@@ -40,17 +40,16 @@ def stacks(lines: Iterable[str]) -> Iterable[tuple[list[str], int]]:
         yield frames, int(count)
 
 
-def shares(
-    lines: Iterable[str], *, under: str = ""
-) -> tuple[int, Counter[str], Counter[str]]:
+def shares(lines: Iterable[str], *, under: str = "") -> tuple[int, Counter[str], Counter[str]]:
     """Total samples, inclusive and self samples per function (within `under`, if given)."""
     total, inclusive, own = 0, Counter[str](), Counter[str]()
-    for frames, count in stacks(lines):
+    for stack, count in stacks(lines):
+        frames = stack
         if under:
-            hits = [i for i, f in enumerate(frames) if f.startswith(under)]
+            hits = [i for i, f in enumerate(stack) if f.startswith(under)]
             if not hits:
                 continue
-            frames = frames[hits[0] :]
+            frames = stack[hits[0] :]
         total += count
         for name in set(frames):
             inclusive[name] += count

@@ -1,4 +1,4 @@
-"""The Consul adapter: the local agent's HTTP API over httpx.
+"""The Consul adapter: the local agent's HTTP API (over `transport.AgentHTTP`).
 
 Consul's JSON stops here: callers get `Service` values. Only the agent endpoints are used
 (`/v1/agent/...`): registrator manages the services of the agent on its own host, as
@@ -11,8 +11,6 @@ import ssl
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import httpx
-
 from registrator.core.errors import (
     ConfigError,
     RegistryDenied,
@@ -23,6 +21,7 @@ from registrator.core.errors import (
 from registrator.core.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
 from registrator.core.plan import reported
 from registrator.registries.consul.target import ConsulTarget
+from registrator.registries.consul.transport import AgentHTTP, Answer, path_segment
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
@@ -98,7 +97,7 @@ def id_filter(field: str, ids: Collection[str] | None) -> dict[str, str]:
 
 
 def _tls_context(target: ConsulTarget) -> ssl.SSLContext:
-    """CA, client certificate and verification in one context (httpx's `cert=` is deprecated)."""
+    """CA, client certificate and verification in one context."""
     cafile = target.verify if isinstance(target.verify, str) else None
     try:
         context = ssl.create_default_context(cafile=cafile)
@@ -148,14 +147,13 @@ class ConsulAgent:
     """Talks to one Consul agent."""
 
     def __init__(self, target: ConsulTarget, *, timeout: float = 10) -> None:
-        headers = {"X-Consul-Token": target.token} if target.token else {}
-        transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
-        self._http = httpx.Client(
-            base_url=target.base_url,
-            headers=headers,
-            verify=_tls_context(target),
+        https = target.base_url.startswith("https:")
+        self._http = AgentHTTP(
+            target.base_url,
+            uds=target.uds,
+            token=target.token,
+            tls=_tls_context(target) if https else None,
             timeout=timeout,
-            transport=transport,
         )
 
     def advertise_address(self) -> str:
@@ -209,14 +207,15 @@ class ConsulAgent:
         """Set a TTL check's status and output; this also restarts its TTL."""
         self._request(
             "PUT",
-            f"/v1/agent/check/update/{check.id}",
-            json={"Status": check.status, "Output": check.output},
+            f"/v1/agent/check/update/{path_segment(check.id)}",
+            payload={"Status": check.status, "Output": check.output},
         )
 
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         """Consul's maintenance mode: the service stays registered but is reported critical."""
         params = {"enable": "true" if enabled else "false", "reason": reason}
-        self._request("PUT", f"/v1/agent/service/maintenance/{service}", params=params)
+        path = f"/v1/agent/service/maintenance/{path_segment(service)}"
+        self._request("PUT", path, params=params)
 
     def _checks(self, params: Mapping[str, str]) -> dict[str, Any]:
         checks: dict[str, Any] = (
@@ -229,31 +228,28 @@ class ConsulAgent:
             "PUT",
             "/v1/agent/service/register",
             params={"replace-existing-checks": "true"},
-            json=service_payload(service),
+            payload=service_payload(service),
         )
 
     def deregister(self, service: ServiceID) -> None:
         """Remove `service`; one that is already gone counts as removed."""
-        self._request("PUT", f"/v1/agent/service/deregister/{service}", missing_ok=True)
+        path = f"/v1/agent/service/deregister/{path_segment(service)}"
+        self._request("PUT", path, missing_ok=True)
 
     def close(self) -> None:
         self._http.close()
 
     def _request(
         self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
-    ) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            where = f"{self._http.base_url}".rstrip("/")
-            raise RegistryUnavailable(f"{method} {where}{path}: {e or type(e).__name__}") from e
-        if response.is_success or (missing_ok and response.status_code == 404):
-            return response
-        detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
-        if response.status_code == 403:
+    ) -> Answer:
+        answer = self._http.request(method, path, **kwargs)
+        if answer.ok or (missing_ok and answer.status == 404):
+            return answer
+        detail = f"{method} {path}: {answer.status} {answer.text.strip()[:200]}"
+        if answer.status == 403:
             raise RegistryDenied(detail)
-        if response.status_code == 400:
+        if answer.status == 400:
             raise RegistryRefused(detail)
-        if response.status_code >= 500:
+        if answer.status >= 500:
             raise RegistryUnavailable(detail)
         raise RegistryError(detail)
