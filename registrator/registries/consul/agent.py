@@ -1,4 +1,4 @@
-"""The Consul adapter: the local agent's HTTP API (over `transport.AgentHTTP`).
+"""The Consul adapter: the local agent's HTTP API (over `wire.Connections`).
 
 Consul's JSON stops here: callers get `Service` values. Only the agent endpoints are used
 (`/v1/agent/...`): registrator manages the services of the agent on its own host, as
@@ -7,9 +7,11 @@ gliderlabs/registrator does.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from registrator.core.errors import (
     ConfigError,
@@ -21,7 +23,7 @@ from registrator.core.errors import (
 from registrator.core.model import OWNER_META_KEY, Check, CheckValue, Service, ServiceID
 from registrator.core.plan import reported
 from registrator.registries.consul.target import ConsulTarget
-from registrator.registries.consul.transport import AgentHTTP, Answer, path_segment
+from registrator.wire import TRANSPORT_ERRORS, Answer, Connections, Endpoint, path_segment
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
@@ -148,12 +150,10 @@ class ConsulAgent:
 
     def __init__(self, target: ConsulTarget, *, timeout: float = 10) -> None:
         https = target.base_url.startswith("https:")
-        self._http = AgentHTTP(
-            target.base_url,
-            uds=target.uds,
-            token=target.token,
-            tls=_tls_context(target) if https else None,
-            timeout=timeout,
+        tls = _tls_context(target) if https else None
+        headers = {"X-Consul-Token": target.token} if target.token else {}
+        self._http = Connections(
+            Endpoint(target.base_url, uds=target.uds, tls=tls), timeout=timeout, headers=headers
         )
 
     def advertise_address(self) -> str:
@@ -240,9 +240,23 @@ class ConsulAgent:
         self._http.close()
 
     def _request(
-        self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        payload: Any = None,
+        timeout: float | None = None,
+        missing_ok: bool = False,
     ) -> Answer:
-        answer = self._http.request(method, path, **kwargs)
+        url = f"{path}?{urlencode(params, quote_via=quote)}" if params else path
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        try:
+            answer = self._http.request(method, url, body=body, headers=headers, timeout=timeout)
+        except TRANSPORT_ERRORS as e:
+            where = self._http.endpoint.base_url.rstrip("/")
+            raise RegistryUnavailable(f"{method} {where}{path}: {e or type(e).__name__}") from e
         if answer.ok or (missing_ok and answer.status == 404):
             return answer
         detail = f"{method} {path}: {answer.status} {answer.text.strip()[:200]}"
