@@ -1,7 +1,9 @@
 """The command line: `registrator [OPTIONS] [REGISTRY_URI]`, the daemon and `--resync`.
 
 The options themselves are in `options.py`; the sub-commands (`explain`, `healthcheck`) in
-`commands.py`. This module turns settings into the running parts and runs them.
+`commands.py`. This module turns settings into the running parts and runs them. What only a
+sub-command or `--metrics-addr` needs (the Prometheus client, the status server) is imported
+when it is used: a daemon without them does not carry them in memory.
 """
 
 from __future__ import annotations
@@ -17,14 +19,11 @@ from loguru import logger
 from pydantic import ValidationError
 
 from registrator import __version__
-from registrator.app import commands
 from registrator.app.actions import describe, summary
 from registrator.app.logs import configure
-from registrator.app.metrics import Metrics
 from registrator.app.options import EXIT_USAGE, parse_args, usage_error
 from registrator.app.progress import ProgressLog
 from registrator.app.settings import Settings, check_policy, derive_policy, retry_policy
-from registrator.app.status import serve_status
 from registrator.core.errors import (
     BackendError,
     ConfigError,
@@ -43,6 +42,8 @@ from registrator.runtime.retry import Stopped, first_contact
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["explain"], ["healthcheck"]):
+        from registrator.app import commands  # noqa: PLC0415 (only the sub-commands need it)
+
         return commands.main(argv)
     args = parse_args(argv)
     once = bool(args.pop("once"))
@@ -135,6 +136,9 @@ def _observer(settings: Settings, consul: ConsulAgent, *, once: bool) -> Observe
     progress = ProgressLog()
     if once or not settings.metrics_addr:
         return progress
+    from registrator.app.metrics import Metrics  # noqa: PLC0415 (prometheus_client: only here)
+    from registrator.app.status import serve_status  # noqa: PLC0415
+
     metrics = Metrics()
     server = serve_status(settings.metrics_addr, metrics=metrics, consul=consul)
     logger.info("status.listening", address=settings.metrics_addr, port=server.port)
