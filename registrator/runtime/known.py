@@ -26,6 +26,9 @@ from registrator.core.model import (
 from registrator.core.policy import Policy
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 
+#: Docker's states of a container that is not running (and will not be without an event).
+STOPPED = frozenset({"created", "exited", "dead", "removing"})
+
 
 @dataclass(frozen=True, slots=True)
 class Known:
@@ -77,6 +80,16 @@ class KnownContainers:
         self._origin.update((s.id, container.name) for s in derivation.services)
         self._learns += 1
         self._learned[container.id] = self._learns
+
+    def learn_stopped(self, summary: ContainerSummary, *, since: int | None = None) -> bool:
+        """Learn a container the list says is stopped, without an inspect: none of it is
+        registered. False when it needs one: not stopped, or `-deregister on-success` may
+        keep its services (that takes its exit code)."""
+        if summary.status not in STOPPED or self.policy.keep_failed:
+            return False
+        stopped = Container(summary.id, summary.name, "", status=summary.status, running=False)
+        self.learn(stopped, since=since)
+        return True
 
     def exited(self, container_id: ContainerID, exit_code: int) -> bool:
         """Apply a `die` event without an inspect; False when the container is not known."""

@@ -95,7 +95,10 @@ class Reconciler:
         scope |= self.known.service_ids(ids)
         with self.mirror.holding(scope):
             actual = self._actual(scope, ids)
-            return self._execute(self._plan(actual, scope=scope), actual)
+            outcome = self._execute(self._plan(actual, scope=scope), actual)
+        if self.mirror.loaded and not outcome.plan.empty:
+            self._observer.owned(len(self.mirror))
+        return outcome
 
     def full(self, full: FullPass | None = None) -> Outcome:
         """Reconcile everything this registrator owns (see `FullPass`)."""
@@ -208,7 +211,8 @@ class Reconciler:
         since = self.known.mark()
         summaries = self._call("docker.containers", self._docker.containers)
         self.known.keep_only(summaries, since=since)
-        todo = [s.id for s in summaries if reinspect or not self.known.seen(s)]
+        unseen = [s for s in summaries if reinspect or not self.known.seen(s)]
+        todo = [s.id for s in unseen if not self.known.learn_stopped(s, since=since)]
         self._inspected += len(todo)
         for done, _ in enumerate(self._each(self._read, todo, since), 1):
             self._observer.progress("inspect", done=done, total=len(todo))

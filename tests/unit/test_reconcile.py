@@ -113,6 +113,22 @@ def test_a_die_event_deregisters_without_waiting_for_an_inspect(
     assert list(consul.registered) == ["h:b:80"]
 
 
+@pytest.mark.parametrize("keep_failed", [False, True])
+def test_a_full_pass_inspects_a_stopped_container_only_to_keep_its_services(
+    docker: FakeDocker, consul: FakeConsul, keep_failed: bool
+) -> None:
+    policy = Policy(hostname="h", keep_failed=keep_failed)
+    reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    docker.add(dataclasses.replace(web(), running=False, status="exited", exit_code=1))
+
+    outcome = reconciler.full()
+
+    assert outcome.inspected == int(keep_failed)
+    assert reconciler.known.seen(docker.containers()[0])
+    docker.add(web())
+    assert reconciler.full().registered == 1
+
+
 def test_an_event_before_the_first_full_pass_reads_only_its_own_services(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
