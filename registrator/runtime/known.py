@@ -49,6 +49,9 @@ class KnownContainers:
         #: container -> the number of its last learn (or forget)
         self._learned: dict[ContainerID, int] = {}
         self._learns = 0
+        #: service ID -> the containers that should have it (one, unless two claim one ID):
+        #: an event's plan looks up its few services without going through every container
+        self._claims: dict[ServiceID, dict[ContainerID, Service]] = {}
 
     def mark(self) -> int:
         """Taken before a full pass reads Docker; its learns pass it as `since`."""
@@ -76,7 +79,10 @@ class KnownContainers:
             )
         if previous is None or previous.derivation.problems != derivation.problems:
             self._report(derivation)
+        self._drop_claims(container.id)
         self._known[container.id] = Known(container, derivation)
+        for service in derivation.services:
+            self._claims.setdefault(service.id, {})[container.id] = service
         self._origin.update((s.id, container.name) for s in derivation.services)
         self._learns += 1
         self._learned[container.id] = self._learns
@@ -107,6 +113,7 @@ class KnownContainers:
         with self._lock:
             if since is not None and self._learned.get(container_id, -1) > since:
                 return
+            self._drop_claims(container_id)
             self._known.pop(container_id, None)
             self._learns += 1
             self._learned[container_id] = self._learns
@@ -118,6 +125,7 @@ class KnownContainers:
         with self._lock:
             newer = {c for c, n in self._learned.items() if since is not None and n > since}
             for gone in set(self._known) - listed - newer:
+                self._drop_claims(gone)
                 del self._known[gone]
             kept = self._known.keys() | newer
             self._learned = {c: n for c, n in self._learned.items() if c in kept}
@@ -144,10 +152,23 @@ class KnownContainers:
                 self._learn(known.container)
 
     def desired(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
-        """The services every known container should have; with `ids`, only those."""
+        """The services every known container should have; with `ids`, only those. Of two
+        containers claiming one ID, the one that claimed it last."""
         with self._lock:
-            every = (s for k in self._known.values() for s in k.derivation.services)
-            return {s.id: s for s in every if ids is None or s.id in ids}
+            wanted = self._claims.keys() if ids is None else ids
+            return {
+                sid: next(reversed(claim.values()))
+                for sid in wanted
+                if (claim := self._claims.get(sid))
+            }
+
+    def _drop_claims(self, container_id: ContainerID) -> None:
+        known = self._known.get(container_id)
+        for service in known.derivation.services if known is not None else ():
+            claim = self._claims.get(service.id, {})
+            claim.pop(container_id, None)
+            if not claim:
+                self._claims.pop(service.id, None)
 
     def adopt(self) -> tuple[str, ...]:
         """Service ID prefixes of kept containers whose services are to stay as registered."""

@@ -28,7 +28,9 @@ from registrator.core.plan import (
     Deregister,
     Register,
     SetMaintenance,
+    Stored,
     UpdateCheck,
+    reported,
 )
 
 #: Locks are striped: a service ID hashes to one of these; two services sharing a stripe
@@ -37,9 +39,11 @@ STRIPES = 64
 
 
 class Mirror:
-    """The registry's owned services as last read or written."""
+    """The registry's owned services as last read or written; `stored` says how the registry
+    holds a service it was given (see `core.plan`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stored: Stored = reported) -> None:
+        self._stored = stored
         self._lock = threading.Lock()
         self._services: dict[ServiceID, Service] = {}
         #: service ID -> number of the last write recorded for it
@@ -84,7 +88,7 @@ class Mirror:
             self._writes += 1
             self._written[action.service_id] = self._writes
             held = self._services.get(action.service_id)
-            after = applied(action, held)
+            after = applied(action, held, self._stored)
             if after is None:
                 self._services.pop(action.service_id, None)
             else:
@@ -103,7 +107,7 @@ class Mirror:
                 self._stripes[index].release()
 
 
-def applied(action: Action, held: Service | None) -> Service | None:
+def applied(action: Action, held: Service | None, stored: Stored = reported) -> Service | None:
     """The service as the registry holds it after `action` (None: not at all).
 
     A registration ends maintenance mode and keeps the status of the checks it had (the agent
@@ -111,9 +115,7 @@ def applied(action: Action, held: Service | None) -> Service | None:
     says, or critical.
     """
     if isinstance(action, Register):
-        kept = {c.id: c for c in held.checks} if held is not None else {}
-        checks = tuple(_registered(c, kept.get(c.id)) for c in action.service.checks)
-        return dataclasses.replace(action.service, maintenance="", checks=checks)
+        return _registered(action.service, held, stored)
     if isinstance(action, Deregister) or held is None:
         return None
     if isinstance(action, SetMaintenance):
@@ -123,10 +125,20 @@ def applied(action: Action, held: Service | None) -> Service | None:
     return _with_status(held, action)
 
 
-def _registered(check: Check, before: Check | None) -> Check:
+def _registered(service: Service, held: Service | None, stored: Stored) -> Service | None:
+    view = stored(service)
+    if view is None:
+        return None
+    before = {c.id: c for c in held.checks} if held is not None else {}
+    given = {c.id: c.status or "critical" for c in service.checks}
+    checks = tuple(_checked(c, before.get(c.id), given.get(c.id, "critical")) for c in view.checks)
+    return dataclasses.replace(view, maintenance="", checks=checks)
+
+
+def _checked(check: Check, before: Check | None, status: str) -> Check:
     if before is not None:
         return dataclasses.replace(check, status=before.status, output=before.output)
-    return dataclasses.replace(check, status=check.status or "critical", output="")
+    return dataclasses.replace(check, status=status, output="")
 
 
 def _with_status(held: Service, update: UpdateCheck) -> Service:

@@ -61,7 +61,7 @@ class Reconciler:
         self._stop = stop
         self._observer = observer
         self.known = KnownContainers(policy, observer=observer)
-        self.mirror = Mirror()
+        self.mirror = Mirror(registry.stored)
         self._executor = Executor(
             registry,
             call=self._call,
