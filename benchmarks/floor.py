@@ -158,13 +158,17 @@ class RawEvents:
                     self.delays_ms.append((now - int(event["timeNano"])) / MS)
         except (OSError, ValueError, http.client.HTTPException):
             return
+        finally:
+            self._connection.close()
 
     def close(self) -> None:
+        """Ends the read; the reading thread closes the connection (closing it under a
+        blocked read would pull its buffer away)."""
         sock = self._connection.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        self._connection.close()
+        self._thread.join(timeout=5)
 
 
 def measure(

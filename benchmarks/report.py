@@ -149,7 +149,7 @@ def rows(results: Results) -> list[Row]:
         ),
     )
     _burst_rows(t, results.n)
-    _footprint_rows(t, results.running)
+    _footprint_rows(t, results.running, results.n)
     return t.rows
 
 
@@ -176,7 +176,7 @@ def _burst_rows(t: _Rows, n: int) -> None:
     )
 
 
-def _footprint_rows(t: _Rows, running: int) -> None:
+def _footprint_rows(t: _Rows, running: int, n: int) -> None:
     t.add(
         f"start-up with {running} running: process start → all registered, s",
         lambda s: f"{s.start_up.seconds:.2f}",
@@ -185,7 +185,7 @@ def _footprint_rows(t: _Rows, running: int) -> None:
         lambda m, _: m.start_up.seconds <= START_UP_LIMIT_S,
     )
     t.add(
-        "idle: requests / writes to the agent per resync interval",
+        "idle: requests / writes to the agent per resync interval (this run's containers)",
         lambda s: f"{s.idle.requests_per_interval:.1f} / {s.idle.writes_per_interval:.1f}",
         target=f"O(1) (≤ {IDLE_REQUESTS}) / 0",
         ok=lambda m, _: m.idle.writes == 0 and m.idle.requests_per_interval <= IDLE_REQUESTS,
@@ -197,7 +197,7 @@ def _footprint_rows(t: _Rows, running: int) -> None:
         "≤ 1.5 x peer's",
         _vs_peer(lambda m, p: m.footprint.cpu_seconds <= 1.5 * p.footprint.cpu_seconds),
     )
-    limit = rss_limit(running)
+    limit = rss_limit(n)
     t.add(
         "peak RSS, MB",
         lambda s: f"{s.footprint.peak_rss_mb:.1f}",

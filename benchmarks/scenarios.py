@@ -179,8 +179,8 @@ class Idle:
 def idle(bench: Bench, *, intervals: int, interval: float) -> Idle:
     """Watch the proxy for `intervals` resync intervals with no container of the run changing.
 
-    Only writes naming this run's containers count: containers of other people on the same
-    engine come and go, and registering them is no idle cost.
+    Writes naming other people's containers on the same engine (they come and go) are left
+    out: registering them is no idle cost. Reads are all counted.
     """
     mine = re.compile(rf"bench-{bench.containers.run}-\d+")
     mark, begin = bench.proxy.mark(), time.monotonic()
@@ -189,12 +189,15 @@ def idle(bench: Bench, *, intervals: int, interval: float) -> Idle:
         bench.check()
         time.sleep(0.05)
     seconds = time.monotonic() - begin
-    exchanges = bench.proxy.exchanges(since=mark)
+    counted = [
+        e
+        for e in bench.proxy.exchanges(since=mark)
+        if not e.write or mine.fullmatch(container_name_of(e.service))
+    ]
     routes: dict[str, int] = {}
-    for e in exchanges:
+    for e in counted:
         routes[f"{e.method} {e.route}"] = routes.get(f"{e.method} {e.route}", 0) + 1
-    writes = sum(e.write and bool(mine.fullmatch(container_name_of(e.service))) for e in exchanges)
-    return Idle(seconds, interval, len(exchanges), writes, routes)
+    return Idle(seconds, interval, len(counted), sum(e.write for e in counted), routes)
 
 
 @dataclass

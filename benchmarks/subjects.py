@@ -118,8 +118,9 @@ class SubjectProcess:
 
 
 def _sample(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling `pid` without pausing it; collapsed stacks, one line per stack, in `out`."""
+    """py-spy sampling `pid` without pausing it, only the thread holding the GIL (where the
+    process spends its CPU); collapsed stacks, one line per stack, in `out`."""
     py_spy = Path(sys.executable).with_name("py-spy")
-    args = [str(py_spy), "record", "--pid", str(pid), "--rate", "500", "--nonblocking"]
+    args = [str(py_spy), "record", "--pid", str(pid), "--rate", "500", "--nonblocking", "--gil"]
     args += ["--threads", "--format", "raw", "--output", str(out)]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
