@@ -52,6 +52,8 @@ class KnownContainers:
         #: service ID -> the containers that should have it (one, unless two claim one ID):
         #: an event's plan looks up its few services without going through every container
         self._claims: dict[ServiceID, dict[ContainerID, Service]] = {}
+        #: kept containers first seen exited: the prefix of the services they keep as they are
+        self._adopting: dict[ContainerID, str] = {}
 
     def mark(self) -> int:
         """Taken before a full pass reads Docker; its learns pass it as `since`."""
@@ -79,10 +81,12 @@ class KnownContainers:
             )
         if previous is None or previous.derivation.problems != derivation.problems:
             self._report(derivation)
-        self._drop_claims(container.id)
+        self._unindex(container.id)
         self._known[container.id] = Known(container, derivation)
         for service in derivation.services:
             self._claims.setdefault(service.id, {})[container.id] = service
+        if derivation.adopt:
+            self._adopting[container.id] = derivation.adopt
         self._origin.update((s.id, container.name) for s in derivation.services)
         self._learns += 1
         self._learned[container.id] = self._learns
@@ -113,7 +117,7 @@ class KnownContainers:
         with self._lock:
             if since is not None and self._learned.get(container_id, -1) > since:
                 return
-            self._drop_claims(container_id)
+            self._unindex(container_id)
             self._known.pop(container_id, None)
             self._learns += 1
             self._learned[container_id] = self._learns
@@ -125,7 +129,7 @@ class KnownContainers:
         with self._lock:
             newer = {c for c, n in self._learned.items() if since is not None and n > since}
             for gone in set(self._known) - listed - newer:
-                self._drop_claims(gone)
+                self._unindex(gone)
                 del self._known[gone]
             kept = self._known.keys() | newer
             self._learned = {c: n for c, n in self._learned.items() if c in kept}
@@ -162,7 +166,8 @@ class KnownContainers:
                 if (claim := self._claims.get(sid))
             }
 
-    def _drop_claims(self, container_id: ContainerID) -> None:
+    def _unindex(self, container_id: ContainerID) -> None:
+        self._adopting.pop(container_id, None)
         known = self._known.get(container_id)
         for service in known.derivation.services if known is not None else ():
             claim = self._claims.get(service.id, {})
@@ -173,7 +178,7 @@ class KnownContainers:
     def adopt(self) -> tuple[str, ...]:
         """Service ID prefixes of kept containers whose services are to stay as registered."""
         with self._lock:
-            return tuple(k.derivation.adopt for k in self._known.values() if k.derivation.adopt)
+            return tuple(self._adopting.values())
 
     def service_ids(self, containers: Collection[ContainerID]) -> set[ServiceID]:
         with self._lock:

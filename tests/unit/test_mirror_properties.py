@@ -81,5 +81,6 @@ def test_events_keep_the_mirror_equal_to_the_agent_and_a_full_pass_is_exact(
     writes = consul.writes
     assert reconciler.full(FullPass(reinspect=True)).plan.empty
     assert consul.writes == writes
-    fresh = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
-    assert fresh.preview().empty  # exactly what a registrator starting now would want
+    if not keep_failed:  # a kept container renamed meanwhile is adopted only by the same run
+        fresh = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+        assert fresh.preview().empty  # exactly what a registrator starting now would want
