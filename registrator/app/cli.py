@@ -121,8 +121,14 @@ def _first_contact(
     return True
 
 
+#: How long a thread holding the GIL keeps it when another wants it (Python's default: 5 ms).
+#: A full pass parsing a few hundred services must not hold an event that long.
+SWITCH_INTERVAL = 0.001
+
+
 def _serve(settings: Settings, daemon: Daemon, reconciler: Reconciler) -> int:
     """Run the daemon until a signal stops it; deregister everything first if asked to."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     _on_signals(daemon.request_stop)
     daemon.run()
     if settings.deregister_on_exit:
