@@ -32,7 +32,7 @@ from benchmarks.docker_side import (
     leftovers,
 )
 from benchmarks.proxy import CountingProxy
-from benchmarks.report import Results, SubjectResults, table
+from benchmarks.report import Results, SubjectResults, merge, table
 from benchmarks.scenarios import (
     Bench,
     ProxyOverhead,
@@ -70,6 +70,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--registrator-args", default="", help="extra options for registrator (one string)"
     )
     p.add_argument("--floor-samples", type=int, default=200, help="samples of each raw call")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every subject this many times, in alternating order; samples are pooled",
+    )
     p.add_argument("--workdir", type=Path, help="logs go here (default: a temporary directory)")
     p.add_argument(
         "--profile",
@@ -159,11 +165,13 @@ def measure_floor(
 
 
 def run_subject(
-    side: DockerSide, subject: Subject, args: argparse.Namespace, workdir: Path
+    side: DockerSide, subject: Subject, args: argparse.Namespace, workdir: Path, *, repeat: int
 ) -> SubjectResults:
-    """Every scenario for one subject, on its own agent and containers."""
+    """Every scenario for one subject, on its own agent and containers; its log, profile and
+    agent's directory in `workdir` are named after it (and the round, from the second on)."""
     n, resync = args.n, args.resync_interval
-    with consul_side(workdir, subject.name) as (agent, proxy):
+    label = subject.name if repeat == 0 else f"{subject.name}-{repeat + 1}"
+    with consul_side(workdir, label) as (agent, proxy):
         bench = Bench(side.api, agent, proxy, side.containers, side.events)
         first = side.containers.create(n + args.keep)
         side.containers.start(first)
@@ -172,8 +180,8 @@ def run_subject(
         identity = f"bench-{side.containers.run}"
         argv = subject.argv(consul=proxy.address, hostname=identity, resync=resync)
         sampled = args.profile and subject.python
-        profile = workdir / f"profile-{subject.name}.txt" if sampled else None
-        process = SubjectProcess(argv, log_path=workdir / f"{subject.name}.log", profile=profile)
+        profile = workdir / f"profile-{label}.txt" if sampled else None
+        process = SubjectProcess(argv, log_path=workdir / f"{label}.log", profile=profile)
         try:
             up = start_up(bench, process, running=first)
             print(f"{subject.name}: start-up {up.seconds:.2f} s", file=sys.stderr)
@@ -208,7 +216,12 @@ def run_all(subjects: list[Subject], args: argparse.Namespace, workdir: Path) ->
     with docker_side() as side:
         others = len(side.api.containers(all=True))
         measured, overhead = measure_floor(side, args, workdir)
-        results = [run_subject(side, s, args, workdir) for s in subjects]
+        rounds: dict[str, list[SubjectResults]] = {s.name: [] for s in subjects}
+        for number in range(args.rounds):
+            # every other round in reverse order: no subject always runs while the load rises
+            for s in subjects if number % 2 == 0 else subjects[::-1]:
+                rounds[s.name].append(run_subject(side, s, args, workdir, repeat=number))
+        results = [merge(rounds[s.name]) for s in subjects]
     load_after = os.getloadavg()
     return Results(
         n=args.n,

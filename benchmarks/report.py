@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from benchmarks.floor import Floor
 from benchmarks.process import Footprint
 from benchmarks.scenarios import Burst, Idle, ProxyOverhead, Sequential, StartUp
-from benchmarks.stats import Summary
+from benchmarks.stats import Summary, percentile
 
 #: peak RSS allowed at up to this many containers (issue 11)
 RSS_LIMITS_MB = ((100, 40.0), (500, 60.0))
@@ -59,6 +59,50 @@ class Results:
     overhead: ProxyOverhead
     subjects: list[SubjectResults]
     machine: str = ""
+
+
+def merge(rounds: list[SubjectResults]) -> SubjectResults:
+    """One subject's rounds as one: latency samples pooled, the median burst, start-up and
+    CPU, the largest RSS, exact only if every round was."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+
+    def middle(values: list[float]) -> float:
+        return percentile(values, 50)
+
+    def burst(pick: Callable[[SubjectResults], Burst]) -> Burst:
+        bursts = [pick(r) for r in rounds]
+        wrong = [b.detail for b in bursts if not b.exact]
+        ms = middle([b.ms for b in bursts])
+        return Burst(first.burst_start.containers, ms, not wrong, "; ".join(wrong))
+
+    return SubjectResults(
+        name=first.name,
+        start_up=StartUp(first.start_up.containers, middle([r.start_up.seconds for r in rounds])),
+        sequential=Sequential(
+            [x for r in rounds for x in r.sequential.register_ms],
+            [x for r in rounds for x in r.sequential.deregister_ms],
+        ),
+        burst_removal=burst(lambda r: r.burst_removal),
+        burst_start=burst(lambda r: r.burst_start),
+        idle=Idle(
+            sum(r.idle.seconds for r in rounds),
+            first.idle.interval,
+            sum(r.idle.requests for r in rounds),
+            sum(r.idle.writes for r in rounds),
+            {},
+        ),
+        exact_at_end=(
+            all(r.exact_at_end[0] for r in rounds),
+            "; ".join(r.exact_at_end[1] for r in rounds if not r.exact_at_end[0]),
+        ),
+        footprint=Footprint(
+            max(r.footprint.peak_rss_mb for r in rounds),
+            middle([r.footprint.cpu_seconds for r in rounds]),
+        ),
+        load=(first.load[0], rounds[-1].load[1]),
+    )
 
 
 def verdict(ok: bool | None) -> str:

@@ -3,12 +3,14 @@ ratios and verdicts of the table, and the profile summary."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmarks.floor import Floor
 from benchmarks.process import Footprint
 from benchmarks.profile import frame_name, shares
-from benchmarks.report import Results, SubjectResults, ratio, rows, table
+from benchmarks.report import Results, SubjectResults, merge, ratio, rows, table
 from benchmarks.scenarios import Burst, Idle, ProxyOverhead, Sequential, StartUp, container_name_of
 from benchmarks.subjects import parse_peer, registrator_subject
 
@@ -124,3 +126,18 @@ def test_a_profile_is_summarised_by_function() -> None:
     )
     assert (total, inclusive["step (d.py)"], own["watch (w.py)"]) == (8, 4, 4)
     assert (under, below["inspect (e.py)"]) == (4, 3)
+
+
+def test_rounds_pool_latencies_and_take_the_middle_of_the_rest() -> None:
+    first = subject("registrator", reg=3.0, dereg=2.0, burst=5, cpu=1.0)
+    second = subject("registrator", reg=5.0, dereg=2.0, burst=9, cpu=2.0)
+    wrong = dataclasses.replace(second, burst_start=Burst(100, 9, False, "extra 1"))
+
+    merged = merge([first, wrong])
+
+    assert len(merged.sequential.register_ms) == 20
+    assert merged.registration.p50 == 4.0
+    assert (merged.burst_start.ms, merged.burst_start.exact) == (7.0, False)
+    assert merged.footprint.cpu_seconds == 1.5
+    assert not merged.exact
+    assert merge([first]) is first
