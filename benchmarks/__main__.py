@@ -36,6 +36,7 @@ from benchmarks.report import Results, SubjectResults, merge, table
 from benchmarks.scenarios import (
     Bench,
     ProxyOverhead,
+    Sequential,
     burst_removal,
     burst_start,
     container_name_of,
@@ -186,6 +187,7 @@ def run_subject(
             up = start_up(bench, process, running=first)
             print(f"{subject.name}: start-up {up.seconds:.2f} s", file=sys.stderr)
             seq = sequential(bench, args.sequential)
+            _write_samples(workdir / f"{label}-latency.csv", seq)
             doomed, keep = first[:n], first[n:]
             removal = burst_removal(bench, doomed, staying=set(keep))
             burst, started = burst_start(bench, n, already=set(keep))
@@ -209,6 +211,13 @@ def run_subject(
         footprint=used,
         load=(load, os.getloadavg()[0]),
     )
+
+
+def _write_samples(path: Path, seq: Sequential) -> None:
+    """The latency samples, one per line, for looking closer at a run."""
+    lines = ["container,action,event_ns,answered_ns,ms"]
+    lines += [f"{n},{a},{e},{r},{(r - e) / 1e6:.3f}" for n, a, e, r in seq.samples]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def run_all(subjects: list[Subject], args: argparse.Namespace, workdir: Path) -> Results:

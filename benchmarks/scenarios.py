@@ -96,6 +96,8 @@ def start_up(bench: Bench, process: SubjectProcess, *, running: list[str]) -> St
 class Sequential:
     register_ms: list[float] = field(default_factory=list)
     deregister_ms: list[float] = field(default_factory=list)
+    #: (container name, start or die, Docker's event time, the agent's answer) in ns
+    samples: list[tuple[str, str, int, int]] = field(default_factory=list)
 
 
 def sequential(bench: Bench, count: int) -> Sequential:
@@ -103,18 +105,23 @@ def sequential(bench: Bench, count: int) -> Sequential:
     result = Sequential()
     for _ in range(count):
         (container,) = bench.containers.create(1)
-        result.register_ms.append(_one(bench, container, "start", bench.containers.start_one))
-        result.deregister_ms.append(_one(bench, container, "die", bench.containers.kill))
+        started = _one(bench, container, "start", bench.containers.start_one)
+        died = _one(bench, container, "die", bench.containers.kill)
+        result.register_ms.append((started[3] - started[2]) / MS)
+        result.deregister_ms.append((died[3] - died[2]) / MS)
+        result.samples += [started, died]
         bench.containers.remove([container])
     return result
 
 
-def _one(bench: Bench, container: str, action: str, call: Callable[[str], object]) -> float:
+def _one(
+    bench: Bench, container: str, action: str, call: Callable[[str], object]
+) -> tuple[str, str, int, int]:
     begin = time.time_ns()
     call(container)
     (event,) = bench.events.wait([container], action)
     (answer,) = bench.answered([container], register=action == "start", after_ns=begin)
-    return (answer - event) / MS
+    return bench.name(container), action, event, answer
 
 
 @dataclass
