@@ -108,9 +108,18 @@ def floor_service(n: int) -> dict[str, object]:
     }
 
 
+def agent_connection(address: str) -> http.client.HTTPConnection:
+    """A kept-alive connection to the agent, without Nagle's algorithm (as Go's clients)."""
+    connection = http.client.HTTPConnection(address, timeout=30)
+    connection.connect()
+    assert connection.sock is not None
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
+
+
 def fill(address: str, count: int) -> None:
     """`count` services on the agent, as many as the scenarios keep registered."""
-    connection = http.client.HTTPConnection(address, timeout=30)
+    connection = agent_connection(address)
     try:
         for n in range(count):
             body = json.dumps(floor_service(n)).encode()
@@ -121,7 +130,7 @@ def fill(address: str, count: int) -> None:
 
 def writes_ms(address: str, samples: int) -> tuple[float, float]:
     """Median register and deregister PUT of one more service, alternating."""
-    connection = http.client.HTTPConnection(address, timeout=30)
+    connection = agent_connection(address)
     service = floor_service(99_999)
     body = json.dumps(service).encode()
     deregister = f"/v1/agent/service/deregister/{quote(str(service['ID']))}"

@@ -89,8 +89,23 @@ class Endpoint:
         parts = urlsplit(self.base_url)
         host = parts.hostname or "localhost"
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=self.tls)
-        return http.client.HTTPConnection(host, parts.port, timeout=timeout)
+            return _NoDelayHTTPS(host, parts.port, timeout=timeout, context=self.tls)
+        return _NoDelayHTTP(host, parts.port, timeout=timeout)
+
+
+class _NoDelayHTTP(http.client.HTTPConnection):
+    """TCP without Nagle's algorithm: http.client writes a request's headers and body in two
+    sends, and the body must not wait for the peer to acknowledge the headers."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _NoDelayHTTPS(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Connections:
