@@ -1,9 +1,11 @@
-"""`python -m benchmarks [--n 100] [--sequential 50]`: run every scenario, print the table.
+"""`python -m benchmarks [--n 100] [--sequential 30] [--peer NAME=COMMAND]...`: run every
+scenario for registrator and each peer, one after the other in the same run, print the table.
 
-Two registrator processes run, both as a user runs them, pointed at the counting proxy:
-the first (no periodic resync) for start-up, latency and bursts, so no resync lands inside a
-measurement; the second (a short `--resync-interval`) for the cost of resyncs with nothing
-changed and for start-up when everything is already registered.
+Each subject gets a fresh Consul dev agent with the counting proxy in front of it, and the
+same scenarios on containers of its own: N + 3 running when it starts (start-up), containers
+started and killed one at a time (latency), N removed at once, N started at once (bursts),
+then a few resync intervals with nothing changing (idle cost). The floor (raw calls, no
+registrator) is measured first, on the same machine and in the same run.
 """
 
 from __future__ import annotations
@@ -15,24 +17,36 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import requests.exceptions
 
-from benchmarks.docker_side import BenchContainers, EventTimes, Interrupted, leftovers
-from benchmarks.process import Registrator
+from benchmarks import floor
+from benchmarks.docker_side import (
+    BENCH_LABEL,
+    BenchContainers,
+    EventTimes,
+    Interrupted,
+    leftovers,
+)
 from benchmarks.proxy import CountingProxy
-from benchmarks.report import Results, table
+from benchmarks.report import Results, SubjectResults, merge, table
 from benchmarks.scenarios import (
     Bench,
+    ProxyOverhead,
+    Sequential,
     burst_removal,
     burst_start,
+    container_name_of,
+    exactly,
+    idle,
     proxy_overhead,
-    resync_cost,
     sequential,
     start_up,
 )
+from benchmarks.subjects import Subject, SubjectProcess, parse_peer, registrator_subject
 from harness import ConsulDevAgent, wait_until
 
 #: what docker-py raises when dockerd goes away under a call (another developer restarting it)
@@ -41,16 +55,33 @@ DOCKER_GONE = (docker.errors.DockerException, requests.exceptions.ConnectionErro
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    p.add_argument("--n", type=int, default=100, help="containers running / in a burst")
-    p.add_argument("--sequential", type=int, default=50, help="containers started one by one")
-    p.add_argument("--resyncs", type=int, default=10, help="resyncs measured")
-    p.add_argument("--resync-interval", type=float, default=0.5, help="seconds between resyncs")
-    p.add_argument("--keep", type=int, default=3, help="containers that must survive the burst")
+    p.add_argument("--n", type=int, default=100, help="containers in a burst (N + 3 running)")
+    p.add_argument("--sequential", type=int, default=30, help="containers started one by one")
+    p.add_argument("--resync-interval", type=float, default=2, help="seconds between resyncs")
+    p.add_argument("--idle", type=int, default=3, help="resync intervals of idle time measured")
+    p.add_argument("--keep", type=int, default=3, help="containers that survive the burst")
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="a peer run through the same scenarios; placeholders {consul} {hostname} {resync}",
+    )
+    p.add_argument(
+        "--registrator-args", default="", help="extra options for registrator (one string)"
+    )
+    p.add_argument("--floor-samples", type=int, default=200, help="samples of each raw call")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every subject this many times, in alternating order; samples are pooled",
+    )
     p.add_argument("--workdir", type=Path, help="logs go here (default: a temporary directory)")
     p.add_argument(
         "--profile",
         action="store_true",
-        help="sample each registrator with py-spy into WORKDIR/profile-*.txt (collapsed stacks)",
+        help="sample registrator with py-spy into WORKDIR/profile-registrator.txt",
     )
     p.add_argument(
         "--attempts", type=int, default=3, help="runs to try when dockerd restarts under one"
@@ -58,15 +89,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@dataclass
+class DockerSide:
+    api: docker.APIClient
+    containers: BenchContainers
+    events: EventTimes
+
+
 @contextmanager
-def bench_stack(workdir: Path) -> Iterator[Bench]:
-    """The agent, the proxy, Docker and the run's containers; all torn down on exit."""
+def docker_side() -> Iterator[DockerSide]:
+    """Docker, the run's containers and their event times; all torn down on exit."""
     run = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
-        agent = ConsulDevAgent(workdir / "consul").start()
-        stack.callback(agent.stop)
-        proxy = CountingProxy(agent.address).start()
-        stack.callback(proxy.stop)
         api = wait_until(_docker_client, timeout=180, interval=1, what="Docker answering")
         stack.callback(api.close)
         _remove_leftovers(api)
@@ -74,7 +108,18 @@ def bench_stack(workdir: Path) -> Iterator[Bench]:
         stack.callback(containers.remove_all)
         events = EventTimes(api, run)
         stack.callback(events.close)
-        yield Bench(api, agent, proxy, containers, events, identity=f"bench-{run}")
+        yield DockerSide(api, containers, events)
+
+
+@contextmanager
+def consul_side(workdir: Path, name: str) -> Iterator[tuple[ConsulDevAgent, CountingProxy]]:
+    """A fresh agent and the counting proxy in front of it."""
+    with ExitStack() as stack:
+        agent = ConsulDevAgent(workdir / f"consul-{name}").start()
+        stack.callback(agent.stop)
+        proxy = CountingProxy(agent.address, key=container_name_of).start()
+        stack.callback(proxy.stop)
+        yield agent, proxy
 
 
 def _docker_client() -> docker.APIClient | None:
@@ -93,86 +138,122 @@ def _remove_leftovers(api: docker.APIClient) -> None:
             api.remove_container(container, force=True)
 
 
-def run_all(bench: Bench, args: argparse.Namespace, workdir: Path) -> Results:
-    """Three registrator processes, one after the other, on the same containers and agent.
+def measure_floor(
+    side: DockerSide, args: argparse.Namespace, workdir: Path
+) -> tuple[floor.Floor, ProxyOverhead]:
+    """The floor on an agent holding as many services as the scenarios, and the proxy's cost."""
+    with consul_side(workdir, "floor") as (agent, proxy):
+        (container,) = side.containers.create(1)
+        side.containers.start_one(container)
 
-    Latencies are measured with registrator talking to the agent directly: under load every
-    hop through the proxy (another process) waits for a CPU, which is not what users feel.
-    The bursts and the resyncs go through the proxy, which times and counts the writes.
-    """
-    load_before, others = os.getloadavg()[0], len(bench.api.containers(all=True))
-    first = bench.containers.create(args.n + args.keep)
-    bench.containers.start(first)
-    doomed, keep = first[: args.n], first[args.n :]
-    direct = f"consul://{bench.agent.address}"
-    with _running(bench, _registrator(bench, direct, "latency", workdir, args)) as p:
-        up = start_up(bench, p, running=first)
-        print(f"start-up: {up.seconds:.2f} s", file=sys.stderr)
-        seq = sequential(bench, args.sequential)
-        latency_footprint = p.footprint()
-    proxied = f"consul://{bench.proxy.address}"
-    with _running(bench, _registrator(bench, proxied, "bursts", workdir, args)) as p:
-        p.start()
-        p.wait_for_reconciles(1)
-        removal = burst_removal(bench, doomed, staying=bench.service_ids(keep))
-        burst, started = burst_start(bench, args.n, already=bench.service_ids(keep))
-        burst_footprint = p.footprint()
-    running = keep + started
-    resyncer = _registrator(bench, proxied, "resync", workdir, args, resync=args.resync_interval)
-    with _running(bench, resyncer) as p:
-        again = start_up(bench, p, running=running)
-        resync = resync_cost(bench, p, count=args.resyncs, containers=len(running))
-        resync_footprint = p.footprint()
-    return Results(
-        n=args.n,
+        def cycle() -> None:
+            side.containers.kill(container)
+            side.containers.start_one(container)
+
+        measured = floor.measure(
+            agent=agent.address,
+            proxy=proxy.address,
+            container=container,
+            label=f"{BENCH_LABEL}={side.containers.run}",
+            cycle=cycle,
+            services=args.n + args.keep,
+            samples=args.floor_samples,
+        )
+        bench = Bench(side.api, agent, proxy, side.containers, side.events)
+        overhead = proxy_overhead(bench, samples=args.floor_samples)
+        side.containers.remove([container])
+    return measured, overhead
+
+
+def run_subject(
+    side: DockerSide, subject: Subject, args: argparse.Namespace, workdir: Path, *, repeat: int
+) -> SubjectResults:
+    """Every scenario for one subject, on its own agent and containers; its log, profile and
+    agent's directory in `workdir` are named after it (and the round, from the second on)."""
+    n, resync = args.n, args.resync_interval
+    label = subject.name if repeat == 0 else f"{subject.name}-{repeat + 1}"
+    with consul_side(workdir, label) as (agent, proxy):
+        bench = Bench(side.api, agent, proxy, side.containers, side.events)
+        first = side.containers.create(n + args.keep)
+        side.containers.start(first)
+        side.events.wait(first, "start")
+        load = os.getloadavg()[0]
+        identity = f"bench-{side.containers.run}"
+        argv = subject.argv(consul=proxy.address, hostname=identity, resync=resync)
+        sampled = args.profile and subject.python
+        profile = workdir / f"profile-{label}.txt" if sampled else None
+        process = SubjectProcess(argv, log_path=workdir / f"{label}.log", profile=profile)
+        try:
+            up = start_up(bench, process, running=first)
+            print(f"{subject.name}: start-up {up.seconds:.2f} s", file=sys.stderr)
+            seq = sequential(bench, args.sequential)
+            _write_samples(workdir / f"{label}-latency.csv", seq)
+            doomed, keep = first[:n], first[n:]
+            removal = burst_removal(bench, doomed, staying=set(keep))
+            burst, started = burst_start(bench, n, already=set(keep))
+            quiet = idle(bench, intervals=args.idle, interval=resync)
+            at_end = exactly(bench, set(keep) | set(started))
+            routes = ", ".join(f"{k} {v}" for k, v in sorted(quiet.routes.items()))
+            print(f"{subject.name}: idle {quiet.seconds:.1f} s: {routes}", file=sys.stderr)
+            used = process.footprint()
+        finally:
+            process.stop()
+            bench.process = None
+            side.containers.remove_all()
+    return SubjectResults(
+        name=subject.name,
         start_up=up,
         sequential=seq,
         burst_removal=removal,
         burst_start=burst,
-        footprints=(
-            ("start-up and latencies", latency_footprint),
-            ("bursts", burst_footprint),
-            ("resyncs", resync_footprint),
-        ),
-        resync_start_up=again,
-        resync=resync,
-        overhead=proxy_overhead(bench),
-        machine=f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
-        f"end; {others} containers of others on the engine",
+        idle=quiet,
+        exact_at_end=at_end,
+        footprint=used,
+        load=(load, os.getloadavg()[0]),
     )
 
 
-def _registrator(
-    bench: Bench,
-    uri: str,
-    name: str,
-    workdir: Path,
-    args: argparse.Namespace,
-    *,
-    resync: float = 0,
-) -> Registrator:
-    """A registrator logging to WORKDIR/NAME.log (and profiled into profile-NAME.txt)."""
-    return Registrator(
-        uri,
-        identity=bench.identity,
-        log_path=workdir / f"{name}.log",
-        resync=resync,
-        profile=workdir / f"profile-{name}.txt" if args.profile else None,
+def _write_samples(path: Path, seq: Sequential) -> None:
+    """The latency samples, one per line, for looking closer at a run."""
+    lines = ["container,action,event_ns,answered_ns,ms"]
+    lines += [f"{n},{a},{e},{r},{(r - e) / 1e6:.3f}" for n, a, e, r in seq.samples]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_all(subjects: list[Subject], args: argparse.Namespace, workdir: Path) -> Results:
+    load_before = os.getloadavg()
+    with docker_side() as side:
+        others = len(side.api.containers(all=True))
+        measured, overhead = measure_floor(side, args, workdir)
+        rounds: dict[str, list[SubjectResults]] = {s.name: [] for s in subjects}
+        for number in range(args.rounds):
+            # every other round in reverse order: no subject always runs while the load rises
+            for s in subjects if number % 2 == 0 else subjects[::-1]:
+                rounds[s.name].append(run_subject(side, s, args, workdir, repeat=number))
+        results = [merge(rounds[s.name]) for s in subjects]
+    load_after = os.getloadavg()
+    return Results(
+        n=args.n,
+        running=args.n + args.keep,
+        resync=args.resync_interval,
+        floor=measured,
+        overhead=overhead,
+        subjects=results,
+        machine=f"{os.cpu_count()} cores; load average (1/5/15 min) "
+        f"{'/'.join(f'{x:.1f}' for x in load_before)} at the start, "
+        f"{'/'.join(f'{x:.1f}' for x in load_after)} at the end; "
+        f"{others} containers of others on the engine",
     )
-
-
-@contextmanager
-def _running(bench: Bench, registrator: Registrator) -> Iterator[Registrator]:
-    bench.registrator = registrator
-    try:
-        yield registrator
-    finally:
-        bench.registrator = None
-        registrator.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    try:
+        subjects = [registrator_subject(args.registrator_args)]
+        subjects += [parse_peer(p) for p in args.peer]
+    except ValueError as e:
+        print(f"benchmarks: {e}", file=sys.stderr)
+        return 2
     # The proxy's threads time the agent's answers: let them have the GIL within 0.5 ms.
     sys.setswitchinterval(0.0005)
     with ExitStack() as stack:
@@ -180,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, args.attempts + 1):
             try:
-                with bench_stack(workdir) as bench:
-                    results = run_all(bench, args, workdir)
+                results = run_all(subjects, args, workdir)
                 print(table(results))
                 return 0
             except (Interrupted, *DOCKER_GONE) as e:

@@ -114,6 +114,9 @@ class BenchContainers:
     def start(self, containers: list[str]) -> None:
         self._each(self.api.start, containers)
 
+    def start_one(self, container: str) -> None:
+        self.api.start(container)
+
     def kill(self, container: str) -> None:
         self.api.kill(container)
 

@@ -22,9 +22,8 @@ from pathlib import Path
 import docker
 
 from benchmarks.docker_side import BenchContainers, EventTimes
-from benchmarks.process import Registrator
 from benchmarks.stats import percentile
-from harness import wait_until
+from harness import RegistratorProcess, wait_until
 from harness.etcd import EtcdServer
 
 MS = 1_000_000
@@ -105,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         events = EventTimes(api, run)
         stack.callback(events.close)
         uri = etcd.uri(PREFIX)
-        registrator = Registrator(uri, identity=identity, log_path=workdir / "registrator.log")
-        registrator.start()
+        options = [uri, "--hostname", identity, "--log-format", "json", "--log-level", "DEBUG"]
+        registrator = RegistratorProcess(options, workdir / "registrator.log").start()
         stack.callback(registrator.stop)
-        registrator.wait_for_reconciles(1)
+        registrator.wait_for_log('"scope": "full"', timeout=60)
         up, down = sequential(etcd, boxes, events, identity, args.sequential)
         burst_up, burst_down = burst(etcd, boxes, events, identity, args.n)
     for name, values in (("register", up), ("deregister", down)):

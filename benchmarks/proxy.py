@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -72,12 +72,19 @@ def counts(exchanges: Iterable[Exchange]) -> Counter[str]:
 
 
 class CountingProxy:
-    """Forwards to `upstream` (host:port) and records every exchange; thread per connection."""
+    """Forwards to `upstream` (host:port) and records every exchange; thread per connection.
 
-    def __init__(self, upstream: str) -> None:
+    Writes are also indexed by `key(service)` (the service ID itself by default), so a
+    benchmark can find the answer to one service's write without scanning them all; the
+    benchmark keys by container name, which every registrator puts in its service IDs.
+    """
+
+    def __init__(self, upstream: str, *, key: Callable[[str], str] = str) -> None:
         self.upstream = upstream
+        self._key = key
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
+        self._by_key: dict[str, list[Exchange]] = {}
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         self._thread = threading.Thread(
@@ -100,6 +107,8 @@ class CountingProxy:
     def record(self, exchange: Exchange) -> None:
         with self._lock:
             self._exchanges.append(exchange)
+            if exchange.service:
+                self._by_key.setdefault(self._key(exchange.service), []).append(exchange)
 
     def exchanges(self, *, since: int = 0) -> list[Exchange]:
         """Exchanges recorded from position `since` (a value of `mark()`) on."""
@@ -110,11 +119,14 @@ class CountingProxy:
         with self._lock:
             return len(self._exchanges)
 
-    def answered(self, service: str, *, register: bool, after_ns: int = 0) -> int | None:
-        """When the agent first acknowledged a (de)registration of `service` after `after_ns`."""
-        for e in self.exchanges():
+    def answered(self, key: str, *, register: bool, after_ns: int = 0) -> int | None:
+        """When the agent first acknowledged a (de)registration of the service `key` names
+        (see `key` above) that started after `after_ns`."""
+        with self._lock:
+            writes = list(self._by_key.get(key, ()))
+        for e in writes:
             kind_matches = (e.path == REGISTER_PATH) == register
-            if e.service == service and e.ok and kind_matches and e.started_ns >= after_ns:
+            if e.ok and kind_matches and e.started_ns >= after_ns:
                 return e.answered_ns
         return None
 

@@ -1,7 +1,9 @@
 """The command line: `registrator [OPTIONS] [REGISTRY_URI]`, the daemon and `--resync`.
 
 The options themselves are in `options.py`; the sub-commands (`explain`, `healthcheck`) in
-`commands.py`. This module turns settings into the running parts and runs them.
+`commands.py`. This module turns settings into the running parts and runs them. What only a
+sub-command or `--metrics-addr` needs (the Prometheus client, the status server) is imported
+when it is used: a daemon without them does not carry them in memory.
 """
 
 from __future__ import annotations
@@ -18,10 +20,8 @@ from loguru import logger
 from pydantic import ValidationError
 
 from registrator import __version__
-from registrator.app import commands
 from registrator.app.actions import describe, summary
 from registrator.app.logs import configure
-from registrator.app.metrics import Metrics
 from registrator.app.options import EXIT_USAGE, parse_args, usage_error
 from registrator.app.progress import ProgressLog
 from registrator.app.settings import (
@@ -31,7 +31,6 @@ from registrator.app.settings import (
     for_registry,
     retry_policy,
 )
-from registrator.app.status import serve_status
 from registrator.core.errors import (
     BackendError,
     ConfigError,
@@ -49,6 +48,8 @@ from registrator.runtime.retry import Stopped, first_contact
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["explain"], ["healthcheck"]):
+        from registrator.app import commands  # noqa: PLC0415 (only the sub-commands need it)
+
         return commands.main(argv)
     args = parse_args(argv)
     once = bool(args.pop("once"))
@@ -141,8 +142,14 @@ def _first_contact(
     return True
 
 
+#: How long a thread holding the GIL keeps it when another wants it (Python's default: 5 ms).
+#: A full pass parsing a few hundred services must not hold an event that long.
+SWITCH_INTERVAL = 0.001
+
+
 def _serve(settings: Settings, daemon: Daemon, reconciler: Reconciler) -> int:
     """Run the daemon until a signal stops it; deregister everything first if asked to."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     _on_signals(daemon.request_stop)
     daemon.run()
     if settings.deregister_on_exit:
@@ -156,6 +163,9 @@ def _observer(settings: Settings, opened: Opened, *, once: bool) -> Observer:
     progress = ProgressLog()
     if once or not settings.metrics_addr:
         return progress
+    from registrator.app.metrics import Metrics  # noqa: PLC0415 (prometheus_client: only here)
+    from registrator.app.status import serve_status  # noqa: PLC0415
+
     metrics = Metrics()
     server = serve_status(settings.metrics_addr, metrics=metrics, registry=opened)
     logger.info("status.listening", address=settings.metrics_addr, port=server.port)

@@ -1,7 +1,9 @@
-"""The Docker adapter: list, inspect and the event stream, over docker-py's low-level client.
+"""The Docker adapter: list, inspect and the event stream, over Docker's HTTP API.
 
-Docker's dicts stop here: callers get `Container`, `ContainerSummary` and `Event`. The API
-version is never pinned; docker-py negotiates it with the engine.
+Docker's dicts stop here: callers get `Container`, `ContainerSummary` and `Event`. Requests go
+over kept-alive connections (`wire.Connections`), one per thread, to the endpoint the
+environment names (`endpoint.py`). Paths carry no API version: the engine answers in its own,
+and `inspect.py` copes with what differs between versions.
 
 A Swarm task is inspected with what only the swarm knows: its service's labels (a manager can
 read them, a worker cannot) and which of its networks is the routing mesh. Whether this node
@@ -12,13 +14,11 @@ events; a node that runs no task never asks, so outside a swarm nothing changes.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
+from urllib.parse import quote
 
 from registrator.core.errors import DockerError, DockerUnavailable
 from registrator.core.model import (
@@ -28,12 +28,18 @@ from registrator.core.model import (
     NetworkAddress,
     SwarmTask,
 )
-from registrator.docker.events import EventStream
+from registrator.docker.endpoint import docker_endpoint
+from registrator.docker.events import RELEVANT_ACTIONS, EventStream
 from registrator.docker.inspect import container_from_inspect
+from registrator.wire import TRANSPORT_ERRORS, Connections, path_segment
 
-#: Event types subscribed to. `service` events come only on a manager; elsewhere the filter
-#: costs nothing.
-EVENT_TYPES = ["container", "network", "service"]
+#: The events that can change registrations: a container's own, its networks', and a Swarm
+#: service's `update` (only a manager receives those). Docker leaves out the rest (create,
+#: exec_*, attach, resize...), so they cost nothing here. (With `health_status` among them
+#: Docker matches actions by prefix: `health_status: healthy`.)
+EVENT_FILTERS = json.dumps(
+    {"type": ["container", "network", "service"], "event": sorted(RELEVANT_ACTIONS)}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +54,8 @@ class _SwarmNode:
 class DockerEngine:
     """Talks to one Docker engine."""
 
-    def __init__(self, api: docker.APIClient, *, only_label: str = "") -> None:
-        self._api = api
+    def __init__(self, connections: Connections, *, only_label: str = "") -> None:
+        self._http = connections
         #: `--require-label`: the engine lists only containers carrying it, so a host running
         #: hundreds of other containers costs no inspect of theirs at start-up or resync
         self._only_label = only_label
@@ -57,28 +63,31 @@ class DockerEngine:
         self._node: _SwarmNode | None = None
 
     @classmethod
-    def connect(cls, *, timeout: float = 30, only_label: str = "") -> DockerEngine:
-        """A client from DOCKER_HOST and friends; raises DockerUnavailable if nothing answers.
+    def connect(
+        cls, *, timeout: float = 30, only_label: str = "", env: Mapping[str, str] | None = None
+    ) -> DockerEngine:
+        """A client for the engine the environment names, once it answers; DockerUnavailable
+        when nothing answers, ConfigError when the environment names no reachable engine.
 
         `only_label` (LABEL or LABEL=VALUE) limits the container list to those carrying it.
         """
-        try:
-            api = docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())
-            return cls(api, only_label=only_label)
-        except docker.errors.DockerException as e:
-            raise DockerUnavailable(f"cannot reach the Docker engine: {e}") from e
+        engine = cls(Connections(docker_endpoint(env), timeout=timeout), only_label=only_label)
+        engine.ping()
+        return engine
 
     def host_name(self) -> str:
         """The engine's host name: stable even when registrator itself runs in a container."""
-        return str(self._call(self._api.info).get("Name") or "")
+        return str(self._get("/info").get("Name") or "")
 
     def ping(self) -> None:
         """Returns when the engine answers; raises DockerUnavailable when it does not."""
-        self._call(self._api.ping)
+        self._get("/_ping", as_json=False)
 
     def containers(self) -> list[ContainerSummary]:
-        filters = {"label": [self._only_label]} if self._only_label else None
-        rows = self._call(self._api.containers, all=True, filters=filters)
+        path = "/containers/json?all=1"
+        if self._only_label:
+            path += "&filters=" + quote(json.dumps({"label": [self._only_label]}))
+        rows = self._get(path)
         return [
             ContainerSummary(
                 id=ContainerID(row["Id"]),
@@ -101,10 +110,10 @@ class DockerEngine:
         return dataclasses.replace(found, network_peer=self._inspect_one(peer_id))
 
     def _inspect_one(self, container: ContainerID) -> Container | None:
-        try:
-            found = container_from_inspect(self._call(self._api.inspect_container, container))
-        except _Gone:
+        data = self._get(f"/containers/{path_segment(container)}/json", missing_ok=True)
+        if data is None:
             return None
+        found = container_from_inspect(data)
         if found.swarm is None:
             return found
         return dataclasses.replace(found, swarm=self._task(found.swarm, found.networks))
@@ -118,11 +127,12 @@ class DockerEngine:
 
     def _swarm_node(self) -> _SwarmNode:
         if self._node is None:
-            swarm = self._call(self._api.info).get("Swarm") or {}
+            swarm = self._get("/info").get("Swarm") or {}
             active = swarm.get("LocalNodeState") == "active"
             ingress = {"ingress"}
             if active:
-                rows = self._call(self._api.networks, filters={"driver": "overlay"})
+                overlay = quote(json.dumps({"driver": ["overlay"]}))
+                rows = self._get(f"/networks?filters={overlay}")
                 ingress |= {str(n.get("Name")) for n in rows if n.get("Ingress")}
             manager = active and bool(swarm.get("ControlAvailable"))
             self._node = _SwarmNode(manager=manager, ingress=frozenset(ingress))
@@ -131,14 +141,13 @@ class DockerEngine:
     def _service_labels(self, service: str) -> dict[str, str] | None:
         """The Swarm service's labels; {} when it is gone, None when this is no manager now."""
         try:
-            spec = self._call(self._api.inspect_service, service).get("Spec") or {}
-        except _Gone:
-            return {}
+            found = self._get(f"/services/{path_segment(service)}", missing_ok=True)
         except DockerError:
             self._node = None  # demoted since it was asked? ask again
             if self._swarm_node().manager:
                 raise
             return None
+        spec = (found or {}).get("Spec") or {}
         return {str(k): str(v) for k, v in (spec.get("Labels") or {}).items()}
 
     def events(self) -> EventStream:
@@ -148,24 +157,33 @@ class DockerEngine:
         swarm: it may have joined, left, been promoted or demoted meanwhile.
         """
         self._node = None
-        stream = self._call(self._api.events, decode=True, filters={"type": EVENT_TYPES})
+        url = f"/events?filters={quote(EVENT_FILTERS)}"
+        try:
+            stream = self._http.stream(url)
+        except TRANSPORT_ERRORS as e:
+            raise DockerUnavailable(f"cannot reach the Docker engine: {e}") from e
+        if stream.status != 200:
+            detail = stream.response.read(200).decode("utf-8", "replace")
+            stream.close()
+            raise _error(f"GET /events: {stream.status} {detail}", stream.status)
         return EventStream(stream)
 
     def close(self) -> None:
-        self._api.close()
+        self._http.close()
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _get(self, path: str, *, missing_ok: bool = False, as_json: bool = True) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except docker.errors.NotFound as e:
-            raise _Gone from e
-        except docker.errors.APIError as e:
-            if e.is_server_error():
-                raise DockerUnavailable(str(e)) from e
-            raise DockerError(str(e)) from e
-        except (requests.exceptions.RequestException, OSError, docker.errors.DockerException) as e:
-            raise DockerUnavailable(f"cannot reach the Docker engine: {e}") from e
+            answer = self._http.request("GET", path)
+        except TRANSPORT_ERRORS as e:
+            where = self._http.endpoint.base_url
+            raise DockerUnavailable(f"cannot reach the Docker engine at {where}: {e}") from e
+        if answer.status == 404 and missing_ok:
+            return None
+        if not answer.ok:
+            raise _error(f"GET {path}: {answer.status} {answer.text.strip()[:200]}", answer.status)
+        return answer.json() if as_json else answer.text
 
 
-class _Gone(DockerError):
-    """The object asked for does not exist (404)."""
+def _error(detail: str, status: int) -> DockerError:
+    """A server error may pass (a daemon restarting); anything else is the request's fault."""
+    return DockerUnavailable(detail) if status >= 500 else DockerError(detail)

@@ -3,17 +3,15 @@ and the Swarm service updates that can (a service's labels are part of its tasks
 
 from __future__ import annotations
 
-import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import docker.errors
-import requests.exceptions
-
 from registrator.core.drain import signal_number
 from registrator.core.errors import DockerUnavailable
 from registrator.core.model import ContainerID
+from registrator.wire import TRANSPORT_ERRORS, Stream
 
 #: Docker event actions that can change what a container should have registered.
 RELEVANT_ACTIONS = frozenset(
@@ -93,20 +91,20 @@ def _signal(raw: dict[str, Any]) -> int | None:
 
 
 class EventStream:
-    """An open subscription to Docker's events; `close()` from another thread unblocks it."""
+    """An open subscription to Docker's events (one JSON object a line); `close()` from
+    another thread unblocks it."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Stream) -> None:
         self._stream = stream
 
     def __iter__(self) -> Iterator[Event | ServiceEvent]:
         try:
-            for raw in self._stream:
-                event = event_from_docker(raw)
+            for line in self._stream.lines():
+                event = event_from_docker(json.loads(line))
                 if event is not None:
                     yield event
-        except (requests.exceptions.RequestException, OSError, docker.errors.DockerException) as e:
+        except (*TRANSPORT_ERRORS, ValueError) as e:
             raise DockerUnavailable(f"event stream broke: {e}") from e
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._stream.close()
+        self._stream.close()

@@ -16,16 +16,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from registrator.core.errors import ConfigError
 from registrator.core.ports import Registry
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
-from registrator.registries.consulkv.registry import ConsulKV
-from registrator.registries.etcd.gateway import EtcdGateway
-from registrator.registries.etcd.registry import EtcdRegistry
 from registrator.registries.kv.layout import Layout, skydns_prefix
+
+if TYPE_CHECKING:  # imported where opened: a consul:// daemon never loads their HTTP client
+    from registrator.registries.consulkv.registry import ConsulKV
+    from registrator.registries.etcd.registry import EtcdRegistry
 
 SCHEMES = "consul, consul-tls, consul-unix, consulkv, consulkv-tls, etcd or skydns2"
 #: --ttl's default for the registries whose keys hang on a lease or session
@@ -116,6 +118,9 @@ def _leased(
 
 
 def _etcd(uri: str, scheme: str, *, lease: int, health: bool, timeout: float) -> EtcdRegistry:
+    from registrator.registries.etcd.gateway import EtcdGateway  # noqa: PLC0415
+    from registrator.registries.etcd.registry import EtcdRegistry  # noqa: PLC0415
+
     parts = urlsplit(uri)
     if not parts.hostname:
         raise ConfigError(f"registry URI {uri!r} names no host")
@@ -145,6 +150,8 @@ def _consulkv(
     env: Mapping[str, str] | None,
     timeout: float,
 ) -> ConsulKV:
+    from registrator.registries.consulkv.registry import ConsulKV  # noqa: PLC0415
+
     parts = urlsplit(uri)
     prefix = parts.path.strip("/")
     if not prefix:

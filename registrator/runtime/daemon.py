@@ -1,17 +1,19 @@
-"""The long-running loops: Docker events in, coalesced reconciles out.
+"""The long-running loops: Docker events in, reconciles out.
 
-Two threads. The watcher holds the Docker event subscription and turns events into work items;
-when the stream ends or breaks (Docker restarted, socket gone) it reconnects with backoff and
-asks for a full reconcile with fresh inspects, because events may have been missed meanwhile.
-The worker (the caller of `run`) drains all pending work into one reconcile, so a burst of
-events costs one pass. Two timers add work: the periodic resync (Docker and Consul) and the
-agent check (Consul only, against what is already known: it repairs an agent that restarted
-empty or was edited by hand within seconds, and writes nothing when all is well). A third
-re-asserts the TTL checks registrator drives (Docker health, `--ttl`) before their TTL runs out.
-The worker also wakes at the deadline of each drain in progress, to lift a drain whose
-container was not stopped after all. A registry whose keys hang on a lease (etcd, Consul KV)
-gets a third thread (`heartbeat`).
-Stopping is one `threading.Event`; closing the event stream unblocks the watcher.
+The watcher thread holds the Docker event subscription and hands each event to its container's
+lane (`Lanes`): a few threads reconcile several containers at once, each container's events in
+order, coalesced while one of its batches runs. When the stream ends or breaks (Docker
+restarted, socket gone) it reconnects with backoff and asks for a full reconcile with fresh
+inspects, because events may have been missed meanwhile. The worker (the caller of `run`) runs
+the full passes beside the lanes, so no event waits behind one. Timers add them: the periodic
+resync (Docker and Consul), the agent check (Consul only, against what is already known: it
+repairs an agent that restarted empty or was edited by hand within seconds, and writes nothing
+when all is well) and the re-assertion of the TTL checks registrator drives (Docker health,
+`--ttl`). The worker also wakes at the deadline of each drain in progress, to lift a drain
+whose container was not stopped after all. A Swarm service update goes to a lane of its own
+(its tasks here are derived again). A registry whose keys hang on a lease (etcd, Consul KV)
+gets a thread of its own (`heartbeat`). Any failed reconcile owes a full pass. Stopping is one
+`threading.Event`; closing the event stream unblocks the watcher.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from loguru import logger
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
 from registrator.runtime.executor import Outcome
 from registrator.runtime.heartbeat import Heartbeat, keep_alive
+from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
@@ -40,6 +43,12 @@ class Subscription(Protocol):
 
 class EventSource(Protocol):
     def events(self) -> Subscription: ...
+
+
+#: Threads reconciling containers named by events: each waits mostly on Docker or the agent.
+EVENT_WORKERS = 4
+#: A Swarm service's updates have a lane of their own: "service:" and its ID.
+SERVICE_LANE = "service:"
 
 
 class Daemon:
@@ -77,8 +86,13 @@ class Daemon:
         self._subscription: Subscription | None = None
         self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
+        #: keyed by container ID, or by `SERVICE_LANE` + a Swarm service's ID
+        self._lanes: Lanes[str, Pending] = Lanes(
+            self._handle_events, batch=Pending, workers=EVENT_WORKERS, name="events"
+        )
 
     def run(self) -> None:
+        self._lanes.start()
         watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
         watcher.start()
         if self._heartbeat is not None and self._heartbeat_interval > 0:
@@ -93,12 +107,13 @@ class Daemon:
                     if timer.fire():
                         pending.add(item)
                 for container in self._reconciler.lift_drains(time.monotonic()):
-                    pending.add(container)
+                    self._lanes.add(container, container)
                 if pending and not self.stop.is_set():
                     pending = self.step(pending)
         finally:
             self.request_stop()
             watcher.join(timeout=5)
+            self._lanes.stop()
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -123,7 +138,7 @@ class Daemon:
             self._observe_failure(e)
             return self._failed(work)
         seconds = time.monotonic() - started
-        self._log_done(work, outcome, seconds=seconds, cpu_seconds=time.process_time() - cpu)
+        _log_done(work, outcome, seconds=seconds, cpu_seconds=time.process_time() - cpu)
         self._observe(work, outcome, seconds)
         if not outcome.ok:
             return self._failed(work)
@@ -161,23 +176,6 @@ class Daemon:
         if self._consul_lost:
             self._observer.reconnected("consul")
             self._consul_lost = False
-
-    @staticmethod
-    def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
-        """The reconcile's counts, its wall time and the process CPU time it took."""
-        scope = "containers" if work.full is None else work.full.scope
-        logger.debug(
-            "reconcile.done",
-            scope=scope,
-            registered=outcome.registered,
-            updated=outcome.updated,
-            deregistered=outcome.deregistered,
-            checks_updated=outcome.done.get("check.status", 0),
-            unchanged=outcome.plan.unchanged,
-            inspected=outcome.inspected,
-            seconds=round(seconds, 4),
-            cpu_seconds=round(cpu_seconds, 4),
-        )
 
     def _timeout(self, pending: Pending) -> float | None:
         if pending:
@@ -227,6 +225,34 @@ class Daemon:
         for event in events:
             if isinstance(event, ServiceUpdate):
                 logger.debug("docker.event", action=event.action, swarm_service=event.service)
+                self._lanes.add(SERVICE_LANE + event.service, event)
             else:
                 logger.debug("docker.event", action=event.action, container=event.container[:12])
-            self._queue.put(event)
+                self._lanes.add(event.container, event)
+
+    def _handle_events(self, work: Pending) -> None:
+        """One container's pending events, on a lane's thread; a failure owes a full pass."""
+        try:
+            owed = self.step(work)
+        except Exception:
+            logger.exception("reconcile.crashed")
+            owed = self._failed(work)
+        if owed.full is not None and not self.stop.is_set():
+            self._queue.put(owed.full)
+
+
+def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:
+    """The reconcile's counts, its wall time and the process CPU time it took."""
+    scope = "containers" if work.full is None else work.full.scope
+    logger.debug(
+        "reconcile.done",
+        scope=scope,
+        registered=outcome.registered,
+        updated=outcome.updated,
+        deregistered=outcome.deregistered,
+        checks_updated=outcome.done.get("check.status", 0),
+        unchanged=outcome.plan.unchanged,
+        inspected=outcome.inspected,
+        seconds=round(seconds, 4),
+        cpu_seconds=round(cpu_seconds, 4),
+    )

@@ -9,6 +9,7 @@ changes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -73,15 +74,19 @@ class Executor:
         call: Call[None],
         origin: Callable[[ServiceID], str],
         observer: Observer = NULL_OBSERVER,
+        record: Callable[[Action], None] = lambda _: None,
     ) -> None:
         self._registry = registry
         self._call = call
         self._origin = origin
         self._observer = observer
+        #: told of every action the registry carried out (the in-memory mirror of it)
+        self._record = record
         self._denied_reported = False
         #: service ID -> (the desired version the registry refused, what was registered instead,
         #: None when even the plainest form was refused)
         self._refused: dict[ServiceID, tuple[Service, Service | None]] = {}
+        self._lock = threading.Lock()  # plans of different services run at the same time
 
     def substitute(self, desired: Mapping[ServiceID, Service]) -> dict[ServiceID, Service]:
         """`desired`, with what the registry holds instead of each version it refused.
@@ -90,7 +95,9 @@ class Executor:
         than desired where comparing never looks (tags the catalog overrides).
         """
         swapped = dict(desired)
-        for service_id, (refused, instead) in self._refused.items():
+        with self._lock:
+            refusals = list(self._refused.items())
+        for service_id, (refused, instead) in refusals:
             wanted = swapped.get(service_id)
             if wanted is None or not self._same(wanted, refused):
                 continue
@@ -104,22 +111,29 @@ class Executor:
         stored = self._registry.stored
         return one == other or (stored(one) is not None and stored(one) == stored(other))
 
-    def apply(self, plan: Plan) -> tuple[dict[str, int], list[str]]:
-        """Execute `plan`; the actions done by kind, and an error line for each that failed."""
+    def apply(self, plan: Plan, *, progress: bool = True) -> tuple[dict[str, int], list[str]]:
+        """Execute `plan`; the actions done by kind, and an error line for each that failed.
+
+        Without `progress` the caller reports progress itself (it runs many small plans)."""
         done: dict[str, int] = {}
         errors: list[str] = []
         failed: set[ServiceID] = set()
         for number, action in enumerate(plan.actions, 1):
             if action.service_id in failed:
                 continue
+            substituted = False
             if self._attempt(action, errors):
                 done[action.kind] = done.get(action.kind, 0) + 1
+                substituted = isinstance(action, Register) and self._substituted(action.service)
+                if not substituted:  # else the substitute was recorded
+                    self._record(action)
                 self._written(action)
             else:
                 failed.add(action.service_id)
-            if isinstance(action, Register) and self._substituted(action.service):
+            if substituted:
                 failed.add(action.service_id)  # the rest was planned for the refused version
-            self._observer.progress("write", done=number, total=len(plan.actions))
+            if progress:
+                self._observer.progress("write", done=number, total=len(plan.actions))
         return done, errors
 
     def report_denied(self, error: RegistryDenied) -> None:
@@ -136,7 +150,8 @@ class Executor:
         self._denied_reported = True
 
     def _substituted(self, service: Service) -> bool:
-        refused = self._refused.get(service.id)
+        with self._lock:
+            refused = self._refused.get(service.id)
         return refused is not None and refused[0] is service
 
     def _attempt(self, action: Action, errors: list[str]) -> bool:
@@ -184,7 +199,8 @@ class Executor:
         if instead is None:
             # a permanent refusal of even the plainest form: remembered, never written again
             # until what is desired changes, and not an error owing a retry
-            self._refused[desired.id] = (desired, None)
+            with self._lock:
+                self._refused[desired.id] = (desired, None)
             logger.error("registry.refused_whole", service=desired.id, error=message)
             return False
         try:
@@ -193,15 +209,18 @@ class Executor:
             return self._register_instead(desired, instead, str(e), errors)
         except RegistryError as e:
             return self._failed(desired.id, e, errors)
-        self._refused[desired.id] = (desired, instead)
+        with self._lock:
+            self._refused[desired.id] = (desired, instead)
         return True
 
     def _register_whole(self, service: Service) -> None:
         """Register `service` and give its driven checks their output (the refusal message)."""
         self._registry.register(service)
+        self._record(Register(service))
         for check in service.checks:
             if check.status is not None:
                 self._registry.update_ttl(check)
+                self._record(UpdateCheck(service.id, check))
 
     def _failed(self, service_id: ServiceID, error: RegistryError, errors: list[str]) -> bool:
         logger.error("consul.write_failed", service=service_id, error=str(error))
@@ -221,7 +240,8 @@ class Executor:
                 logger.debug("check.refreshed", check=check.id, status=check.status)
             return
         if isinstance(action, Deregister):
-            self._refused.pop(service_id, None)
+            with self._lock:
+                self._refused.pop(service_id, None)
         fields: dict[str, str] = {"service": service_id, "container": self._origin(service_id)}
         if isinstance(action, SetMaintenance):
             fields["reason"] = action.reason

@@ -2,11 +2,16 @@
 
 It also holds what Docker does not record: which containers received their stop signal and
 are draining, and until when (a monotonic deadline: stop timeout plus `drain.GRACE`).
+
+Events of different containers are reconciled at the same time, and a full pass reads Docker
+while events arrive: every method takes the one lock, and each learn is numbered, so a full
+pass never overwrites what an event taught after the pass began (`since`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -14,7 +19,6 @@ from dataclasses import dataclass
 from loguru import logger
 
 from registrator.core.decide import decide
-from registrator.core.drain import drain_for, lifted_after, signal_name
 from registrator.core.model import (
     Container,
     ContainerID,
@@ -24,7 +28,12 @@ from registrator.core.model import (
     ServiceID,
 )
 from registrator.core.policy import Policy
+from registrator.runtime.claims import Claims
+from registrator.runtime.drains import Drains, drain_started, log_draining, log_lifted
 from registrator.runtime.observer import NULL_OBSERVER, Observer
+
+#: Docker's states of a container that is not running (and will not be without an event).
+STOPPED = frozenset({"created", "exited", "dead", "removing"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +53,41 @@ class KnownContainers:
         self._origin: dict[ServiceID, str] = {}
         #: a Swarm task whose service labels could not be read (a worker) was logged
         self._noted_worker = False
-        #: containers draining -> when their drain is lifted if they still run (monotonic)
-        self._drains: dict[ContainerID, float] = {}
+        self._drains = Drains()
+        self._lock = threading.RLock()
+        #: container -> the number of its last learn (or forget)
+        self._learned: dict[ContainerID, int] = {}
+        self._learns = 0
+        self._claims = Claims()
 
-    def learn(self, container: Container) -> None:
+    def mark(self) -> int:
+        """Taken before a full pass reads Docker; its learns pass it as `since`."""
+        with self._lock:
+            return self._learns
+
+    def learn(self, container: Container, *, since: int | None = None) -> bool:
         """Remember what `container` now is, and decide what it should have registered.
 
         A fresh inspect knows nothing of a drain: one in progress goes on while the container
-        runs the same start (`started_at`), so a resync never undoes it.
+        runs the same start (`started_at`), so a resync never undoes it. With `since`, nothing
+        changes if the container was learned after it (by an event, which is newer than what
+        a full pass read): False then.
         """
-        known = self._known.get(container.id)
-        if known is not None and known.container.draining and not container.draining:
-            draining = container.running and container.started_at == known.container.started_at
-            container = dataclasses.replace(container, draining=draining)
-        self._decide(container)
+        with self._lock:
+            if since is not None and self._learned.get(container.id, -1) > since:
+                return False
+            known = self._known.get(container.id)
+            if known is not None and known.container.draining and not container.draining:
+                draining = container.running and container.started_at == known.container.started_at
+                container = dataclasses.replace(container, draining=draining)
+            self._decide(container)
+            return True
 
     def _decide(self, container: Container) -> None:
         if not container.running:
             container = dataclasses.replace(container, draining=False)
         if not container.draining:
-            self._drains.pop(container.id, None)
+            self._drains.stop(container.id)
         previous = self._known.get(container.id)
         derivation = decide(container, self.policy, previous.derivation if previous else None)
         if derivation.kept and not (previous and previous.derivation.kept):
@@ -71,21 +95,36 @@ class KnownContainers:
                 "container.exited_kept", container=container.name, exit_code=container.exit_code
             )
         if previous is None or previous.derivation.problems != derivation.problems:
-            self._report(derivation)
-        self._note_worker(container)
+            _report(derivation, self._observer)
+        self._noted_worker = self._noted_worker or _note_worker(container)
+        self._claims.remove(container.id, previous.derivation if previous else None)
         self._known[container.id] = Known(container, derivation)
+        self._claims.add(container.id, derivation)
         self._origin.update((s.id, container.name) for s in derivation.services)
+        self._learns += 1
+        self._learned[container.id] = self._learns
+
+    def learn_stopped(self, summary: ContainerSummary, *, since: int | None = None) -> bool:
+        """Learn a container the list says is stopped, without an inspect: none of it is
+        registered. False when it needs one: not stopped, or `-deregister on-success` may
+        keep its services (that takes its exit code)."""
+        if summary.status not in STOPPED or self.policy.keep_failed:
+            return False
+        stopped = Container(summary.id, summary.name, "", status=summary.status, running=False)
+        self.learn(stopped, since=since)
+        return True
 
     def exited(self, container_id: ContainerID, exit_code: int) -> bool:
         """Apply a `die` event without an inspect; False when the container is not known."""
-        known = self._known.get(container_id)
-        if known is None:
-            return False
-        stopped = dataclasses.replace(
-            known.container, running=False, paused=False, status="exited", exit_code=exit_code
-        )
-        self.learn(stopped)
-        return True
+        with self._lock:
+            known = self._known.get(container_id)
+            if known is None:
+                return False
+            stopped = dataclasses.replace(
+                known.container, running=False, paused=False, status="exited", exit_code=exit_code
+            )
+            self._decide(stopped)
+            return True
 
     def signalled(
         self, container_id: ContainerID, signals: Collection[int], *, now: float | None = None
@@ -95,127 +134,138 @@ class KnownContainers:
         Its stop signal starts a drain (unless it is off for the container); any other
         signal changes nothing.
         """
-        known = self._known.get(container_id)
-        if known is None:
-            return False
-        container = known.container
-        if container.stop_signal not in signals or container.draining:
-            return True
-        if not known.derivation.services:  # not running, ignored, not ours: nothing to drain
-            return True
-        drain = drain_for(container, self.policy)
-        if drain.mode == "off":
-            logger.debug("container.not_drained", container=container.name, why=drain.source)
-            return True
-        self._decide(dataclasses.replace(container, draining=True))
-        now = time.monotonic() if now is None else now
-        self._drains[container_id] = now + lifted_after(container)
-        logger.info(
-            "container.draining",
-            container=container.name,
-            signal=signal_name(container.stop_signal),
-            mode=drain.mode,
-            lifted_after=lifted_after(container),
-        )
+        with self._lock:
+            known = self._known.get(container_id)
+            if known is None:
+                return False
+            container = known.container
+            drain = drain_started(container, known.derivation, signals, self.policy)
+            if drain is None:
+                return True
+            self._decide(dataclasses.replace(container, draining=True))
+            self._drains.start(container, time.monotonic() if now is None else now)
+        log_draining(container, drain)
         self._observer.drained(lifted=False)
         return True
 
     def drain_deadline(self) -> float | None:
         """When the next drain in progress is due to be lifted (monotonic), if any is."""
-        return min(self._drains.values(), default=None)
+        with self._lock:
+            return self._drains.deadline()
 
     def lift_drains(self, now: float | None = None) -> list[ContainerID]:
         """End the drains of containers still running at their deadline: they were not being
         stopped after all (an application that reloads on SIGTERM). Returns them."""
         now = time.monotonic() if now is None else now
-        due = [c for c, deadline in self._drains.items() if deadline <= now]
-        for container_id in due:
-            container = self._known[container_id].container
-            self._decide(dataclasses.replace(container, draining=False))
-            logger.warning(
-                "container.drain_lifted",
-                container=container.name,
-                after=lifted_after(container),
-                reason="still running after its stop timeout: it was not being stopped",
-            )
+        with self._lock:
+            due = self._drains.due(now)
+            lifted = [self._known[c].container for c in due]
+            for container in lifted:
+                self._decide(dataclasses.replace(container, draining=False))
+        for container in lifted:
+            log_lifted(container)
             self._observer.drained(lifted=True)
         return due
 
-    def forget(self, container_id: ContainerID) -> None:
-        self._known.pop(container_id, None)
-        self._drains.pop(container_id, None)
+    def forget(self, container_id: ContainerID, *, since: int | None = None) -> None:
+        with self._lock:
+            if since is not None and self._learned.get(container_id, -1) > since:
+                return
+            self._drop(container_id)
+            self._learns += 1
+            self._learned[container_id] = self._learns
 
-    def keep_only(self, summaries: Iterable[ContainerSummary]) -> None:
-        """Forget the containers Docker no longer lists."""
+    def keep_only(self, summaries: Iterable[ContainerSummary], *, since: int | None = None) -> None:
+        """Forget the containers Docker no longer lists, except those an event taught after
+        `since` (started after the list was taken)."""
         listed = {s.id for s in summaries}
-        for gone in set(self._known) - listed:
-            self.forget(gone)
+        with self._lock:
+            newer = {c for c, n in self._learned.items() if since is not None and n > since}
+            for gone in set(self._known) - listed - newer:
+                self._drop(gone)
+            kept = self._known.keys() | newer
+            self._learned = {c: n for c, n in self._learned.items() if c in kept}
+
+    def _drop(self, container_id: ContainerID) -> None:
+        known = self._known.pop(container_id, None)
+        self._claims.remove(container_id, known.derivation if known else None)
+        self._drains.stop(container_id)
 
     def seen(self, summary: ContainerSummary) -> bool:
         """Whether the container is known under its listed name and state."""
-        known = self._known.get(summary.id)
-        return known is not None and (known.container.name, known.container.status) == (
-            summary.name,
-            summary.status,
-        )
+        with self._lock:
+            known = self._known.get(summary.id)
+        listed = (summary.name, summary.status)
+        return known is not None and (known.container.name, known.container.status) == listed
 
     def runs(self, container_id: ContainerID) -> bool:
-        known = self._known.get(container_id)
+        with self._lock:
+            known = self._known.get(container_id)
         return known is not None and known.container.running
 
     def redecide(self, policy: Policy) -> None:
         """Decide everything again under `policy` (the registry's address changed)."""
-        self.policy = policy
-        for known in list(self._known.values()):
-            self.learn(known.container)
+        with self._lock:
+            self.policy = policy
+            for known in list(self._known.values()):
+                self.learn(known.container)
 
-    def desired(self) -> dict[ServiceID, Service]:
-        return {s.id: s for k in self._known.values() for s in k.derivation.services}
+    def desired(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
+        """The services every known container should have; with `ids`, only those. Of two
+        containers claiming one ID, the one that claimed it last."""
+        with self._lock:
+            return self._claims.desired(ids)
 
     def adopt(self) -> tuple[str, ...]:
         """Service ID prefixes of kept containers whose services are to stay as registered."""
-        return tuple(k.derivation.adopt for k in self._known.values() if k.derivation.adopt)
+        with self._lock:
+            return self._claims.adopt()
 
     def service_ids(self, containers: Collection[ContainerID]) -> set[ServiceID]:
-        return {
-            s.id for c in containers if c in self._known for s in self._known[c].derivation.services
-        }
+        with self._lock:
+            found = [self._known[c] for c in containers if c in self._known]
+        return {s.id for k in found for s in k.derivation.services}
 
     def tasks_of(self, services: Collection[str]) -> set[ContainerID]:
         """The known containers that run a task of one of these Swarm services."""
-        return {
-            c.container.id
-            for c in self._known.values()
-            if c.container.swarm is not None and c.container.swarm.service_id in services
-        }
+        with self._lock:
+            return {
+                c.container.id
+                for c in self._known.values()
+                if c.container.swarm is not None and c.container.swarm.service_id in services
+            }
 
     def keeps_any(self, containers: Collection[ContainerID]) -> bool:
-        return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
+        with self._lock:
+            return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
 
     def origin(self, service_id: ServiceID) -> str:
         return self._origin.get(service_id, "")
 
-    def _note_worker(self, container: Container) -> None:
-        """Once per process: on a worker, a Swarm service's own labels are out of reach."""
-        task = container.swarm
-        if self._noted_worker or task is None or task.service_labels is not None:
-            return
-        self._noted_worker = True
-        logger.warning(
-            "swarm.service_labels_unavailable",
-            container=container.name,
-            swarm_service=task.service_name,
-            reason="only a Swarm manager can read a service's own labels (docker service create "
-            "--label); tasks on this node are registered from their container labels and env",
-        )
 
-    def _report(self, derivation: Derivation) -> None:
-        for p in derivation.problems:
-            self._observer.failed("container.bad_declaration")
-            logger.warning(
-                "container.bad_declaration",
-                container=p.container,
-                key=p.key,
-                value=p.value,
-                reason=p.reason,
-            )
+def _note_worker(container: Container) -> bool:
+    """On a worker, a Swarm service's own labels are out of reach: said once per process
+    (True once said)."""
+    task = container.swarm
+    if task is None or task.service_labels is not None:
+        return False
+    logger.warning(
+        "swarm.service_labels_unavailable",
+        container=container.name,
+        swarm_service=task.service_name,
+        reason="only a Swarm manager can read a service's own labels (docker service create "
+        "--label); tasks on this node are registered from their container labels and env",
+    )
+    return True
+
+
+def _report(derivation: Derivation, observer: Observer) -> None:
+    for p in derivation.problems:
+        observer.failed("container.bad_declaration")
+        logger.warning(
+            "container.bad_declaration",
+            container=p.container,
+            key=p.key,
+            value=p.value,
+            reason=p.reason,
+        )

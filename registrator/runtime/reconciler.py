@@ -4,6 +4,11 @@ plan is the gap, and the executor writes it.
 Events, start-up, the periodic resync, the agent check and `registrator --resync` all come
 through `Reconciler`; nothing else registers or deregisters. Changes named by events reconcile
 only their containers; a full pass also removes owned services that nothing desires any more.
+
+What the registry holds is kept in memory (`Mirror`): an event's reconcile plans against it
+and reads nothing from the registry. Reconciles of different containers run at the same time,
+and a full pass runs beside them: it plans on what it read, then plans each service again
+under that service's lock just before writing it, so it never undoes a newer event's write.
 """
 
 from __future__ import annotations
@@ -11,24 +16,26 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Collection
-from functools import partial
 from typing import TypeVar
 
-from loguru import logger
-
-from registrator.core.errors import DockerError, RegistryDenied
+from registrator.core.errors import RegistryDenied
 from registrator.core.model import ContainerID, Service, ServiceID
 from registrator.core.plan import Deregister, Plan, plan
 from registrator.core.policy import Policy
 from registrator.core.ports import ContainerSource, Registry
 from registrator.runtime.executor import Executor, Outcome
 from registrator.runtime.known import KnownContainers
+from registrator.runtime.mirror import Mirror
 from registrator.runtime.node_watch import NodeWatch
 from registrator.runtime.observer import NULL_OBSERVER, Observer
+from registrator.runtime.reading import DockerReader, Parallel
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
 
 _T = TypeVar("_T")
+#: Docker inspects and registry writes a full pass has in flight at once: they wait on other
+#: processes (dockerd, the agent), so a few overlap well even on two cores.
+PARALLEL_CALLS = 4
 
 
 class Reconciler:
@@ -50,18 +57,37 @@ class Reconciler:
         self._stop = stop
         self._observer = observer
         self.known = KnownContainers(policy, observer=observer)
+        self.mirror = Mirror(registry.stored)
         self._executor = Executor(
-            registry, call=self._call, origin=self.known.origin, observer=observer
+            registry,
+            call=self._call,
+            origin=self.known.origin,
+            observer=observer,
+            record=self.mirror.record,
         )
         self._address_known = bool(policy.host_ip)
-        self._inspected = 0
+        self._counts = threading.local()  # containers inspected by this thread's reconcile
+        self._parallel = Parallel(PARALLEL_CALLS, name="reconcile")
+        self._reader = DockerReader(
+            docker, self.known, call=self._call, parallel=self._parallel, observer=observer
+        )
         #: the registry nodes seen by full passes: deregistrations stop once it changes
         self.nodes = NodeWatch(observer=observer)
 
-    def changes(self, changes: Changes) -> Outcome:
-        """Reconcile the containers events named: only their services are read and written.
+    @property
+    def _inspected(self) -> int:
+        return int(getattr(self._counts, "inspected", 0))
 
-        An updated Swarm service names its tasks on this node; one with none here costs nothing.
+    @_inspected.setter
+    def _inspected(self, value: int) -> None:
+        self._counts.inspected = value
+
+    def changes(self, changes: Changes) -> Outcome:
+        """Reconcile the containers events named: only their services are planned and written.
+
+        Nothing is read from the registry once the mirror holds it: an inspect (none for a
+        `die` or a stop signal), then the writes. An updated Swarm service names its tasks on
+        this node; one with none here costs nothing.
         """
         self._inspected = 0
         ids = changes.containers | self.known.tasks_of(changes.services)
@@ -70,11 +96,14 @@ class Reconciler:
         changes = dataclasses.replace(changes, containers=ids)
         self._lookup_address(full=False)
         scope = self.known.service_ids(ids)
-        self._read_changed(changes)
+        self._inspected += self._reader.read_changed(changes)
         scope |= self.known.service_ids(ids)
-        compares = self.known.keeps_any(ids) or bool(scope & self.known.desired().keys())
-        actual = self._owned(scope, with_checks=compares)
-        return self._execute(self._plan(actual, scope=scope), actual)
+        with self.mirror.holding(scope):
+            actual = self._actual(scope, ids)
+            outcome = self._execute(self._plan(actual, scope=scope), actual)
+        if self.mirror.loaded and not outcome.plan.empty:
+            self._observer.owned(len(self.mirror))
+        return outcome
 
     def full(self, full: FullPass | None = None) -> Outcome:
         """Reconcile everything this registrator owns (see `FullPass`)."""
@@ -83,16 +112,18 @@ class Reconciler:
         self._lookup_address(full=full.docker)
         self._watch_node()
         if full.docker:
-            self._read_all(reinspect=full.reinspect)
-        actual = self._owned()
-        outcome = self._execute(self._plan(actual, refresh=full.refresh), actual)
-        self._observer.owned(len(actual) + outcome.registered - outcome.deregistered)
+            self._inspected += self._reader.read_all(reinspect=full.reinspect)
+        since = self.mirror.mark()
+        self.mirror.load(self._owned(), since=since)
+        todo = self._plan(self.mirror.view(), refresh=full.refresh)
+        outcome = self._execute_each(todo, refresh=full.refresh)
+        self._observer.owned(len(self.mirror))
         return outcome
 
     def preview(self) -> Plan:
         """The plan of a full reconcile, without writing anything (`--resync --dry-run`)."""
         self._lookup_address(full=True)
-        self._read_all(reinspect=False)
+        self._reader.read_all(reinspect=False)
         return self._plan(self._owned())
 
     def release(self) -> Outcome:
@@ -118,7 +149,7 @@ class Reconciler:
         refresh: bool = False,
     ) -> Plan:
         return plan(
-            self._executor.substitute(self.known.desired()),
+            self._executor.substitute(self.known.desired(scope)),
             actual,
             scope=scope,
             adopt=self.known.adopt(),
@@ -126,23 +157,53 @@ class Reconciler:
             stored=self._registry.stored,
         )
 
+    def _guard(self, todo: Plan) -> Plan:
+        """Never remove on the basis of another node's list (see `NodeWatch`)."""
+        if not self.nodes.changed:
+            return todo
+        kept = tuple(a for a in todo.actions if not isinstance(a, Deregister))
+        return dataclasses.replace(todo, actions=kept)
+
     def _execute(self, todo: Plan, actual: dict[ServiceID, Service]) -> Outcome:
-        if self.nodes.changed:  # never remove on the basis of another node's list
-            kept = tuple(a for a in todo.actions if not isinstance(a, Deregister))
-            todo = dataclasses.replace(todo, actions=kept)
+        todo = self._guard(todo)
         done, errors = self._executor.apply(todo)
         return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
+
+    def _execute_each(self, todo: Plan, *, refresh: bool) -> Outcome:
+        """A full pass's plan, one service at a time: each planned again under its lock
+        with what is known now, since events may have changed it after `todo` was made."""
+        todo = self._guard(todo)
+        ids = list(dict.fromkeys(a.service_id for a in todo.actions))
+        done: dict[str, int] = {}
+        errors: list[str] = []
+        for number, (did, failed) in enumerate(self._parallel.each(self._replan, ids, refresh), 1):
+            for kind, count in did.items():
+                done[kind] = done.get(kind, 0) + count
+            errors += failed
+            self._observer.progress("write", done=number, total=len(ids))
+        return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
+
+    def _replan(self, service_id: ServiceID, refresh: bool) -> tuple[dict[str, int], list[str]]:
+        with self.mirror.holding([service_id]):
+            scope = [service_id]
+            fresh = self._guard(self._plan(self.mirror.view(scope), scope=scope, refresh=refresh))
+            return self._executor.apply(fresh, progress=False)
+
+    def _actual(
+        self, scope: set[ServiceID], containers: Collection[ContainerID]
+    ) -> dict[ServiceID, Service]:
+        """What the registry holds of `scope`: from the mirror, or read before it is loaded."""
+        if self.mirror.loaded:
+            return self.mirror.view(scope)
+        compares = self.known.keeps_any(containers) or bool(scope & self.known.desired().keys())
+        return self._owned(scope, with_checks=compares)
 
     def _owned(
         self, ids: Collection[ServiceID] | None = None, *, with_checks: bool = True
     ) -> dict[ServiceID, Service]:
         """What the registry holds of ours: everything, or only `ids` (an event's scope)."""
-        read = partial(
-            self._registry.services,
-            owner=self.known.policy.hostname,
-            ids=ids,
-            with_checks=with_checks,
-        )
+        owner = self.known.policy.hostname
+        read = lambda: self._registry.services(owner=owner, ids=ids, with_checks=with_checks)  # noqa: E731
         return self._call("registry.services", read)
 
     def _call(self, what: str, fn: Callable[[], _T]) -> _T:
@@ -167,38 +228,3 @@ class Reconciler:
         self._address_known = True
         if address != policy.advertise_address:
             self.known.redecide(dataclasses.replace(policy, advertise_address=address))
-
-    def _read_all(self, *, reinspect: bool) -> None:
-        summaries = self._call("docker.containers", self._docker.containers)
-        self.known.keep_only(summaries)
-        for done, summary in enumerate(summaries, 1):
-            if reinspect or not self.known.seen(summary):
-                self._read(summary.id)
-            self._observer.progress("inspect", done=done, total=len(summaries))
-
-    def _read_changed(self, changes: Changes) -> None:
-        for container in changes.containers:
-            code = changes.exited.get(container)
-            if code is not None and self.known.exited(container, code):
-                continue
-            signals = changes.signalled.get(container, frozenset())
-            if container in changes.signal_only and self.known.signalled(container, signals):
-                continue
-            if container in changes.network_only and not self.known.runs(container):
-                continue
-            self._read(container)
-            if signals:
-                self.known.signalled(container, signals)
-
-    def _read(self, container_id: ContainerID) -> None:
-        self._inspected += 1
-        try:
-            container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
-        except DockerError as e:
-            logger.warning("docker.inspect_failed", container=container_id[:12], error=str(e))
-            self._observer.failed("docker.inspect_failed")
-            return
-        if container is None:
-            self.known.forget(container_id)
-        else:
-            self.known.learn(container)

@@ -34,13 +34,33 @@ class RetryPolicy:
         return exponential + tenacity.wait_random(0, self.initial)
 
     def call(self, what: str, fn: Callable[[], T], *, stop: threading.Event | None = None) -> T:
-        """`fn()` retried on transient errors; the last error is raised when the bound is hit."""
+        """`fn()` retried on transient errors; the last error is raised when the bound is hit.
+
+        The first attempt is a plain call: every event makes a few of these, and setting up
+        the retry machinery cost more than a request to a local agent. Only a failure builds
+        it, with that failure as its first attempt.
+        """
+        try:
+            return fn()
+        except TRANSIENT as e:
+            if self.attempts <= 1:
+                raise
+            failed: list[BaseException] = [e]
+
+        def again() -> T:
+            if failed:
+                raise failed.pop()
+            return fn()
+
+        return self._retrying(what, stop)(again)
+
+    def _retrying(self, what: str, stop: threading.Event | None) -> tenacity.Retrying:
         give_up = tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(
             self.seconds
         )
         if stop is not None:
             give_up = give_up | tenacity.stop_when_event_set(stop)
-        retrying = tenacity.Retrying(
+        return tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TRANSIENT),
             stop=give_up,
             wait=self._wait(),
@@ -48,7 +68,6 @@ class RetryPolicy:
             sleep=_sleeper(stop),
             reraise=True,
         )
-        return retrying(fn)
 
     def forever(self, what: str, fn: Callable[[], T], *, stop: threading.Event) -> T:
         """`fn()` retried on any backend error until it works or `stop` is set.

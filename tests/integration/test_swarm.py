@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,22 +176,18 @@ def overlay_addresses(tasks: list[dict[str, Any]], network: str) -> set[str]:
 
 
 def spied_engine() -> tuple[DockerEngine, list[str]]:
-    """A real engine whose calls that only a swarm needs are counted (and made)."""
-    api = docker.APIClient(**docker.utils.kwargs_from_env())
+    """A real engine whose requests that only a swarm needs are counted (and made)."""
+    engine = DockerEngine.connect()
     calls: list[str] = []
+    real = engine._get
+    swarm_only = {"/info": "info", "/networks": "networks", "/services/": "inspect_service"}
 
-    def spy(name: str) -> Callable[..., Any]:
-        real = getattr(api, name)
+    def spy(path: str, **kwargs: Any) -> Any:
+        calls.extend(name for prefix, name in swarm_only.items() if path.startswith(prefix))
+        return real(path, **kwargs)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            calls.append(name)
-            return real(*args, **kwargs)
-
-        return call
-
-    for name in ("info", "networks", "inspect_service"):
-        setattr(api, name, spy(name))
-    return DockerEngine(api), calls
+    engine._get = spy  # type: ignore[method-assign]
+    return engine, calls
 
 
 def test_outside_a_swarm_a_plain_container_costs_no_extra_docker_call(

@@ -5,7 +5,7 @@ The integration suite never uses these: it talks to the real daemon and agent.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from registrator.core.durations import DurationError, nanoseconds
@@ -157,3 +157,9 @@ def _refuse_bad_durations(service: Service) -> None:
             except DurationError as e:
                 detail = f"PUT /v1/agent/service/register: 400 invalid duration {value}: {e}"
                 raise RegistryRefused(detail) from e
+
+
+def compared(services: Mapping[ServiceID, Service]) -> dict[ServiceID, Service]:
+    """`services` as far as a plan compares them (`reported`): how a mirror of the agent is
+    checked against the fake agent's own copy."""
+    return {sid: reported(s) for sid, s in services.items()}

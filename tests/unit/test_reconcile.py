@@ -21,7 +21,7 @@ from registrator.core.policy import CheckPolicy, Policy
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
-from tests.unit.fakes import FakeConsul, FakeDocker
+from tests.unit.fakes import FakeConsul, FakeDocker, compared
 
 
 def web(cid: str = "c1", name: str = "web", host_port: int = 32768) -> Container:
@@ -113,7 +113,35 @@ def test_a_die_event_deregisters_without_waiting_for_an_inspect(
     assert list(consul.registered) == ["h:b:80"]
 
 
-def test_an_event_reads_only_its_own_services_from_the_agent(
+@pytest.mark.parametrize("keep_failed", [False, True])
+def test_a_full_pass_inspects_a_stopped_container_only_to_keep_its_services(
+    docker: FakeDocker, consul: FakeConsul, keep_failed: bool
+) -> None:
+    policy = Policy(hostname="h", keep_failed=keep_failed)
+    reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    docker.add(dataclasses.replace(web(), running=False, status="exited", exit_code=1))
+
+    outcome = reconciler.full()
+
+    assert outcome.inspected == int(keep_failed)
+    assert reconciler.known.seen(docker.containers()[0])
+    docker.add(web())
+    assert reconciler.full().registered == 1
+
+
+def test_an_event_before_the_first_full_pass_reads_only_its_own_services(
+    docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
+) -> None:
+    docker.add(web("c1", "a"))
+    docker.add(web("c2", "b"))
+
+    reconciler.changes(changed("c1"))
+
+    assert consul.reads == [frozenset({"h:a:80"})]
+    assert list(consul.registered) == ["h:a:80"]
+
+
+def test_an_event_after_a_full_pass_reads_nothing_from_the_agent(
     docker: FakeDocker, consul: FakeConsul, reconciler: Reconciler
 ) -> None:
     docker.add(web("c1", "a"))
@@ -123,7 +151,7 @@ def test_an_event_reads_only_its_own_services_from_the_agent(
 
     reconciler.changes(changed("c1"))
 
-    assert consul.reads == [None, {"h:a:80"}]
+    assert consul.reads == [None]  # the full pass's
     assert consul.registered[ServiceID("h:a:80")].port == 1
 
 
@@ -158,20 +186,19 @@ def test_a_network_event_is_inspected_only_for_a_running_container(
 
 
 @pytest.mark.parametrize(
-    ("exited", "keep_failed", "without_checks"),
+    ("exited", "keep_failed"),
     [
-        (None, False, 0),  # the container changed: its checks are compared
-        ({ContainerID("c1"): 0}, False, 1),  # a die only removes: no checks needed
-        ({ContainerID("c1"): 1}, True, 0),  # -deregister on-success keeps it: compared
+        (None, False),  # the container changed
+        ({ContainerID("c1"): 0}, False),  # a die: removed
+        ({ContainerID("c1"): 1}, True),  # -deregister on-success keeps it
     ],
     ids=["changed", "died", "kept"],
 )
-def test_an_event_reads_checks_only_when_its_plan_compares_services(
+def test_an_event_plans_against_what_the_agent_was_last_seen_and_made_to_hold(
     docker: FakeDocker,
     consul: FakeConsul,
     exited: dict[ContainerID, int] | None,
     keep_failed: bool,
-    without_checks: int,
 ) -> None:
     reconciler = Reconciler(
         docker,
@@ -185,8 +212,9 @@ def test_an_event_reads_checks_only_when_its_plan_compares_services(
 
     reconciler.changes(changed("c1", exited=exited))
 
-    assert consul.reads_without_checks == without_checks
+    assert consul.reads == [None]
     assert (ServiceID("h:web:80") in consul.registered) is (exited is None or keep_failed)
+    assert compared(reconciler.mirror.view()) == compared(consul.registered)
 
 
 def test_a_die_of_a_container_never_seen_is_inspected(

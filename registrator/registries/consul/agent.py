@@ -1,4 +1,4 @@
-"""The Consul adapter: the local agent's HTTP API over httpx.
+"""The Consul adapter: the local agent's HTTP API (over `wire.Connections`).
 
 Consul's JSON stops here: callers get `Service` values. Only the agent endpoints are used
 (`/v1/agent/...`): registrator manages the services of the agent on its own host, as
@@ -12,11 +12,11 @@ coping (no cluster leader, a timeout) and is retried.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Collection, Mapping
 from typing import Any
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from registrator.core.errors import (
     ConfigError,
@@ -33,6 +33,7 @@ from registrator.registries.consul.payload import (
     service_payload,
 )
 from registrator.registries.consul.target import ConsulTarget
+from registrator.wire import TRANSPORT_ERRORS, Answer, Connections, Endpoint, path_segment
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
@@ -59,8 +60,8 @@ def id_filter(field: str, ids: Collection[str] | None) -> dict[str, str]:
     return {"filter": " or ".join(f'{field} == "{i}"' for i in sorted(ids))}
 
 
-def _tls_context(target: ConsulTarget) -> ssl.SSLContext:
-    """CA, client certificate and verification in one context (httpx's `cert=` is deprecated)."""
+def tls_context(target: ConsulTarget) -> ssl.SSLContext:
+    """CA, client certificate and verification in one context."""
     cafile = target.verify if isinstance(target.verify, str) else None
     try:
         context = ssl.create_default_context(cafile=cafile)
@@ -94,24 +95,16 @@ def _services_in_maintenance(checks: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def http_client(target: ConsulTarget, *, timeout: float) -> httpx.Client:
-    """An HTTP client for the agent at `target`: its token, TLS settings or unix socket."""
-    headers = {"X-Consul-Token": target.token} if target.token else {}
-    transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
-    return httpx.Client(
-        base_url=target.base_url,
-        headers=headers,
-        verify=_tls_context(target),
-        timeout=timeout,
-        transport=transport,
-    )
-
-
 class ConsulAgent:
     """Talks to one Consul agent."""
 
     def __init__(self, target: ConsulTarget, *, timeout: float = 10) -> None:
-        self._http = http_client(target, timeout=timeout)
+        https = target.base_url.startswith("https:")
+        tls = tls_context(target) if https else None
+        headers = {"X-Consul-Token": target.token} if target.token else {}
+        self._http = Connections(
+            Endpoint(target.base_url, uds=target.uds, tls=tls), timeout=timeout, headers=headers
+        )
 
     def advertise_address(self) -> str:
         """The address the agent advertises: where services on this host are reachable."""
@@ -171,14 +164,15 @@ class ConsulAgent:
         """Set a TTL check's status and output; this also restarts its TTL."""
         self._request(
             "PUT",
-            f"/v1/agent/check/update/{check.id}",
-            json={"Status": check.status, "Output": check.output},
+            f"/v1/agent/check/update/{path_segment(check.id)}",
+            payload={"Status": check.status, "Output": check.output},
         )
 
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         """Consul's maintenance mode: the service stays registered but is reported critical."""
         params = {"enable": "true" if enabled else "false", "reason": reason}
-        self._request("PUT", f"/v1/agent/service/maintenance/{service}", params=params)
+        path = f"/v1/agent/service/maintenance/{path_segment(service)}"
+        self._request("PUT", path, params=params)
 
     def _checks(self, params: Mapping[str, str]) -> dict[str, Any]:
         checks: dict[str, Any] = (
@@ -191,35 +185,46 @@ class ConsulAgent:
             "PUT",
             "/v1/agent/service/register",
             params={"replace-existing-checks": "true"},
-            json=service_payload(service),
+            payload=service_payload(service),
         )
 
     def deregister(self, service: ServiceID) -> None:
         """Remove `service`; one that is already gone counts as removed."""
-        self._request("PUT", f"/v1/agent/service/deregister/{service}", missing_ok=True)
+        path = f"/v1/agent/service/deregister/{path_segment(service)}"
+        self._request("PUT", path, missing_ok=True)
 
     def close(self) -> None:
         self._http.close()
 
     def _request(
-        self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
-    ) -> httpx.Response:
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        payload: Any = None,
+        timeout: float | None = None,
+        missing_ok: bool = False,
+    ) -> Answer:
+        url = f"{path}?{urlencode(params, quote_via=quote)}" if params else path
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            where = f"{self._http.base_url}".rstrip("/")
+            answer = self._http.request(method, url, body=body, headers=headers, timeout=timeout)
+        except TRANSPORT_ERRORS as e:
+            where = self._http.endpoint.base_url.rstrip("/")
             raise RegistryUnavailable(f"{method} {where}{path}: {e or type(e).__name__}") from e
-        if response.is_success or (missing_ok and response.status_code == 404):
-            return response
-        detail = f"{method} {path}: {response.status_code} {response.text.strip()[:200]}"
-        if response.status_code == 403:
+        if answer.ok or (missing_ok and answer.status == 404):
+            return answer
+        detail = f"{method} {path}: {answer.status} {answer.text.strip()[:200]}"
+        if answer.status == 403:
             raise RegistryDenied(detail)
-        if response.status_code == 400 or _refused_500(response):
+        if answer.status == 400 or _refused_500(answer):
             raise RegistryRefused(detail)
-        if response.status_code >= 500:
+        if answer.status >= 500:
             raise RegistryUnavailable(detail)
         raise RegistryError(detail)
 
 
-def _refused_500(response: httpx.Response) -> bool:
-    return response.status_code == 500 and any(text in response.text for text in REFUSED_500)
+def _refused_500(answer: Answer) -> bool:
+    return answer.status == 500 and any(text in answer.text for text in REFUSED_500)

@@ -13,8 +13,21 @@ from registrator.core.errors import (
     RegistryRefused,
     RegistryUnavailable,
 )
-from registrator.registries.consul.agent import http_client
+from registrator.registries.consul.agent import tls_context
 from registrator.registries.consul.target import ConsulTarget
+
+
+def http_client(target: ConsulTarget, *, timeout: float) -> httpx.Client:
+    """An HTTP client for the agent at `target`: its token, TLS settings or unix socket."""
+    headers = {"X-Consul-Token": target.token} if target.token else {}
+    transport = httpx.HTTPTransport(uds=target.uds) if target.uds else None
+    return httpx.Client(
+        base_url=target.base_url,
+        headers=headers,
+        verify=tls_context(target),
+        timeout=timeout,
+        transport=transport,
+    )
 
 
 class SessionLost(RegistryError):

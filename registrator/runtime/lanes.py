@@ -1,0 +1,103 @@
+"""Work for many keys on a few threads: one key's work in order, different keys at once.
+
+The daemon hands each container's events to its lane. A burst of events for a hundred
+containers is reconciled a few containers at a time (each waits mostly on Docker and the
+agent, not on the CPU), while the events of any one container are reconciled in the order they
+came, one batch after the other: what arrives while a container's batch runs is coalesced into
+its next one. The periodic passes run elsewhere, so no event waits behind them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, Protocol, TypeVar
+
+from loguru import logger
+
+
+class Batch(Protocol):
+    """Pending work of one key: items are added to it until it is handed to a thread."""
+
+    def add(self, item: Any) -> None: ...
+
+
+K = TypeVar("K", bound=Hashable)
+B = TypeVar("B", bound=Batch)
+
+
+class Lanes(Generic[K, B]):
+    """`add(key, item)` from any thread; `handle(batch)` runs on one of `workers` threads.
+
+    Idle workers wait on a `queue.SimpleQueue` of the keys that are ready to run: its wake-up
+    is the cheapest hand-over between threads the standard library has.
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[B], None],
+        *,
+        batch: Callable[[], B],
+        workers: int,
+        name: str = "lane",
+    ) -> None:
+        self._handle = handle
+        self._batch = batch
+        self._lock = threading.Lock()
+        self._pending: dict[K, B] = {}  # not yet handed to a thread
+        self._running: set[K] = set()
+        self._ready: queue.SimpleQueue[K | None] = queue.SimpleQueue()  # None: stop
+        self._stopped = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
+            for n in range(workers)
+        ]
+
+    def start(self) -> Lanes[K, B]:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def add(self, key: K, item: Any) -> None:
+        with self._lock:
+            batch = self._pending.get(key)
+            ready = batch is None and key not in self._running
+            if batch is None:
+                batch = self._pending[key] = self._batch()
+            batch.add(item)
+        if ready:
+            self._ready.put(key)
+
+    def idle(self) -> bool:
+        """Nothing pending and nothing running."""
+        with self._lock:
+            return not self._pending and not self._running
+
+    def stop(self, *, timeout: float = 5) -> None:
+        """Let running batches finish (up to `timeout`); pending ones are dropped."""
+        self._stopped = True
+        for _ in self._threads:
+            self._ready.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=timeout)
+
+    def _work(self) -> None:
+        while (key := self._ready.get()) is not None and not self._stopped:
+            with self._lock:
+                batch = self._pending.pop(key)
+                self._running.add(key)
+            try:
+                self._handle(batch)
+            except Exception:
+                logger.exception("lane.failed")
+            finally:
+                self._done(key)
+
+    def _done(self, key: K) -> None:
+        with self._lock:
+            self._running.discard(key)
+            ready = key in self._pending
+        if ready:
+            self._ready.put(key)
