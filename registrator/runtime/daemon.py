@@ -226,7 +226,9 @@ class Daemon:
             if isinstance(event, ServiceUpdate):
                 logger.debug("docker.event", action=event.action, swarm_service=event.service)
                 self._lanes.add(SERVICE_LANE + event.service, event)
-            else:
+            elif event.action != "kill" or self._reconciler.may_drain(
+                event.container, event.signal
+            ):  # `docker kill`'s SIGKILL, say, changes nothing: not even a lane's hand-over
                 logger.debug("docker.event", action=event.action, container=event.container[:12])
                 self._lanes.add(event.container, event)
 
@@ -239,6 +241,8 @@ class Daemon:
             owed = self._failed(work)
         if owed.full is not None and not self.stop.is_set():
             self._queue.put(owed.full)
+        elif work.signalled:
+            self._queue.put(None)  # a drain may have started: the worker sets its alarm for it
 
 
 def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:

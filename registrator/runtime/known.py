@@ -148,6 +148,20 @@ class KnownContainers:
         self._observer.drained(lifted=False)
         return True
 
+    def may_drain(self, container_id: ContainerID, signal: int | None) -> bool:
+        """Whether a `kill` with `signal` can start a drain: False for a known container that
+        has nothing registered, is draining already, or stops on another signal."""
+        with self._lock:
+            known = self._known.get(container_id)
+        if known is None:
+            return True
+        container = known.container
+        return (
+            bool(known.derivation.services)
+            and container.stop_signal == signal
+            and not container.draining
+        )
+
     def drain_deadline(self) -> float | None:
         """When the next drain in progress is due to be lifted (monotonic), if any is."""
         with self._lock:

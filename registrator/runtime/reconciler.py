@@ -134,6 +134,10 @@ class Reconciler:
     def report_denied(self, error: RegistryDenied) -> None:
         self._executor.report_denied(error)
 
+    def may_drain(self, container: ContainerID, signal: int | None) -> bool:
+        """Whether a `kill` event can change anything (see `KnownContainers.may_drain`)."""
+        return self.known.may_drain(container, signal)
+
     def drain_deadline(self) -> float | None:
         return self.known.drain_deadline()
 

@@ -156,3 +156,20 @@ def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
 
     (check,) = consul.registered[ServiceID("h:web:80")].checks
     assert (check.status, check.output) == ("passing", "ok")
+
+
+def test_a_drain_started_on_a_lane_wakes_the_worker_to_set_its_alarm() -> None:
+    """The worker may sleep with no deadline at all; the drain's deadline is its to keep."""
+    daemon, docker, _ = make()
+    docker.add(dataclasses.replace(web(), stop_timeout=0))
+    daemon._reconciler.full()
+    assert daemon._timeout(Pending()) is None
+    work = Pending()
+    work.add(_Event(ContainerID("c"), "kill", signal=15))
+
+    daemon._handle_events(work)
+
+    assert daemon._queue.get_nowait() is None  # the wake-up
+    timeout = daemon._timeout(Pending())
+    assert timeout is not None
+    assert 0 < timeout <= 5

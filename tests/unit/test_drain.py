@@ -226,6 +226,20 @@ def test_other_signals_change_nothing(
     assert consul.registered[SID].maintenance == ""
 
 
+def test_only_a_kill_that_can_start_a_drain_is_handed_on(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    """The daemon drops the others before they cost a lane's hand-over."""
+    r = started(docker, consul, web(stop_signal=3))
+
+    assert r.may_drain(C1, 3)
+    assert not r.may_drain(C1, 9)  # `docker kill`
+    assert not r.may_drain(C1, None)
+    assert r.may_drain(ContainerID("f" * 64), 9)  # not known: its stop signal is not either
+    r.changes(killed(3))
+    assert not r.may_drain(C1, 3)  # draining already
+
+
 def test_a_custom_stop_signal_drains_and_sigterm_does_not(
     docker: FakeDocker, consul: FakeConsul
 ) -> None:
