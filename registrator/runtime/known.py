@@ -32,9 +32,6 @@ from registrator.runtime.claims import Claims
 from registrator.runtime.drains import Drains, drain_started, log_draining, log_lifted
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 
-#: Docker's states of a container that is not running (and will not be without an event).
-STOPPED = frozenset({"created", "exited", "dead", "removing"})
-
 
 @dataclass(frozen=True, slots=True)
 class Known:
@@ -104,16 +101,6 @@ class KnownContainers:
         self._learns += 1
         self._learned[container.id] = self._learns
 
-    def learn_stopped(self, summary: ContainerSummary, *, since: int | None = None) -> bool:
-        """Learn a container the list says is stopped, without an inspect: none of it is
-        registered. False when it needs one: not stopped, or `-deregister on-success` may
-        keep its services (that takes its exit code)."""
-        if summary.status not in STOPPED or self.policy.keep_failed:
-            return False
-        stopped = Container(summary.id, summary.name, "", status=summary.status, running=False)
-        self.learn(stopped, since=since)
-        return True
-
     def exited(self, container_id: ContainerID, exit_code: int) -> bool:
         """Apply a `die` event without an inspect; False when the container is not known."""
         with self._lock:
@@ -155,12 +142,8 @@ class KnownContainers:
             known = self._known.get(container_id)
         if known is None:
             return True
-        container = known.container
-        return (
-            bool(known.derivation.services)
-            and container.stop_signal == signal
-            and not container.draining
-        )
+        c = known.container
+        return bool(known.derivation.services) and (c.stop_signal, c.draining) == (signal, False)
 
     def drain_deadline(self) -> float | None:
         """When the next drain in progress is due to be lifted (monotonic), if any is."""

@@ -15,12 +15,14 @@ from typing import Protocol, TypeVar
 from loguru import logger
 
 from registrator.core.errors import DockerError
-from registrator.core.model import ContainerID
+from registrator.core.model import Container, ContainerID, ContainerSummary
 from registrator.core.ports import ContainerSource
 from registrator.runtime.known import KnownContainers
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.work import Changes
 
+#: Docker's states of a container that is not running (and will not be without an event).
+STOPPED = frozenset({"created", "exited", "dead", "removing"})
 _T = TypeVar("_T")
 _I = TypeVar("_I")
 _A = TypeVar("_A")
@@ -76,10 +78,20 @@ class DockerReader:
         summaries = self._call("docker.containers", self._docker.containers)
         known.keep_only(summaries, since=since)
         unseen = [s for s in summaries if reinspect or not known.seen(s)]
-        todo = [s.id for s in unseen if not known.learn_stopped(s, since=since)]
+        todo = [s.id for s in unseen if not self._learn_stopped(s, since)]
         for done, _ in enumerate(self._parallel.each(self.read, todo, since), 1):
             self._observer.progress("inspect", done=done, total=len(todo))
         return len(todo)
+
+    def _learn_stopped(self, summary: ContainerSummary, since: int) -> bool:
+        """Learn a container the list says is stopped, without an inspect: none of it is
+        registered. False when it needs one: not stopped, or `-deregister on-success` may
+        keep its services (that takes its exit code)."""
+        if summary.status not in STOPPED or self._known.policy.keep_failed:
+            return False
+        stopped = Container(summary.id, summary.name, "", status=summary.status, running=False)
+        self._known.learn(stopped, since=since)
+        return True
 
     def read_changed(self, changes: Changes) -> int:
         """What the events said, applied without an inspect where it is all that changed."""
