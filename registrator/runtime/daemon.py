@@ -33,7 +33,15 @@ from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy, Stopped
-from registrator.runtime.work import ContainerEvent, FullPass, Item, Pending, ServiceUpdate, Timer
+from registrator.runtime.work import (
+    ContainerEvent,
+    FullPass,
+    Item,
+    Pending,
+    ServiceUpdate,
+    Timer,
+    is_service_update,
+)
 
 
 class Subscription(Protocol):
@@ -223,7 +231,7 @@ class Daemon:
 
     def _forward(self, events: Iterable[ContainerEvent | ServiceUpdate]) -> None:
         for event in events:
-            if isinstance(event, ServiceUpdate):
+            if is_service_update(event):
                 logger.debug("docker.event", action=event.action, swarm_service=event.service)
                 self._lanes.add(SERVICE_LANE + event.service, event)
             elif event.action != "kill" or self._reconciler.may_drain(

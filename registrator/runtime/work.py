@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
+
+from typing_extensions import TypeIs
 
 from registrator.core.model import ContainerID
 
@@ -73,7 +75,6 @@ class ContainerEvent(Protocol):
     def signal(self) -> int | None: ...
 
 
-@runtime_checkable
 class ServiceUpdate(Protocol):
     """A Swarm service update (`docker.events.ServiceEvent`): its tasks here are read again."""
 
@@ -81,6 +82,12 @@ class ServiceUpdate(Protocol):
     def service(self) -> str: ...
     @property
     def action(self) -> str: ...
+
+
+def is_service_update(item: object) -> TypeIs[ServiceUpdate]:
+    """A Swarm service update, told from a container event by its `service` (an attribute
+    test: `isinstance` with a runtime-checkable protocol costs ~10 us on every event)."""
+    return hasattr(item, "service")
 
 
 #: Everything the worker's queue carries.
@@ -119,7 +126,7 @@ class Pending:
             self.signal_only.discard(item)
         elif isinstance(item, FullPass):
             self.full = item if self.full is None else self.full.merge(item)
-        elif isinstance(item, ServiceUpdate):
+        elif is_service_update(item):
             self.services.add(item.service)
         else:
             self._add_event(item)
