@@ -224,11 +224,11 @@ class KnownContainers:
         return {s.id for k in found for s in k.derivation.services}
 
     def tasks_of(self, services: Collection[str]) -> set[ContainerID]:
-        """The known containers that run a task of one of these Swarm services."""
+        """The known containers running a task of one of these Swarm services (every event asks)."""
         with self._lock:
             return {
                 c.container.id
-                for c in self._known.values()
+                for c in (self._known.values() if services else ())
                 if c.container.swarm is not None and c.container.swarm.service_id in services
             }
 

@@ -90,11 +90,7 @@ class Reconciler:
         this node; one with none here costs nothing.
         """
         self._inspected = 0
-        ids = (
-            changes.containers | self.known.tasks_of(changes.services)
-            if changes.services
-            else changes.containers
-        )
+        ids = changes.containers | self.known.tasks_of(changes.services)
         if not ids:
             return Outcome(Plan())
         changes = dataclasses.replace(changes, containers=ids)
