@@ -171,30 +171,29 @@ def _vs_peer(
     return lambda mine, peer: None if peer is None else check(mine, peer)
 
 
+def _latency_row(
+    t: _Rows, figure: str, of: Callable[[SubjectResults], Summary], floor_ms: float
+) -> None:
+    """A latency row: p50 ≤ the peer's and ≤ 3 x the floor, p99 ≤ 4 x p50."""
+    t.add(
+        f"{figure}, p50 / p90 / p99 ms",
+        lambda s: _latency(of(s)),
+        lambda s: of(s).p50,
+        f"p50 ≤ peer's and ≤ 3 x floor ({3 * floor_ms:.1f} ms); p99 ≤ 4 x p50",
+        lambda m, p: (
+            of(m).p50 <= 3 * floor_ms
+            and of(m).p99 <= 4 * of(m).p50
+            and (p is None or of(m).p50 <= of(p).p50)
+        ),
+    )
+
+
 def rows(results: Results) -> list[Row]:
     f, t = results.floor, _Rows(results)
-    t.add(
-        "registration: `start` → agent answered the register, p50 / p90 / p99 ms",
-        lambda s: _latency(s.registration),
-        lambda s: s.registration.p50,
-        f"p50 ≤ peer's and ≤ 3 x floor ({3 * f.registration_ms:.1f} ms); p99 ≤ 4 x p50",
-        lambda m, p: (
-            m.registration.p50 <= 3 * f.registration_ms
-            and m.registration.p99 <= 4 * m.registration.p50
-            and (p is None or m.registration.p50 <= p.registration.p50)
-        ),
-    )
-    t.add(
-        "deregistration: `die` → agent answered the deregister, p50 / p90 / p99 ms",
-        lambda s: _latency(s.deregistration),
-        lambda s: s.deregistration.p50,
-        f"p50 ≤ peer's and ≤ 3 x floor ({3 * f.deregister_ms:.1f} ms); p99 ≤ 4 x p50",
-        lambda m, p: (
-            m.deregistration.p50 <= 3 * f.deregister_ms
-            and m.deregistration.p99 <= 4 * m.deregistration.p50
-            and (p is None or m.deregistration.p50 <= p.deregistration.p50)
-        ),
-    )
+    registration = "registration: `start` → agent answered the register"
+    _latency_row(t, registration, lambda s: s.registration, f.registration_ms)
+    deregistration = "deregistration: `die` → agent answered the deregister"
+    _latency_row(t, deregistration, lambda s: s.deregistration, f.deregister_ms)
     _burst_rows(t, results.n)
     _footprint_rows(t, results.running, results.n)
     return t.rows
