@@ -120,7 +120,8 @@ class _DockerProbe:
 
     def __call__(self) -> None:
         if self._engine is None:
-            self._engine = self._connect()
+            self._engine = self._connect()  # DockerEngine.connect pings: once is enough
+            return
         try:
             self._engine.ping()
         except BackendError:
