@@ -29,7 +29,7 @@ import dns.rdatatype
 import docker
 import pytest
 
-from harness import TEST_LABEL, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
+from harness import TEST_LABEL, ConsulDevAgent, RegistratorProcess, wait_until
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryRefused
 from registrator.core.model import Check, Service, ServiceID
