@@ -1,5 +1,6 @@
-"""The unit tests' fake registry held to the real Consul agent: one set of assertions, run
-against both, so the fake cannot drift from what the agent does with re-registration,
+"""The unit tests' fake registry held to the real Consul agent and to the catalog registry
+(`consul-catalog://`): one set of assertions, run against all three, so neither the fake nor
+catalog mode can drift from what the agent does with re-registration,
 maintenance mode, TTL status, ownership and refused writes. The fake Docker source is held to
 the real engine adapter the same way."""
 
@@ -16,18 +17,29 @@ from registrator.core.errors import RegistryError, RegistryRefused
 from registrator.core.model import OWNER_META_KEY, Check, ContainerID, Service, ServiceID
 from registrator.core.ports import Registry
 from registrator.docker.engine import DockerEngine
+from registrator.registries.catalog.registry import ConsulCatalog
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import ConsulTarget
 from tests.integration.support import Containers
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
-@pytest.fixture(params=["fake", "agent"])
+@pytest.fixture(params=["fake", "agent", "catalog"])
 def registry(request: pytest.FixtureRequest, consul: ConsulDevAgent) -> Iterator[Registry]:
+    """The fake, the agent, and the catalog registry (a node of its own, on the same server)."""
     if request.param == "fake":
         yield FakeConsul()
         return
-    agent = ConsulAgent(ConsulTarget(base_url=f"http://{consul.address}"))
+    target = ConsulTarget(base_url=f"http://{consul.address}")
+    if request.param == "catalog":
+        catalog = ConsulCatalog(target)
+        node = f"contract-node-{uuid.uuid4().hex[:8]}"
+        catalog.own_node(node, "127.0.0.1")
+        yield catalog
+        consul.request("PUT", "/v1/catalog/deregister", {"Node": node})
+        catalog.close()
+        return
+    agent = ConsulAgent(target)
     yield agent
     agent.close()
 
