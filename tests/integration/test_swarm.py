@@ -22,7 +22,7 @@ from typing import Any
 import docker
 import pytest
 
-from harness import ROOT, TEST_LABEL, ConsulDevAgent, free_ports, wait_until
+from harness import ROOT, TEST_LABEL, ConsulDevAgent, wait_until
 from registrator.core.model import ContainerID
 from registrator.docker.engine import DockerEngine
 from tests.integration.support import SESSION, Containers, StartRegistrator, run_registrator
@@ -280,15 +280,16 @@ def test_replicas_register_at_their_overlay_addresses_and_follow_scale_label_upd
 def test_host_mode_port_ignore_and_a_task_on_the_routing_mesh_only(
     consul: ConsulDevAgent, swarm: Swarm, exposing_image: str, identity: str
 ) -> None:
-    [port] = free_ports(1)
+    # Docker picks both published ports (a host port for mode=host, one of the mesh's own)
     host_mode = swarm.create(
-        "--publish", f"published={port},target=80,mode=host", image=exposing_image, network=False
+        "--publish", "target=80,mode=host", image=exposing_image, network=False
     )
     ignored = swarm.create("--container-label", "SERVICE_IGNORE=true", image=exposing_image)
-    mesh_only = swarm.create("--publish", f"{free_ports(1)[0]}:80", image=exposing_image,
-                             network=False)  # fmt: skip
-    for service in (host_mode, ignored, mesh_only):
+    mesh_only = swarm.create("--publish", "target=80", image=exposing_image, network=False)
+    for service in (ignored, mesh_only):
         swarm.running(service, 1)
+    [task] = swarm.running(host_mode, 1)
+    port = int(task["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
 
     done = run_registrator("--resync", "--hostname", identity, consul.uri)
 
