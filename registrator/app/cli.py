@@ -95,6 +95,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
+    if opened.own_node is not None:
+        opened.own_node(identity, settings.ip)
     checked = for_registry(settings, keyed=opened.keyed)
     policy = derive_policy(checked, identity)
     registry = opened.registry
@@ -111,7 +113,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(checked).refresh_interval,
+        refresh_interval=0 if opened.agentless else check_policy(checked).refresh_interval,
         heartbeat=opened.heartbeat,
         heartbeat_interval=opened.heartbeat_interval,
         retry=retry,

@@ -74,6 +74,8 @@ def run(
         print(f"registrator: error: no container {reference!r} (name or ID)", file=sys.stderr)
         return 1
     policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
+    if opened.own_node is not None:
+        opened.own_node(policy.hostname, settings.ip)
     view = consul_view(opened, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)

@@ -2,6 +2,7 @@
 probe and `explain` all come through `open_registry`.
 
     consul://HOST:PORT, consul-tls://, consul-unix:///path   the local Consul agent (default)
+    consul-catalog://HOST:PORT, consul-catalog-tls://        Consul's catalog, a node of its own
     consulkv://HOST:PORT/PREFIX, consulkv-tls://...          Consul's KV store
     etcd://HOST:PORT/PREFIX                                  etcd v3
     skydns2://HOST:PORT/DOMAIN                               CoreDNS's etcd layout, in etcd v3
@@ -27,7 +28,10 @@ from registrator.registries.etcd.store import EtcdStore
 from registrator.registries.kv.layout import Layout, skydns_prefix
 from registrator.registries.kv.leased import LeasedRegistry
 
-SCHEMES = "consul, consul-tls, consul-unix, consulkv, consulkv-tls, etcd or skydns2"
+SCHEMES = (
+    "consul, consul-tls, consul-unix, consul-catalog, consul-catalog-tls, consulkv, "
+    "consulkv-tls, etcd or skydns2"
+)
 #: --ttl's default for the registries whose keys hang on a lease or session
 DEFAULT_LEASE_TTL = 30
 ETCD_PORT = 2379
@@ -55,11 +59,18 @@ class Opened:
     heartbeat_interval: float = 0
     #: the lease or session TTL (`--ttl` for these registries); 0 for the Consul agent
     lease_ttl: int = 0
+    #: the catalog registry's node: named by the host identity, at `--ip` (catalog mode)
+    own_node: Callable[[str, str], None] | None = None
+
+    @property
+    def agentless(self) -> bool:
+        """No agent runs checks: registrator probes them itself (catalog mode)."""
+        return self.own_node is not None
 
     @property
     def keyed(self) -> bool:
         """Services are keys: no checks, no maintenance mode, and `--ttl` is the lease's."""
-        return self.kind != "consul"
+        return self.kind not in {"consul", "consul-catalog"}
 
 
 def open_registry(
@@ -81,6 +92,8 @@ def open_registry(
     if scheme in {"etcd", "skydns2"}:
         registry, where = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
         return _leased(registry, scheme, where, interval=interval, lease=lease)
+    if scheme in {"consul-catalog", "consul-catalog-tls"}:
+        return _catalog(uri, scheme, env=env, timeout=timeout)
     if scheme in {"consulkv", "consulkv-tls"}:
         kv = _consulkv(uri, scheme, lease=lease, health=health, env=env, timeout=timeout)
         return _leased(kv, "consulkv", uri, interval=interval, lease=lease)
@@ -112,6 +125,17 @@ def _leased(
         heartbeat_interval=interval,
         lease_ttl=lease,
     )
+
+
+def _catalog(uri: str, scheme: str, *, env: Mapping[str, str] | None, timeout: float) -> Opened:
+    from registrator.registries.catalog.registry import ConsulCatalog  # noqa: PLC0415
+
+    agent_scheme = "consul-tls" if scheme.endswith("-tls") else "consul"
+    netloc = urlsplit(uri).netloc
+    target = consul_target(f"{agent_scheme}://{netloc}", os.environ if env is None else env)
+    catalog = ConsulCatalog(target, timeout=timeout)
+    ping = lambda seconds: catalog.ping(timeout=seconds)  # noqa: E731
+    return Opened(catalog, "consul-catalog", uri, ping, catalog.close, own_node=catalog.own_node)
 
 
 def _etcd(

@@ -1,5 +1,6 @@
 """One registry contract, held against every registry: the unit tests' fake, the real Consul
-agent, Consul KV and etcd. One set of assertions, so the fake cannot drift from what the agent
+agent, catalog mode (`consul-catalog://`, a node of its own on the same agent), Consul KV and
+etcd. One set of assertions, so the fake cannot drift from what the agent
 does with re-registration, maintenance mode, TTL status, ownership and refused writes, and the
 key-value registries keep the same promises where they hold the same things.
 
@@ -12,9 +13,12 @@ entry in `REGISTRIES`. The fake Docker source is held to the real engine adapter
 from __future__ import annotations
 
 import dataclasses
+import json
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -52,6 +56,7 @@ class Kind:
 REGISTRIES = {
     "fake": Kind(lambda request, prefix: FakeConsul()),
     "agent": Kind(lambda request, prefix: f"consul://{_consul(request).address}"),
+    "catalog": Kind(lambda request, prefix: f"consul-catalog://{_consul(request).address}"),
     "consulkv": Kind(
         lambda request, prefix: f"consulkv://{_consul(request).address}/{prefix}", nodes=False
     ),
@@ -75,8 +80,19 @@ class Registrators:
             opened = open_registry(self._where)
             self._stack.callback(opened.close)
             registry = opened.registry
+            if opened.own_node is not None:  # catalog mode: each host a node of its own
+                node = f"node-{owner}"
+                opened.own_node(node, "127.0.0.1")
+                self._stack.callback(_deregister_node, self._where, node)
         registry.services(owner=owner)
         return registry
+
+
+def _deregister_node(uri: str, node: str) -> None:
+    body = json.dumps({"Node": node}).encode()
+    url = f"http://{urlsplit(uri).netloc}/v1/catalog/deregister"
+    with urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=10):
+        pass
 
 
 @pytest.fixture
