@@ -8,6 +8,7 @@ when it is used: a daemon without them does not carry them in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import sys
@@ -96,7 +97,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = derive_policy(checked, identity)
+    policy = dataclasses.replace(derive_policy(checked, identity), connect=not opened.keyed)
     registry = opened.registry
     reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
     logger.info(

@@ -13,7 +13,15 @@ import pytest
 
 from harness import ConsulDevAgent
 from registrator.core.errors import RegistryError, RegistryRefused
-from registrator.core.model import OWNER_META_KEY, Check, ContainerID, Service, ServiceID
+from registrator.core.model import (
+    OWNER_META_KEY,
+    Check,
+    Connect,
+    ContainerID,
+    Service,
+    ServiceID,
+    Upstream,
+)
 from registrator.core.ports import Registry
 from registrator.docker.engine import DockerEngine
 from registrator.registries.consul.agent import ConsulAgent
@@ -147,3 +155,90 @@ def test_the_fake_docker_source_resolves_a_network_peer_as_the_engine_does(
         assert fake.inspect(ContainerID("0" * 64)) is None
     finally:
         engine.close()
+
+
+def in_mesh(
+    owner: str, *, port: int = 0, address: str = "", checks: tuple[Check, ...] = ()
+) -> Service:
+    """`service(owner)` behind a sidecar with two upstreams."""
+    upstreams = (Upstream("db", 9191), Upstream("pay", 9300, "dc2", "127.0.0.2"))
+    connect = Connect(
+        upstreams=upstreams,
+        local_address="192.0.2.1",
+        local_port=80,
+        address=address,
+        port=port,
+        checks=checks,
+    )
+    return dataclasses.replace(service(owner), connect=connect)
+
+
+def test_a_sidecar_reads_back_as_part_of_its_service(registry: Registry, owner: str) -> None:
+    web = in_mesh(owner)
+    registry.register(web)
+
+    listed = registry.services(owner=owner)
+    asked = registry.services(owner=owner, ids=[web.id])
+
+    assert list(listed) == [web.id]  # not `<id>-sidecar-proxy` beside it
+    assert registry.stored(listed[web.id]) == registry.stored(web)
+    assert registry.stored(asked[web.id]) == registry.stored(web)
+
+
+def test_a_native_app_reads_back_native(registry: Registry, owner: str) -> None:
+    web = dataclasses.replace(service(owner), connect=Connect(native=True))
+    registry.register(web)
+
+    assert registry.stored(registry.services(owner=owner)[web.id]) == registry.stored(web)
+
+
+def test_the_pair_is_in_maintenance_only_when_both_are(registry: Registry, owner: str) -> None:
+    web = in_mesh(owner)
+    registry.register(web)
+    sidecar = web.sidecar_id
+    assert sidecar is not None
+
+    registry.set_maintenance(web.id, enabled=True, reason="draining")
+    half = registry.services(owner=owner)[web.id].maintenance
+    registry.set_maintenance(sidecar, enabled=True, reason="draining")
+    both = registry.services(owner=owner)[web.id].maintenance
+    registry.register(web)
+    after = registry.services(owner=owner)[web.id].maintenance
+
+    assert half not in ("", "draining")
+    assert (both, after) == ("draining", "")
+
+
+def test_a_sidecar_stays_until_removed_or_its_service_is(registry: Registry, owner: str) -> None:
+    web = in_mesh(owner)
+    registry.register(web)
+    registry.register(service(owner))  # the agent leaves the sidecar registered
+    left = registry.services(owner=owner)[web.id].connect
+    assert web.sidecar_id is not None
+    assert web.connect is not None
+    registry.deregister(web.sidecar_id)
+    gone = registry.services(owner=owner)[web.id].connect
+    registry.register(web)
+    registry.deregister(web.id)
+
+    assert left is not None
+    assert left.upstreams == web.connect.upstreams
+    assert gone is None
+    assert registry.services(owner=owner) == {}
+
+
+def test_declared_proxy_checks_read_back_as_registered(registry: Registry, owner: str) -> None:
+    check = Check(
+        f"service:{owner}:web:80-sidecar-proxy:tcp",
+        "proxy",
+        "tcp",
+        (("Interval", "10s"), ("TCP", "127.0.0.1:21999")),
+        "n",
+    )
+    web = in_mesh(owner, port=21999, address="127.0.0.1", checks=(check,))
+    registry.register(web)
+
+    held = registry.services(owner=owner)[web.id]
+    assert registry.stored(held) == registry.stored(web)
+    assert held.connect is not None
+    assert held.connect.port == 21999
