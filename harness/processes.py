@@ -55,6 +55,21 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
+def free_port_range(count: int) -> range:
+    """`count` consecutive ports of PORTS, each free on loopback right now (a range a process
+    allocates from itself, as a Consul agent its sidecar ports)."""
+    while True:
+        start = random.randrange(PORTS.start, PORTS.stop - count)
+        with ExitStack() as stack:
+            try:
+                for port in range(start, start + count):
+                    s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return range(start, start + count)
+
+
 @dataclass
 class RegistratorProcess:
     """The real `registrator` CLI as a user runs it, in a subprocess with its log in a file.
