@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from harness import ConsulDevAgent, RegistratorProcess, consul_binary, free_ports, wait_until
+from harness import ConsulDevAgent, RegistratorProcess, consul_binary, wait_until
+from harness.ports import free_port_range
 from harness.processes import stop_process
 from tests.integration.support import Containers, StartRegistrator, run_registrator
 
@@ -153,7 +154,7 @@ def test_a_request_to_the_upstream_reaches_web_through_mtls_as_intentions_allow(
     proxies: Proxies,
     identity: str,
 ) -> None:
-    [upstream] = free_ports(1)
+    [upstream] = free_port_range(1)  # the client proxy binds it: it must be free now
     started(start_registrator, mesh_agent, identity)
     web = app(containers, "web", SERVICE_CONNECT="sidecar")
     client = app(containers, "client", SERVICE_CONNECT_UPSTREAMS=f"web:{upstream}")
@@ -291,7 +292,7 @@ def test_a_proxy_on_the_host_for_an_internal_app_is_checked_where_it_listens(
     proxies: Proxies,
     identity: str,
 ) -> None:
-    [port] = free_ports(1)
+    [port] = free_port_range(1)  # the proxy binds it
     started(start_registrator, mesh_agent, identity, "--internal")
     env = {"SERVICE_CONNECT_ADDRESS": "127.0.0.1", "SERVICE_CONNECT_PORT": str(port)}
     web = containers.run(

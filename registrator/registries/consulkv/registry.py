@@ -52,6 +52,8 @@ class ConsulKV:
         self._ttl = ttl
         self._health = health
         self._lock = threading.Lock()
+        #: held while a session is created: writes in parallel must not each create one
+        self._creating = threading.Lock()
         self._owner: str | None = None
         self._session = ""
         #: sessions of ours created with another TTL: their keys move to the new session
@@ -171,9 +173,11 @@ class ConsulKV:
             return self._session
 
     def _ensure_session(self) -> str:
+        with self._creating:
+            return self._session or self._create_session()
+
+    def _create_session(self) -> str:
         with self._lock:
-            if self._session:
-                return self._session
             name = self.session_name(self._owner or "")
         body = {"Name": name, "TTL": f"{self._ttl}s", "Behavior": "delete", "LockDelay": "0s"}
         try:

@@ -46,6 +46,8 @@ class EtcdRegistry:
         self._ttl = ttl
         self._health = health
         self._lock = threading.Lock()
+        #: held while a lease is granted: writes in parallel must not each grant one
+        self._granting = threading.Lock()
         self._owner: str | None = None
         #: the lease our keys hang on (0: none yet, or lost)
         self._lease = 0
@@ -168,9 +170,11 @@ class EtcdRegistry:
             return self._lease
 
     def _ensure_lease(self) -> int:
+        with self._granting:
+            return self._lease or self._grant()
+
+    def _grant(self) -> int:
         with self._lock:
-            if self._lease:
-                return self._lease
             owner = self._owner or ""
         lease = self._gateway.grant(self._ttl)
         record = {"lease": str(lease), "prefix": self._layout.prefix, "ttl": self._ttl}
