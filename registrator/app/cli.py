@@ -8,6 +8,7 @@ when it is used: a daemon without them does not carry them in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import sys
@@ -98,7 +99,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     if opened.own_node is not None:
         opened.own_node(identity, settings.ip)
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = derive_policy(checked, identity)
+    policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
     registry = opened.registry
     reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
     logger.info(
