@@ -10,10 +10,12 @@ import it; it imports neither, and the wheel does not ship it.
     consul      ConsulDevAgent
     prometheus  PrometheusServer
     dockerd     PrivateDockerd
+    podman      PodmanService
 """
 
 from harness.consul import ConsulDevAgent, consul_binary
 from harness.dockerd import PrivateDockerd
+from harness.podman import PodmanService
 from harness.processes import CLI, RegistratorProcess, free_ports, stop_process
 from harness.prometheus import PrometheusServer, prometheus_binary
 from harness.stack import CACHE, ROOT, TEST_IMAGE, TEST_LABEL
@@ -26,6 +28,7 @@ __all__ = [
     "TEST_IMAGE",
     "TEST_LABEL",
     "ConsulDevAgent",
+    "PodmanService",
     "PrivateDockerd",
     "PrometheusServer",
     "RegistratorProcess",
