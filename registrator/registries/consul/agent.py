@@ -35,6 +35,9 @@ from registrator.registries.consul.payload import (
 from registrator.registries.consul.target import ConsulTarget
 from registrator.wire import TRANSPORT_ERRORS, Answer, Connections, Endpoint, path_segment
 
+#: what a 403 from the agent means
+ACL_HINT = "the ACL token needs agent:read and service:write (see README, ACL)"
+
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
 #: Consul's own checks (maintenance mode) start with this: never registrator's to compare.
@@ -230,7 +233,7 @@ class ConsulAgent:
             return answer
         detail = f"{method} {path}: {answer.status} {answer.text.strip()[:200]}"
         if answer.status == 403:
-            raise RegistryDenied(detail)
+            raise RegistryDenied(detail, hint=ACL_HINT)
         if answer.status == 400 or _refused_500(answer):
             raise RegistryRefused(detail)
         if answer.status >= 500:
