@@ -22,7 +22,7 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
-from registrator.core.policy import DEFAULT_DRIVEN_TTL, CheckPolicy, Policy
+from registrator.core.policy import CheckPolicy, Policy
 from registrator.docker.inspect import container_from_inspect
 from tests.support import load_fixture
 
@@ -294,7 +294,7 @@ def test_bad_input_holds_that_check_critical_and_names_key_and_value(
     assert check.kind == "ttl"
     assert check.status == "critical"
     assert f"SERVICE_CHECK_{key}={value}" in check.output
-    assert definition(check) == {"TTL": f"{DEFAULT_DRIVEN_TTL}s"}
+    assert definition(check) == {"TTL": "600s"}
 
 
 def test_a_bad_key_spoils_only_the_checks_it_applies_to() -> None:
@@ -379,23 +379,25 @@ def test_check_keys_never_leak_into_meta() -> None:
 
 
 @pytest.mark.parametrize(
-    ("health", "initial", "status"),
+    ("health", "initial", "status", "output"),
     [
-        (Health("starting"), None, "critical"),
-        (Health("starting"), "warning", "warning"),
-        (Health("healthy", "ok"), "warning", "passing"),
-        (Health("unhealthy", "boom"), None, "critical"),
+        (Health("starting"), None, "critical", "Docker health: starting"),
+        (Health("starting"), "warning", "warning", "Docker health: starting"),
+        (Health("healthy", "ok"), "warning", "passing", "ok"),
+        (Health("unhealthy", "boom"), None, "critical", "boom"),
     ],
 )
-def test_docker_health_is_mirrored(health: Health, initial: str | None, status: str) -> None:
+def test_docker_health_is_mirrored(
+    health: Health, initial: str | None, status: str, output: str
+) -> None:
     env = {"SERVICE_CHECK_INITIAL_STATUS": initial} if initial else {}
 
     (check,) = checks_of(app(env, health=health)).values()
 
-    assert check.id == f"service:{SID}:docker-health"
+    assert check.id == "service:h:app:80:docker-health"
     assert (check.kind, check.status) == ("ttl", status)
-    assert check.output == (health.output or f"Docker health: {health.status}")
-    assert definition(check) == {"TTL": f"{DEFAULT_DRIVEN_TTL}s"}
+    assert check.output == output
+    assert definition(check) == {"TTL": "600s"}  # ten minutes, with no --ttl
 
 
 def test_docker_health_status_is_not_part_of_the_definition() -> None:
@@ -429,7 +431,7 @@ def test_ttl_option_adds_a_passing_check_to_every_service_and_sets_driven_ttls()
 
 @pytest.mark.parametrize(
     ("ttl", "refresh", "interval"),
-    [(0, 0, DEFAULT_DRIVEN_TTL / 3), (30, 0, 10.0), (30, 5, 5.0)],
+    [(0, 0, 200.0), (30, 0, 10.0), (30, 5, 5.0)],
 )
 def test_driven_checks_are_refreshed_well_within_their_ttl(
     ttl: int, refresh: int, interval: float
