@@ -27,10 +27,10 @@ from registrator.core.plan import (
     SetMaintenance,
     Stored,
     plan,
-    reported,
 )
 from registrator.core.policy import Policy
 from registrator.docker.engine import DockerEngine
+from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
 
 #: Seconds to wait for Docker or Consul: explain is interactive.

@@ -26,7 +26,8 @@ from registrator.core.errors import (
     RegistryUnavailable,
 )
 from registrator.core.model import OWNER_META_KEY, SIDECAR_SUFFIX, Check, Service, ServiceID
-from registrator.core.plan import reported
+from registrator.core.plan import Action
+from registrator.registries.consul.held import applied, reported
 from registrator.registries.consul.payload import (
     check_from_agent,
     service_payload,
@@ -166,6 +167,9 @@ class ConsulAgent:
     def stored(self, service: Service) -> Service:
         """The agent holds the whole service; it reports checks back without definitions."""
         return reported(service)
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        return applied(action, held, self.stored)
 
     def update_ttl(self, check: Check) -> None:
         """Set a TTL check's status and output; this also restarts its TTL."""
