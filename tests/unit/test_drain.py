@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from harness import wait_until
 from registrator.app.explain import ConsulView, report
 from registrator.app.metrics import Metrics
 from registrator.app.settings import Settings, derive_policy
@@ -21,7 +22,8 @@ from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass, Pending
-from tests.unit.fakes import FakeConsul, FakeDocker
+from tests.support import running
+from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 from tests.unit.test_cli import settings_from
 
 POLICY = Policy(hostname="h", advertise_address="10.0.0.9")
@@ -443,18 +445,25 @@ def test_work_keeps_the_signals_since_the_last_start(
     assert work.changes().signalled == {c: frozenset(s) for c, s in signalled.items()}
 
 
-def test_the_worker_wakes_for_the_next_drain_deadline(
+def test_the_loop_lifts_a_drain_at_its_deadline_with_no_timer_to_wake_it(
     docker: FakeDocker, consul: FakeConsul
 ) -> None:
-    r = started(docker, consul, web(stop_timeout=0))
-    daemon = Daemon(r, None, retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
-    assert daemon._timeout(Pending()) is None
+    """The worker may sleep with no deadline at all: the lane that starts a drain wakes it to
+    set its alarm for the drain's deadline (stop timeout 0 plus five seconds, real ones: the
+    worker's sleep is), and at that alarm it reads its own clock to lift it."""
+    events, clock, drains = FakeEvents(), FakeClock(), Drains()
+    docker.add(web(stop_timeout=0))
+    r = Reconciler(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
+    daemon = Daemon(r, events, retry=RetryPolicy.without_waits(), clock=clock)
 
-    r.changes(killed(15))
-
-    timeout = daemon._timeout(Pending())
-    assert timeout is not None
-    assert 0 < timeout <= 5
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        events.push(Event(C1, "kill", signal=15))
+        wait_until(lambda: drains.seen == [False], what="the drain")
+        wait_until(lambda: consul.registered[SID].maintenance == DRAINING, what="draining")
+        clock.advance(3600)  # when the alarm rings, the daemon's clock says the drain is due
+        wait_until(lambda: drains.seen == [False, True], timeout=30, what="the drain lifted")
+        wait_until(lambda: not consul.registered[SID].maintenance, what="maintenance ended")
 
 
 # -- what operators see: options, metrics, explain ----------------------------------------
