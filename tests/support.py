@@ -1,8 +1,12 @@
-"""What the unit tests share: captured `docker inspect` output, and the daemon's loop run on a
-thread of its own (the real stack's helpers are `harness`)."""
+"""What the unit tests share: captured `docker inspect` output, the usual policy and container,
+and the daemon's loop run on a thread of its own (the real stack's helpers are `harness`).
+
+Their fixtures are in tests/unit/conftest.py; tests import names from here, never from conftest.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -10,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from registrator.core.model import Binding, Container, ContainerID, Port
+from registrator.core.policy import Policy
 from registrator.runtime.daemon import Daemon
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -30,3 +36,14 @@ def running(daemon: Daemon) -> Iterator[threading.Thread]:
     finally:
         daemon.request_stop()
         thread.join(timeout=15)
+
+
+#: The policy most unit tests derive with: host identity `h`, agent address 10.0.0.5.
+POLICY = Policy(hostname="h", advertise_address="10.0.0.5")
+
+
+def web(cid: str = "c1", name: str = "web", *, host_port: int = 32768, **changes: Any) -> Container:
+    """A running nginx container publishing 80/tcp on `host_port`, with any field changed."""
+    port = Port(80, "tcp", (Binding("0.0.0.0", host_port),))
+    base = Container(ContainerID(cid), name, "nginx", ports=(port,))
+    return dataclasses.replace(base, **changes)

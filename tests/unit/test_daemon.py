@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from harness import wait_until
-from registrator.core.model import Binding, Container, ContainerID, Health, Port, ServiceID
+from registrator.core.model import ContainerID, Health, ServiceID
 from registrator.core.policy import Policy
 from registrator.docker.events import Event
 from registrator.runtime.daemon import Daemon
@@ -16,7 +16,7 @@ from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import FullPass, Pending, Timer
-from tests.support import running
+from tests.support import running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 
 
@@ -30,10 +30,6 @@ def make() -> tuple[Daemon, FakeDocker, FakeConsul]:
     reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
     daemon = Daemon(reconciler, NoEvents(), retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
     return daemon, docker, consul
-
-
-def web(name: str = "web", cid: str = "c") -> Container:
-    return Container(ContainerID(cid), name, "img", ports=(Port(80, "tcp", (Binding("", 1),)),))
 
 
 def test_work_coalesces_containers_and_full_requests() -> None:
@@ -100,7 +96,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
     docker.add(web())
     consul.down = True
 
-    owed = daemon.step(Pending(containers={ContainerID("c")}))
+    owed = daemon.step(Pending(containers={ContainerID("c1")}))
 
     assert owed.full == FullPass()
     consul.down = False
@@ -111,12 +107,12 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 
 def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
     daemon, docker, consul = make()
-    docker.add(web("old"))
+    docker.add(web(name="old"))
     daemon.step(Pending(full=FullPass()))
-    docker.add(web("new"))
+    docker.add(web(name="new"))
     consul.down = True
 
-    owed = daemon.step(Pending(containers={ContainerID("c")}))
+    owed = daemon.step(Pending(containers={ContainerID("c1")}))
     consul.down = False
     daemon.step(owed)
 
@@ -157,7 +153,7 @@ def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon.step(Pending(full=FullPass()))
     docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
 
-    daemon.step(Pending(full=full, containers={ContainerID("c")}))
+    daemon.step(Pending(full=full, containers={ContainerID("c1")}))
 
     (check,) = consul.registered[ServiceID("h:web:80")].checks
     assert (check.status, check.output) == ("passing", "ok")
@@ -172,19 +168,20 @@ def looping(docker: FakeDocker, consul: FakeConsul, **options: Any) -> tuple[Dae
     return Daemon(reconciler, events, retry=RetryPolicy.without_waits(), **options), events
 
 
-def test_the_loop_registers_what_runs_then_follows_events_until_asked_to_stop() -> None:
-    docker, consul = FakeDocker(), FakeConsul()
+def test_the_loop_registers_what_runs_then_follows_events_until_asked_to_stop(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
     docker.add(web())
     daemon, events = looping(docker, consul)
 
     with running(daemon) as thread:
         assert daemon.reconciled.wait(timeout=15)
         assert list(consul.registered) == ["h:web:80"]
-        docker.add(web("api", "d"))
+        docker.add(web("d", "api"))
         events.push(Event(ContainerID("d"), "start"))
         wait_until(lambda: "h:api:80" in consul.registered, what="the started container")
-        del docker.containers_by_id[ContainerID("c")]
-        events.push(Event(ContainerID("c"), "die", exit_code=0))
+        del docker.containers_by_id[ContainerID("c1")]
+        events.push(Event(ContainerID("c1"), "die", exit_code=0))
         wait_until(lambda: "h:web:80" not in consul.registered, what="the dead one gone")
 
     assert not thread.is_alive()
@@ -200,15 +197,17 @@ class Failures(NullObserver):
         self.seen.append(kind)
 
 
-def test_an_event_that_fails_owes_the_worker_a_full_pass() -> None:
-    docker, consul, failures = FakeDocker(), FakeConsul(), Failures()
+def test_an_event_that_fails_owes_the_worker_a_full_pass(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    failures = Failures()
     daemon, events = looping(docker, consul, observer=failures)
 
     with running(daemon):
         assert daemon.reconciled.wait(timeout=15)
         docker.add(web())
         consul.down = True
-        events.push(Event(ContainerID("c"), "start"))
+        events.push(Event(ContainerID("c1"), "start"))
         wait_until(lambda: failures.seen, what="the event's failed reconcile")
         consul.down = False
         wait_until(lambda: "h:web:80" in consul.registered, what="the owed pass")
@@ -216,10 +215,11 @@ def test_an_event_that_fails_owes_the_worker_a_full_pass() -> None:
     assert failures.seen[0] == "reconcile.failed"
 
 
-def test_the_agent_check_runs_when_the_daemons_clock_reaches_it() -> None:
+def test_the_agent_check_runs_when_the_daemons_clock_reaches_it(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
     """A worker asleep with its timer due is woken by its next work: here a lane's, after a
     `kill` (a drain may have started); the timer is read on the daemon's clock."""
-    docker, consul = FakeDocker(), FakeConsul()
     docker.add(web())
     clock = FakeClock()
     daemon, events = looping(docker, consul, agent_check_interval=60, clock=clock)
@@ -231,7 +231,7 @@ def test_the_agent_check_runs_when_the_daemons_clock_reaches_it() -> None:
         events.push(Event(ContainerID("gone"), "kill", signal=1))
         wait_until(lambda: "h:web:80" in consul.registered, what="the agent check's repair")
 
-    assert docker.inspected.count(ContainerID("c")) == 1  # the start-up's: the check reads none
+    assert docker.inspected.count(ContainerID("c1")) == 1  # the start-up's: the check reads none
 
 
 def test_timers_fire_on_their_clock_and_an_interval_of_0_never_does() -> None:

@@ -13,8 +13,8 @@ from registrator.app.metrics import Metrics
 from registrator.app.settings import Settings, derive_policy
 from registrator.core.decide import PAUSED, decide
 from registrator.core.drain import DRAINING, signal_name, signal_number
-from registrator.core.model import Binding, Container, ContainerID, Port, ServiceID
-from registrator.core.policy import DrainMode, Policy
+from registrator.core.model import Container, ContainerID, ServiceID
+from registrator.core.policy import DrainMode
 from registrator.docker.events import Event, event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.runtime.daemon import Daemon
@@ -22,18 +22,12 @@ from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass, Pending
-from tests.support import running
+from tests.support import POLICY, running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 from tests.unit.test_cli import settings_from
 
-POLICY = Policy(hostname="h", advertise_address="10.0.0.9")
 SID = ServiceID("h:web:80")
 C1 = ContainerID("c1")
-
-
-def web(**changes: Any) -> Container:
-    base = Container(C1, "web", "nginx", ports=(Port(80, "tcp", (Binding("0.0.0.0", 32768),)),))
-    return dataclasses.replace(base, **changes)
 
 
 # -- the stop signal, as Docker writes it -------------------------------------------------
@@ -162,16 +156,6 @@ def test_bad_drain_declarations_are_problems_and_the_default_applies() -> None:
 
 
 # -- the runtime: from the event alone, bounded, kept across resyncs ---------------------
-
-
-@pytest.fixture
-def docker() -> FakeDocker:
-    return FakeDocker()
-
-
-@pytest.fixture
-def consul() -> FakeConsul:
-    return FakeConsul()
 
 
 def reconciler(docker: FakeDocker, consul: FakeConsul, **policy: Any) -> Reconciler:
