@@ -42,25 +42,17 @@ def test_work_coalesces_containers_and_full_requests() -> None:
     assert work.containers == {"a", "b"}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Event:
-    container: ContainerID
-    action: str
-    exit_code: int | None = None
-    signal: int | None = None
-
-
 @pytest.mark.parametrize(
     ("events", "exited"),
     [
-        ([_Event(ContainerID("a"), "die", 1)], {"a": 1}),
-        ([_Event(ContainerID("a"), "die", 0), _Event(ContainerID("a"), "disconnect")], {"a": 0}),
-        ([_Event(ContainerID("a"), "die", 0), _Event(ContainerID("a"), "start")], {}),
-        ([_Event(ContainerID("a"), "start"), _Event(ContainerID("a"), "die", 2)], {"a": 2}),
+        ([Event(ContainerID("a"), "die", 1)], {"a": 1}),
+        ([Event(ContainerID("a"), "die", 0), Event(ContainerID("a"), "disconnect")], {"a": 0}),
+        ([Event(ContainerID("a"), "die", 0), Event(ContainerID("a"), "start")], {}),
+        ([Event(ContainerID("a"), "start"), Event(ContainerID("a"), "die", 2)], {"a": 2}),
     ],
 )
 def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
-    events: list[_Event], exited: dict[str, int]
+    events: list[Event], exited: dict[str, int]
 ) -> None:
     work = Pending()
     for event in events:
@@ -85,7 +77,7 @@ def test_work_knows_containers_with_only_network_events(
 ) -> None:
     work = Pending()
     for action in actions:
-        work.add(_Event(ContainerID("a"), action, 0 if action == "die" else None))
+        work.add(Event(ContainerID("a"), action, 0 if action == "die" else None))
 
     assert work.containers == {"a"}
     assert ("a" in work.network_only) is network_only

@@ -398,27 +398,19 @@ def test_many_containers_signalled_in_one_batch_are_drained_in_one_pass(
 # -- the worker: what events pile up, and when it wakes -----------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Event:
-    container: ContainerID
-    action: str
-    exit_code: int | None = None
-    signal: int | None = None
-
-
 @pytest.mark.parametrize(
     ("events", "signalled", "signal_only"),
     [
-        ([_Event(C1, "kill", signal=15)], {C1: {15}}, True),
-        ([_Event(C1, "kill", signal=1), _Event(C1, "kill", signal=15)], {C1: {1, 15}}, True),
-        ([_Event(C1, "kill", signal=15), _Event(C1, "start")], {}, False),
-        ([_Event(C1, "start"), _Event(C1, "kill", signal=15)], {C1: {15}}, False),
-        ([_Event(C1, "kill", signal=15), _Event(C1, "die", 143)], {C1: {15}}, False),
-        ([_Event(C1, "kill")], {}, True),
+        ([Event(C1, "kill", signal=15)], {C1: {15}}, True),
+        ([Event(C1, "kill", signal=1), Event(C1, "kill", signal=15)], {C1: {1, 15}}, True),
+        ([Event(C1, "kill", signal=15), Event(C1, "start")], {}, False),
+        ([Event(C1, "start"), Event(C1, "kill", signal=15)], {C1: {15}}, False),
+        ([Event(C1, "kill", signal=15), Event(C1, "die", 143)], {C1: {15}}, False),
+        ([Event(C1, "kill")], {}, True),
     ],
 )
 def test_work_keeps_the_signals_since_the_last_start(
-    events: list[_Event], signalled: dict[str, set[int]], signal_only: bool
+    events: list[Event], signalled: dict[str, set[int]], signal_only: bool
 ) -> None:
     work = Pending()
     for event in events:
