@@ -22,9 +22,9 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
-from registrator.core.policy import CheckPolicy, Policy
+from registrator.core.policy import CheckPolicy
 from registrator.docker.inspect import container_from_inspect
-from tests.support import load_fixture
+from tests.support import POLICY, load_fixture
 
 SID = "h:app:80"
 
@@ -41,9 +41,7 @@ def app(env: dict[str, str] | None = None, **changes: Any) -> Container:
 
 
 def derived(container: Container, **policy: Any) -> Derivation:
-    return derive(
-        container, Policy(hostname="h", advertise_address="10.0.0.5", checks=CheckPolicy(**policy))
-    )
+    return derive(container, dataclasses.replace(POLICY, checks=CheckPolicy(**policy)))
 
 
 def checks_of(container: Container, **policy: Any) -> dict[str, Check]:
@@ -461,7 +459,7 @@ def test_a_captured_unhealthy_container_gets_a_critical_mirror_with_the_probe_ou
 
 def test_checks_of_an_internal_service_probe_the_container_address_and_port() -> None:
     c = app({"SERVICE_CHECK_HTTP": "/h"}, networks={"bridge": NetworkAddress("172.17.0.9")})
-    policy = Policy(hostname="h", advertise_address="10.0.0.5", internal=True)
+    policy = dataclasses.replace(POLICY, internal=True)
 
     (service,) = derive(c, policy).services
 
