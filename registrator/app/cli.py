@@ -97,7 +97,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = dataclasses.replace(derive_policy(checked, identity), connect=not opened.keyed)
+    policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
     registry = opened.registry
     reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
     logger.info(

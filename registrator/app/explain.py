@@ -74,7 +74,7 @@ def run(
         print(f"registrator: error: no container {reference!r} (name or ID)", file=sys.stderr)
         return 1
     policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
-    policy = dataclasses.replace(policy, connect=not opened.keyed)
+    policy = dataclasses.replace(policy, connect=opened.kind == "consul")
     view = consul_view(opened, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)

@@ -215,6 +215,26 @@ def test_docker_stop_drains_web_and_its_sidecar_and_the_die_removes_both(
     )
 
 
+def test_pause_puts_web_and_its_sidecar_in_maintenance_and_unpause_lifts_both(
+    mesh_agent: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    started(start_registrator, mesh_agent, identity)
+    web = containers.run(ports=LOOPBACK, env={"SERVICE_CONNECT": "sidecar"})
+    pair = (service_id(containers, identity, web), service_id(containers, identity, web) + SIDECAR)
+    registered(mesh_agent, *pair)
+
+    containers.api.pause(web)
+    wait_until(
+        lambda: all(maintenance(mesh_agent, sid) for sid in pair), what="both in maintenance"
+    )
+    containers.api.unpause(web)
+    wait_until(lambda: not any(maintenance(mesh_agent, sid) for sid in pair), what="both out of it")
+    assert set(pair) <= set(mesh_agent.services())
+
+
 def test_a_burst_of_connect_containers_leaves_nothing_stale(
     mesh_agent: ConsulDevAgent,
     containers: Containers,
