@@ -377,3 +377,62 @@ def test_connect_keys_are_ignored_in_consul_kv_with_one_line(
     wait_until(lambda: keys() == 2, what="both registered as keys all the same")
     [line] = [line for line in reg.log.splitlines() if "connect.ignored" in line]
     assert any(f"container={containers.name(c)} " in line for c in asking)
+
+
+#: what the Debian-built consul binary needs in a busybox container beside itself
+LIBRARIES = ("/lib64", "/lib/x86_64-linux-gnu")
+
+
+def test_sidecars_in_the_apps_network_namespaces_with_internal(
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+    tmp_path: Path,
+) -> None:
+    """`docker run --network container:<app> ... consul connect proxy -sidecar-for <id>`: the
+    proxies reach the agent over its unix socket, mounted in, and each other at the apps'
+    container addresses; the request is made from inside the client container."""
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    config = {"addresses": {"http": f"127.0.0.1 unix://{sockets}/consul.sock"}}
+    agent = ConsulDevAgent(tmp_path / "consul", extra_config=config, sidecar_ports=4).start()
+    proxies: list[str] = []
+    try:
+        started(start_registrator, agent, identity, "--internal")
+        web = containers.run(expose=[80], env={"SERVICE_NAME": "web", "SERVICE_CONNECT": "sidecar"})
+        containers.exec(web, "sh", "-c", "echo hello-web > /www/index.html")
+        client = containers.run(
+            expose=[80], env={"SERVICE_NAME": "client", "SERVICE_CONNECT_UPSTREAMS": "web:9191"}
+        )
+        ids = {c: service_id(containers, identity, c) for c in (web, client)}
+        listed = registered(agent, *(f"{i}{SIDECAR}" for i in ids.values()))
+        sidecar = listed[f"{ids[web]}{SIDECAR}"]
+        assert sidecar["Proxy"]["LocalServiceAddress"] == containers.address(web)
+
+        binds = [f"{consul_binary()}:/consul:ro", f"{sockets}:/run/consul"]
+        binds += [f"{path}:{path}:ro" for path in LIBRARIES]
+        for app_container, sid in ids.items():
+            command = ["/consul", "connect", "proxy", "-sidecar-for", sid]
+            command += ["-http-addr", "unix:///run/consul/consul.sock", "-log-level", "debug"]
+            proxy = containers.run(command, network_mode=f"container:{app_container}", binds=binds)
+            proxies.append(proxy)
+
+        def through_the_mesh() -> str:
+            # busybox's wget crashes on this image; its nc speaks HTTP/1.0 well enough
+            request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 9191"
+            asked = ["sh", "-c", request]
+            answer = containers.api.exec_start(containers.api.exec_create(client, asked))
+            return str(answer.decode(errors="replace").strip().rpartition("\n")[2])
+
+        wait_until(lambda: through_the_mesh() == "hello-web", timeout=60, what="web via mTLS")
+
+        def passing() -> bool:
+            checks = (agent.get("/v1/agent/checks") or {}).values()
+            mine = [c["Status"] for c in checks if c["ServiceID"] == f"{ids[web]}{SIDECAR}"]
+            return bool(mine) and set(mine) == {"passing"}
+
+        wait_until(passing, timeout=60, what="Consul's own checks pass at the container address")
+    finally:
+        for proxy in proxies:  # shown when the test failed
+            print(f"--- proxy {proxy[:12]} ---\n{containers.api.logs(proxy).decode()[-5000:]}")
+        agent.stop()
