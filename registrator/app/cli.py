@@ -96,6 +96,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
+    if opened.own_node is not None:
+        opened.own_node(identity, settings.ip)
     checked = for_registry(settings, keyed=opened.keyed)
     policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
     registry = opened.registry
@@ -103,6 +105,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     logger.info(
         "registrator.started", version=__version__, hostname=identity, registry=opened.where
     )
+    for limitation in docker.limitations():
+        logger.warning("docker.limitation", limitation=limitation)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
@@ -112,7 +116,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(checked).refresh_interval,
+        refresh_interval=0 if opened.agentless else check_policy(checked).refresh_interval,
         heartbeat=opened.heartbeat,
         heartbeat_interval=opened.heartbeat_interval,
         retry=retry,

@@ -27,10 +27,10 @@ from registrator.core.plan import (
     SetMaintenance,
     Stored,
     plan,
-    reported,
 )
 from registrator.core.policy import Policy
 from registrator.docker.engine import DockerEngine
+from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
@@ -74,6 +74,8 @@ def run(
         print(f"registrator: error: no container {reference!r} (name or ID)", file=sys.stderr)
         return 1
     policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
+    if opened.own_node is not None:
+        opened.own_node(policy.hostname, settings.ip)
     policy = dataclasses.replace(policy, connect=opened.kind == "consul")
     view = consul_view(opened, policy)
     if view.address and not policy.host_ip:

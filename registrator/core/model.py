@@ -254,10 +254,6 @@ class Service:
     container: str = field(default="", compare=False)
 
     @property
-    def owner(self) -> str | None:
-        return dict(self.meta).get(OWNER_META_KEY)
-
-    @property
     def sidecar_id(self) -> ServiceID | None:
         """The ID of the sidecar proxy the agent registers with this service, if it has one."""
         if self.connect is None or self.connect.native:

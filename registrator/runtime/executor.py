@@ -138,16 +138,17 @@ class Executor:
 
     def report_denied(self, error: RegistryDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
-        self._observer.failed("consul.permission_denied")
-        if self._denied_reported:
-            logger.debug("consul.permission_denied", error=str(error))
+        self._observer.failed("registry.permission_denied")
+        with self._lock:  # lanes and full passes may be refused at the same moment
+            reported, self._denied_reported = self._denied_reported, True
+        if reported:
+            logger.debug("registry.permission_denied", error=str(error))
             return
         logger.error(
-            "consul.permission_denied",
+            "registry.permission_denied",
             error=str(error),
-            hint="the ACL token needs agent:read and service:write (see README, ACL)",
+            hint=error.hint,
         )
-        self._denied_reported = True
 
     def _substituted(self, service: Service) -> bool:
         with self._lock:
@@ -224,8 +225,8 @@ class Executor:
                 self._record(UpdateCheck(service.id, check))
 
     def _failed(self, service_id: ServiceID, error: RegistryError, errors: list[str]) -> bool:
-        logger.error("consul.write_failed", service=service_id, error=str(error))
-        self._observer.failed("consul.write_failed")
+        logger.error("registry.write_failed", service=service_id, error=str(error))
+        self._observer.failed("registry.write_failed")
         errors.append(f"{service_id}: {error}")
         return False
 

@@ -271,12 +271,12 @@ def _note_connect(container: Container, derivation: Derivation) -> bool:
     """Connect asked where it cannot be honoured: said once per process (True once said)."""
     if not derivation.connect_ignored:
         return False
-    where = "on Swarm tasks" if container.swarm is not None else "with this registry"
+    where = "a Swarm task" if container.swarm is not None else "this registry (no Consul agent)"
     logger.warning(
         "connect.ignored",
         container=container.name,
         key=derivation.connect_ignored,
-        reason=f"Consul Connect keys are ignored {where}: only the Consul agent registers "
+        reason=f"Consul Connect keys are ignored for {where}: only the Consul agent registers "
         "sidecars, and only for plain containers (said once, for the first container asking)",
     )
     return True

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
+    OWNER_META_KEY,
     SIDECAR_SUFFIX,
     Check,
     Connect,
@@ -20,7 +21,8 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
-from registrator.core.plan import reported
+from registrator.core.plan import Action
+from registrator.registries.consul.held import applied, reported
 
 
 @dataclass
@@ -83,7 +85,7 @@ class FakeConsul:
         found = {
             k: self._with_sidecar(v)
             for k, v in self.registered.items()
-            if (owner is None or v.owner == owner) and (ids is None or k in ids)
+            if owner in {None, dict(v.meta).get(OWNER_META_KEY)} and (ids is None or k in ids)
         }
         if with_checks:
             return found
@@ -105,6 +107,9 @@ class FakeConsul:
 
     def stored(self, service: Service) -> Service:
         return reported(service)
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        return applied(action, held, self.stored)
 
     def register(self, service: Service) -> None:
         self._check()
