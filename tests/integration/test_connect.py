@@ -356,27 +356,28 @@ def test_resync_dry_run_and_explain_show_the_sidecar_and_an_idle_resync_writes_n
     assert "    in Consul: registered, up to date" in lines
 
 
-def test_connect_keys_are_ignored_in_consul_kv_with_one_line(
+@pytest.mark.parametrize("scheme", ["consulkv", "consul-catalog"])
+def test_connect_keys_are_ignored_without_the_agent_with_one_line(
     mesh_agent: ConsulDevAgent,
     containers: Containers,
     start_registrator: StartRegistrator,
     identity: str,
+    scheme: str,
 ) -> None:
+    """Consul KV and catalog mode: the services register, their Connect keys are ignored."""
     asking = [
         app(containers, "first", SERVICE_CONNECT="sidecar"),
         app(containers, "second", SERVICE_CONNECT="native"),
     ]
-    reg = start_registrator("--hostname", identity, f"consulkv://{mesh_agent.address}/{identity}")
+    uri = f"{scheme}://{mesh_agent.address}" + (f"/{identity}" if scheme == "consulkv" else "")
+    reg = start_registrator("--hostname", identity, "--ip", "127.0.0.1", uri)
 
-    def keys() -> int:
-        try:
-            return len(mesh_agent.get(f"/v1/kv/{identity}?recurse=true") or ())
-        except urllib.error.HTTPError:
-            return 0  # none yet
-
-    wait_until(lambda: keys() == 2, what="both registered as keys all the same")
+    wait_until(
+        lambda: reg.log.count("service.registered") >= 2, what="both registered all the same"
+    )
     [line] = [line for line in reg.log.splitlines() if "connect.ignored" in line]
     assert any(f"container={containers.name(c)} " in line for c in asking)
+    assert not any(SIDECAR in sid for sid in mesh_agent.services())
 
 
 #: what the Debian-built consul binary needs in a busybox container beside itself
