@@ -193,7 +193,7 @@ def test_docker_stop_drains_web_and_its_sidecar_and_the_die_removes_both(
 ) -> None:
     started(start_registrator, mesh_agent, identity)
     web = containers.run(
-        ports=LOOPBACK, env={"SERVICE_CONNECT": "sidecar"}, create={"stop_timeout": 10}
+        ports=LOOPBACK, env={"SERVICE_CONNECT": "sidecar"}, create={"stop_timeout": 20}
     )
     web_id = service_id(containers, identity, web)
     registered(mesh_agent, web_id, f"{web_id}{SIDECAR}")
@@ -203,7 +203,7 @@ def test_docker_stop_drains_web_and_its_sidecar_and_the_die_removes_both(
     try:
         wait_until(
             lambda: maintenance(mesh_agent, web_id) and maintenance(mesh_agent, web_id + SIDECAR),
-            timeout=8,
+            timeout=15,  # within the 20 s docker stop waits for httpd (PID 1 ignores TERM)
             what="web and its sidecar in maintenance at the stop signal",
         )
     finally:
