@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from registrator.core.events import ContainerEvent
 from registrator.core.model import Binding, Container, ContainerID, Port
 from registrator.core.policy import Policy
+from registrator.docker.events import HAPPENED
 from registrator.runtime.daemon import Daemon
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -47,3 +49,10 @@ def web(cid: str = "c1", name: str = "web", *, host_port: int = 32768, **changes
     port = Port(80, "tcp", (Binding("0.0.0.0", host_port),))
     base = Container(ContainerID(cid), name, "nginx", ports=(port,))
     return dataclasses.replace(base, **changes)
+
+
+def docker_event(
+    container: str, action: str, exit_code: int | None = None, signal: int | None = None
+) -> ContainerEvent:
+    """The event the Docker adapter makes of Docker's `action` (`start`, `die`, `kill`...)."""
+    return ContainerEvent(ContainerID(container), HAPPENED[action], exit_code, signal)

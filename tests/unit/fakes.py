@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
+from registrator.core.events import EngineEvent
 from registrator.core.model import (
     OWNER_META_KEY,
     SIDECAR_SUFFIX,
@@ -25,7 +26,6 @@ from registrator.core.model import (
     ServiceID,
 )
 from registrator.core.plan import Action
-from registrator.docker.events import Event, ServiceEvent
 from registrator.registries.consul.held import applied, reported
 
 
@@ -69,7 +69,7 @@ class FakeEvents:
     (the daemon's, on stop) ends it, as closing the real stream does."""
 
     def __init__(self) -> None:
-        self._items: queue.Queue[Event | ServiceEvent | None] = queue.Queue()
+        self._items: queue.Queue[EngineEvent | None] = queue.Queue()
         self.subscribed = threading.Event()
         self.closed = threading.Event()
 
@@ -77,10 +77,10 @@ class FakeEvents:
         self.subscribed.set()
         return self
 
-    def push(self, event: Event | ServiceEvent) -> None:
+    def push(self, event: EngineEvent) -> None:
         self._items.put(event)
 
-    def __iter__(self) -> Iterator[Event | ServiceEvent]:
+    def __iter__(self) -> Iterator[EngineEvent]:
         while (item := self._items.get()) is not None:
             yield item
 

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from harness import wait_until
+from registrator.core.events import ContainerEvent
 from registrator.core.model import ContainerID, Health, ServiceID
 from registrator.core.policy import Policy
-from registrator.docker.events import Event
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import FullPass, Pending, Timer
-from tests.support import running, web
+from tests.support import docker_event, running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 
 
@@ -45,14 +45,23 @@ def test_work_coalesces_containers_and_full_requests() -> None:
 @pytest.mark.parametrize(
     ("events", "exited"),
     [
-        ([Event(ContainerID("a"), "die", 1)], {"a": 1}),
-        ([Event(ContainerID("a"), "die", 0), Event(ContainerID("a"), "disconnect")], {"a": 0}),
-        ([Event(ContainerID("a"), "die", 0), Event(ContainerID("a"), "start")], {}),
-        ([Event(ContainerID("a"), "start"), Event(ContainerID("a"), "die", 2)], {"a": 2}),
+        ([docker_event("a", "die", 1)], {"a": 1}),
+        (
+            [
+                docker_event("a", "die", 0),
+                docker_event("a", "disconnect"),
+            ],
+            {"a": 0},
+        ),
+        ([docker_event("a", "die", 0), docker_event("a", "start")], {}),
+        (
+            [docker_event("a", "start"), docker_event("a", "die", 2)],
+            {"a": 2},
+        ),
     ],
 )
 def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
-    events: list[Event], exited: dict[str, int]
+    events: list[ContainerEvent], exited: dict[str, int]
 ) -> None:
     work = Pending()
     for event in events:
@@ -77,7 +86,7 @@ def test_work_knows_containers_with_only_network_events(
 ) -> None:
     work = Pending()
     for action in actions:
-        work.add(Event(ContainerID("a"), action, 0 if action == "die" else None))
+        work.add(docker_event("a", action, 0 if action == "die" else None))
 
     assert work.containers == {"a"}
     assert ("a" in work.network_only) is network_only
@@ -170,10 +179,10 @@ def test_the_loop_registers_what_runs_then_follows_events_until_asked_to_stop(
         assert daemon.reconciled.wait(timeout=15)
         assert list(consul.registered) == ["h:web:80"]
         docker.add(web("d", "api"))
-        events.push(Event(ContainerID("d"), "start"))
+        events.push(docker_event("d", "start"))
         wait_until(lambda: "h:api:80" in consul.registered, what="the started container")
         del docker.containers_by_id[ContainerID("c1")]
-        events.push(Event(ContainerID("c1"), "die", exit_code=0))
+        events.push(docker_event("c1", "die", exit_code=0))
         wait_until(lambda: "h:web:80" not in consul.registered, what="the dead one gone")
 
     assert not thread.is_alive()
@@ -199,7 +208,7 @@ def test_an_event_that_fails_owes_the_worker_a_full_pass(
         assert daemon.reconciled.wait(timeout=15)
         docker.add(web())
         consul.down = True
-        events.push(Event(ContainerID("c1"), "start"))
+        events.push(docker_event("c1", "start"))
         wait_until(lambda: failures.seen, what="the event's failed reconcile")
         consul.down = False
         wait_until(lambda: "h:web:80" in consul.registered, what="the owed pass")
@@ -220,7 +229,7 @@ def test_the_agent_check_runs_when_the_daemons_clock_reaches_it(
         assert daemon.reconciled.wait(timeout=15)
         consul.registered.clear()  # the agent restarted empty
         clock.advance(60)
-        events.push(Event(ContainerID("gone"), "kill", signal=1))
+        events.push(docker_event("gone", "kill", signal=1))
         wait_until(lambda: "h:web:80" in consul.registered, what="the agent check's repair")
 
     assert docker.inspected.count(ContainerID("c1")) == 1  # the start-up's: the check reads none

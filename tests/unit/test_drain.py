@@ -13,16 +13,17 @@ from registrator.app.metrics import Metrics
 from registrator.app.settings import Settings, derive_policy
 from registrator.core.decide import PAUSED, decide
 from registrator.core.drain import DRAINING, signal_name, signal_number
+from registrator.core.events import ContainerEvent, Happened
 from registrator.core.model import Container, ContainerID, ServiceID
 from registrator.core.policy import DrainMode
-from registrator.docker.events import Event, event_from_docker
+from registrator.docker.events import event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass, Pending
-from tests.support import POLICY, running, web
+from tests.support import POLICY, docker_event, running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 from tests.unit.test_cli import settings_from
 
@@ -94,7 +95,9 @@ def raw_kill(signal: str | None) -> dict[str, Any]:
     [("15", 15), ("1", 1), ("SIGQUIT", 3), ("x", None), (None, None)],
 )
 def test_a_kill_event_carries_its_signal(signal: str | None, expected: int | None) -> None:
-    assert event_from_docker(raw_kill(signal)) == Event(C1, "kill", None, expected)
+    assert event_from_docker(raw_kill(signal)) == ContainerEvent(
+        C1, Happened.SIGNALLED, None, expected
+    )
 
 
 # -- the rule, in the core ----------------------------------------------------------------
@@ -401,16 +404,20 @@ def test_many_containers_signalled_in_one_batch_are_drained_in_one_pass(
 @pytest.mark.parametrize(
     ("events", "signalled", "signal_only"),
     [
-        ([Event(C1, "kill", signal=15)], {C1: {15}}, True),
-        ([Event(C1, "kill", signal=1), Event(C1, "kill", signal=15)], {C1: {1, 15}}, True),
-        ([Event(C1, "kill", signal=15), Event(C1, "start")], {}, False),
-        ([Event(C1, "start"), Event(C1, "kill", signal=15)], {C1: {15}}, False),
-        ([Event(C1, "kill", signal=15), Event(C1, "die", 143)], {C1: {15}}, False),
-        ([Event(C1, "kill")], {}, True),
+        ([docker_event(C1, "kill", signal=15)], {C1: {15}}, True),
+        (
+            [docker_event(C1, "kill", signal=1), docker_event(C1, "kill", signal=15)],
+            {C1: {1, 15}},
+            True,
+        ),
+        ([docker_event(C1, "kill", signal=15), docker_event(C1, "start")], {}, False),
+        ([docker_event(C1, "start"), docker_event(C1, "kill", signal=15)], {C1: {15}}, False),
+        ([docker_event(C1, "kill", signal=15), docker_event(C1, "die", 143)], {C1: {15}}, False),
+        ([docker_event(C1, "kill")], {}, True),
     ],
 )
 def test_work_keeps_the_signals_since_the_last_start(
-    events: list[Event], signalled: dict[str, set[int]], signal_only: bool
+    events: list[ContainerEvent], signalled: dict[str, set[int]], signal_only: bool
 ) -> None:
     work = Pending()
     for event in events:
@@ -434,7 +441,7 @@ def test_the_loop_lifts_a_drain_at_its_deadline_with_no_timer_to_wake_it(
 
     with running(daemon):
         assert daemon.reconciled.wait(timeout=15)
-        events.push(Event(C1, "kill", signal=15))
+        events.push(docker_event(C1, "kill", signal=15))
         wait_until(lambda: drains.seen == [False], what="the drain")
         wait_until(lambda: consul.registered[SID].maintenance == DRAINING, what="draining")
         clock.advance(3600)  # when the alarm rings, the daemon's clock says the drain is due
