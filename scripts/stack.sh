@@ -33,11 +33,13 @@ log() { printf 'stack: %s\n' "$*" >&2; }
 
 apt_updated=0
 apt_install() {
+    # another apt (a second checkout's stack.sh, unattended upgrades) may hold the lock a while
+    local wait=(-o DPkg::Lock::Timeout=300)
     if [ "$apt_updated" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" update -qq
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 docker_answers() { timeout 5 docker version >/dev/null 2>&1; }
@@ -252,9 +254,7 @@ ensure_haproxy() {
 ensure_podman() {
     if command -v podman >/dev/null 2>&1 && command -v catatonit >/dev/null 2>&1; then return 0; fi
     log "installing podman"
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends podman runc netavark catatonit uidmap >/dev/null
+    apt_install podman runc netavark catatonit uidmap
     podman --version >&2
 }
 

@@ -8,6 +8,7 @@ when it is used: a daemon without them does not carry them in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import sys
@@ -95,8 +96,10 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     except Stopped:
         return 0
     identity = settings.hostname or docker.host_name() or socket.gethostname()
+    if opened.own_node is not None:
+        opened.own_node(identity, settings.ip)
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = derive_policy(checked, identity)
+    policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
     registry = opened.registry
     reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
     logger.info(
@@ -113,7 +116,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(checked).refresh_interval,
+        refresh_interval=0 if opened.agentless else check_policy(checked).refresh_interval,
         heartbeat=opened.heartbeat,
         heartbeat_interval=opened.heartbeat_interval,
         retry=retry,

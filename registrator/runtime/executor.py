@@ -32,6 +32,10 @@ from registrator.core.refusals import fallback
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 
 _T = TypeVar("_T")
+ACL_HINT = (
+    "the ACL token needs agent:read and service:write "
+    "(consul-catalog://: node:write and service:write; see README, ACL)"
+)
 #: Runs a registry call under the retry policy: (what, call) -> its result.
 Call = Callable[[str, Callable[[], _T]], _T]
 
@@ -139,15 +143,16 @@ class Executor:
     def report_denied(self, error: RegistryDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
         self._observer.failed("consul.permission_denied")
-        if self._denied_reported:
+        with self._lock:  # lanes and full passes may be refused at the same moment
+            reported, self._denied_reported = self._denied_reported, True
+        if reported:
             logger.debug("consul.permission_denied", error=str(error))
             return
         logger.error(
             "consul.permission_denied",
             error=str(error),
-            hint="the ACL token needs agent:read and service:write (see README, ACL)",
+            hint=getattr(error, "hint", ACL_HINT),
         )
-        self._denied_reported = True
 
     def _substituted(self, service: Service) -> bool:
         with self._lock:
@@ -176,10 +181,11 @@ class Executor:
             registry.register(action.service)
         elif isinstance(action, Deregister):
             registry.deregister(action.service_id)
-        elif isinstance(action, SetMaintenance):
-            registry.set_maintenance(action.service_id, enabled=True, reason=action.reason)
-        elif isinstance(action, ClearMaintenance):
-            registry.set_maintenance(action.service_id, enabled=False)
+        elif isinstance(action, SetMaintenance | ClearMaintenance):
+            enabled = isinstance(action, SetMaintenance)
+            reason = action.reason if isinstance(action, SetMaintenance) else ""
+            for service_id in filter(None, (action.service_id, action.sidecar)):
+                registry.set_maintenance(service_id, enabled=enabled, reason=reason)
         else:
             registry.update_ttl(action.check)
 
