@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -231,7 +232,9 @@ def test_resync_internal_and_explain_against_podman(
 
     first = run_registrator("--resync", "--internal", "--hostname", identity, consul.uri, env=env)
     second = run_registrator("--resync", "--internal", "--hostname", identity, consul.uri, env=env)
-    explained = run_registrator("explain", consul.uri, f"{pod}-side", env=env, isolated=False)
+    explained = run_registrator(
+        "explain", "--hostname", identity, consul.uri, f"{pod}-side", env=env, isolated=False
+    )
 
     assert first.returncode == 0, first.stderr
     assert "registered 2," in first.stdout
@@ -241,5 +244,47 @@ def test_resync_internal_and_explain_against_podman(
         f"{identity}:{pod}-side:9000": ("side", address, 9000),
     }
     assert explained.returncode == 0, explained.stderr
-    assert ":9000" in explained.stdout
-    assert ":80\n" not in explained.stdout
+    services = explained.stdout.split("services (1):\n")[1].splitlines()
+    assert services[:2] == [f"  {identity}:{pod}-side:9000", "    name     side"]
+    assert "on its stop signal: not drained: drain before stop does not start" in explained.stdout
+
+
+def test_a_pod_that_asks_registers_its_infra_and_an_image_expose_counts(
+    podman: PodmanService, consul: ConsulDevAgent, identity: str, tmp_path: Path
+) -> None:
+    """The pod's labels carry SERVICE_NAME: port 80 is the pod's own; the app's image
+    EXPOSEs 8080 (Podman drops it from the container; registrator reads the image)."""
+    image = f"localhost/rt-exposes-8080:{SESSION}"
+    (tmp_path / "Containerfile").write_text(f"FROM localhost/{TEST_IMAGE}\nEXPOSE 8080\n")
+    podman.podman("build", "-q", "-t", image, str(tmp_path))
+    name = f"rt-pod-{uuid.uuid4().hex[:8]}"
+    label = f"{TEST_LABEL}={SESSION}"
+    podman.podman("pod", "create", "--name", name, "--label", label,
+                  "--label", "SERVICE_NAME=shop", "-p", "127.0.0.1::80")  # fmt: skip
+    env = {"DOCKER_HOST": podman.host}
+    try:
+        podman.podman("run", "-d", "--pod", name, "--name", f"{name}-app", "--label", label,
+                      image, "httpd", "-f", "-p", "8080")  # fmt: skip
+        infra = podman.podman("pod", "inspect", name, "--format", "{{.InfraContainerID}}")
+        found = podman.api.inspect_container(infra)
+        port = int(found["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+
+        published = run_registrator("--resync", "--hostname", identity, consul.uri, env=env)
+        assert published.returncode == 0, published.stderr
+        infra_name = found["Name"].lstrip("/")
+        assert _pod_services(consul, identity) == {
+            f"{identity}:{infra_name}:80": ("shop", "127.0.0.1", port)
+        }
+
+        internal = run_registrator(
+            "--resync", "--internal", "--hostname", identity, consul.uri, env=env
+        )
+        assert internal.returncode == 0, internal.stderr
+        address = found["NetworkSettings"]["IPAddress"]
+        assert _pod_services(consul, identity) == {
+            f"{identity}:{infra_name}:80": ("shop", address, 80),
+            f"{identity}:{name}-app:8080": ("rt-exposes-8080", address, 8080),
+        }
+    finally:
+        podman.podman("pod", "rm", "--force", "--time=0", name)
+        podman.podman("rmi", "--force", image)
