@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import docker
 
 from harness import TEST_IMAGE, PodmanService
+from registrator.docker import podman
 
 ENGINES = ("docker", "podman")
 
@@ -45,5 +46,4 @@ def engine(name: str) -> Iterator[str]:
 
 def is_podman(api: docker.APIClient) -> bool:
     """Whether the engine is Podman (its event filter knows `die` as `died`)."""
-    components = api.version().get("Components") or ()
-    return any(c.get("Name") == "Podman Engine" for c in components)
+    return podman.is_podman(api.version())
