@@ -125,6 +125,31 @@ def test_a_stop_drains_on_docker_and_deregisters_at_death_on_podman(
     gone(consul, service_id)
 
 
+#: serves, then exits 3 once /tmp/exit exists
+FAILS_ON_DEMAND = [
+    "sh",
+    "-c",
+    "httpd -p 80 -h /www; until [ -e /tmp/exit ]; do sleep 0.1; done; exit 3",
+]
+
+
+def test_on_success_keeps_a_failed_container_by_the_exit_code_the_engine_reports(
+    engine: Engine, consul: ConsulDevAgent, start_registrator: StartRegistrator, identity: str
+) -> None:
+    reg = engine.registrator(start_registrator, consul, identity, "-deregister", "on-success")
+    failing = engine.containers.run(FAILS_ON_DEMAND, ports=LOOPBACK)
+    killed = engine.containers.run(ports=LOOPBACK)
+    ids = {c: engine.service_id(identity, c) for c in (failing, killed)}
+    registered(consul, *ids.values())
+
+    engine.containers.exec(failing, "touch", "/tmp/exit")
+    engine.containers.api.kill(killed)  # SIGKILL: an exit by a signal (137)
+    gone(consul, ids[killed])
+    kept = f"container.exited_kept container={engine.containers.name(failing)}"
+    reg.wait_for_log(kept, timeout=WAIT)
+    assert ids[failing] in consul.services()
+
+
 def test_pause_is_maintenance_and_unpause_lifts_it(
     engine: Engine, consul: ConsulDevAgent, start_registrator: StartRegistrator, identity: str
 ) -> None:
