@@ -15,6 +15,7 @@ from typing import Any
 import docker
 import requests.exceptions
 
+from benchmarks.engines import is_podman
 from harness import TEST_IMAGE, wait_until
 
 BENCH_LABEL = "org.registrator.bench.run"
@@ -43,7 +44,8 @@ class EventTimes:
             filters={
                 "type": "container",
                 "label": f"{BENCH_LABEL}={run}",
-                "event": ["start", "die"],
+                # Podman's filter calls `die` `died` (its events still say `die`)
+                "event": ["start", "die", *(["died"] if is_podman(api) else [])],
             },
         )
         self._thread = threading.Thread(target=self._follow, name="docker-events", daemon=True)
