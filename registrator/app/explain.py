@@ -27,10 +27,10 @@ from registrator.core.plan import (
     SetMaintenance,
     Stored,
     plan,
-    reported,
 )
 from registrator.core.policy import Policy
-from registrator.docker.engine import DockerEngine
+from registrator.docker.engine import open_engine
+from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
@@ -85,7 +85,7 @@ def run(
 
 
 def _inspect(reference: str) -> tuple[Container | None, str]:
-    docker = DockerEngine.connect(timeout=TIMEOUT)
+    docker = open_engine(timeout=TIMEOUT)
     try:
         return docker.inspect(ContainerID(reference)), docker.host_name()
     finally:
