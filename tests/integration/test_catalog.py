@@ -188,3 +188,50 @@ def _passing(consul: ConsulDevAgent, name: str, service_id: str) -> bool:
     query = urllib.parse.urlencode({"passing": "1"})
     entries = consul.get(f"/v1/health/service/{name}?{query}") or []
     return any(e["Service"]["ID"] == service_id for e in entries)
+
+
+def test_an_http_check_is_probed_by_registrator_and_written_only_when_it_changes(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    proxy = CountingProxy(consul.address).start()
+    try:
+        uri = f"consul-catalog://{proxy.address}"
+        start_registrator(uri, "--hostname", node, "--ip", IP)
+        env = {
+            "SERVICE_CHECK_HTTP": "/index.html",
+            "SERVICE_CHECK_INTERVAL": "1s",
+            "SERVICE_CHECK_FAILURES_BEFORE_CRITICAL": "2",
+        }
+        web = containers.run(ports={80: 0}, env=env)
+        check_id = f"service:{node}:{containers.name(web)}:80:http"
+
+        def status() -> str:
+            return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+
+        wait_until(lambda: status() == "passing", timeout=30, what=f"{check_id} passing")
+        assert _passing(consul, "busybox", check_id.removeprefix("service:").removesuffix(":http"))
+        containers.exec(web, "mv", "/www/index.html", "/www/away.html")
+        wait_until(lambda: status() == "critical", timeout=30, what=f"{check_id} critical")
+        assert "404" in node_checks(consul, node)[check_id]["Output"]
+        containers.exec(web, "mv", "/www/away.html", "/www/index.html")
+        wait_until(lambda: status() == "passing", timeout=30, what=f"{check_id} passing again")
+
+        since = proxy.mark()
+        wait_until(lambda: _reads(proxy, since) >= 4, timeout=30, what="two full passes")
+        assert [e for e in proxy.exchanges(since=since) if e.write] == []
+    finally:
+        proxy.stop()
+
+
+def test_explain_shows_the_probe_results_in_catalog_mode(
+    consul: ConsulDevAgent, node: str, containers: Containers
+) -> None:
+    web = containers.run(ports={80: 0}, env={"SERVICE_CHECK_HTTP": "/", "SERVICE_CHECK_TCP": "1"})
+    name = containers.name(web)
+
+    done = run_registrator("explain", *catalog_args(consul, node), name, isolated=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "probes run by registrator (2):" in done.stdout
+    assert f"service:{node}:{name}:80:http: passing now (HTTP GET" in done.stdout
+    assert f"service:{node}:{name}:80:tcp: passing now (TCP connect" in done.stdout
