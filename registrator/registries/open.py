@@ -17,18 +17,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from registrator.core.errors import ConfigError
 from registrator.core.ports import Registry
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
+from registrator.registries.consulkv.store import ConsulKVStore
+from registrator.registries.etcd.store import EtcdStore
 from registrator.registries.kv.layout import Layout, skydns_prefix
-
-if TYPE_CHECKING:  # imported where opened: a consul:// daemon never loads their HTTP client
-    from registrator.registries.consulkv.registry import ConsulKV
-    from registrator.registries.etcd.registry import EtcdRegistry
+from registrator.registries.kv.leased import LeasedRegistry
 
 SCHEMES = (
     "consul, consul-tls, consul-unix, consul-catalog, consul-catalog-tls, consulkv, "
@@ -92,8 +90,7 @@ def open_registry(
     lease = ttl or DEFAULT_LEASE_TTL
     interval = float(ttl_refresh) if ttl_refresh else max(0.2, lease / 3)
     if scheme in {"etcd", "skydns2"}:
-        registry = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
-        where = f"{scheme} {registry.base_url}{registry.prefix}"
+        registry, where = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
         return _leased(registry, scheme, where, interval=interval, lease=lease)
     if scheme in {"consul-catalog", "consul-catalog-tls"}:
         return _catalog(uri, scheme, env=env, timeout=timeout)
@@ -116,7 +113,7 @@ def open_registry(
 
 
 def _leased(
-    registry: EtcdRegistry | ConsulKV, kind: str, where: str, *, interval: float, lease: int
+    registry: LeasedRegistry, kind: str, where: str, *, interval: float, lease: int
 ) -> Opened:
     return Opened(
         registry,
@@ -141,10 +138,10 @@ def _catalog(uri: str, scheme: str, *, env: Mapping[str, str] | None, timeout: f
     return Opened(catalog, "consul-catalog", uri, ping, catalog.close, own_node=catalog.own_node)
 
 
-def _etcd(uri: str, scheme: str, *, lease: int, health: bool, timeout: float) -> EtcdRegistry:
-    from registrator.registries.etcd.gateway import EtcdGateway  # noqa: PLC0415
-    from registrator.registries.etcd.registry import EtcdRegistry  # noqa: PLC0415
-
+def _etcd(
+    uri: str, scheme: str, *, lease: int, health: bool, timeout: float
+) -> tuple[LeasedRegistry, str]:
+    """The registry, and where it is (for log lines)."""
     parts = urlsplit(uri)
     if not parts.hostname:
         raise ConfigError(f"registry URI {uri!r} names no host")
@@ -161,8 +158,9 @@ def _etcd(uri: str, scheme: str, *, lease: int, health: bool, timeout: float) ->
     else:
         layout = Layout(path)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    gateway = EtcdGateway(f"http://{host}:{port}", timeout=timeout)
-    return EtcdRegistry(gateway, layout, ttl=lease, health=health)
+    store = EtcdStore(f"http://{host}:{port}", prefix=layout.prefix, timeout=timeout)
+    registry = LeasedRegistry(store, layout, ttl=lease, health=health)
+    return registry, f"{scheme} {store.base_url}{layout.prefix}"
 
 
 def _consulkv(
@@ -173,13 +171,12 @@ def _consulkv(
     health: bool,
     env: Mapping[str, str] | None,
     timeout: float,
-) -> ConsulKV:
-    from registrator.registries.consulkv.registry import ConsulKV  # noqa: PLC0415
-
+) -> LeasedRegistry:
     parts = urlsplit(uri)
     prefix = parts.path.strip("/")
     if not prefix:
         raise ConfigError(f"registry URI {uri!r} names no key prefix (consulkv://HOST:PORT/PREFIX)")
     agent_scheme = "consul-tls" if scheme.endswith("-tls") else "consul"
     target = consul_target(f"{agent_scheme}://{parts.netloc}", os.environ if env is None else env)
-    return ConsulKV(target, Layout(prefix), ttl=lease, health=health, timeout=timeout)
+    store = ConsulKVStore(target, prefix=prefix, timeout=timeout)
+    return LeasedRegistry(store, Layout(prefix), ttl=lease, health=health)

@@ -266,6 +266,7 @@ def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: f
     logger.debug(
         "reconcile.done",
         scope=scope,
+        containers=",".join(sorted(c[:12] for c in work.containers)),
         registered=outcome.registered,
         updated=outcome.updated,
         deregistered=outcome.deregistered,

@@ -97,6 +97,7 @@ def test_network_connect_and_disconnect_follow_service_network(
     reg = start_registrator(consul.uri, "--hostname", identity, "--internal")
     service_id = f"{identity}:{containers.name(app)}:80"
     reg.wait_for_log(f"key=SERVICE_NETWORK value={back}")
+    reg.wait_for_log("reconcile.done scope=full")  # the pass that logged it has written all
     assert service_id not in consul.services()
 
     containers.api.connect_container_to_network(app, back)
