@@ -8,6 +8,7 @@ when it is used: a daemon without them does not carry them in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import sys
@@ -96,13 +97,14 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     except Stopped:
         return 0
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = derive_policy(checked, settings.hostname or docker.host_name() or socket.gethostname())
-    runner, probed = _agentless(opened, policy.hostname, settings.ip, once=once)
+    identity = settings.hostname or docker.host_name() or socket.gethostname()
+    policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
+    runner, probed = _agentless(opened, identity, settings.ip, once=once)
     reconciler = Reconciler(
         docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
     logger.info(
-        "registrator.started", version=__version__, hostname=policy.hostname, registry=opened.where
+        "registrator.started", version=__version__, hostname=identity, registry=opened.where
     )
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
