@@ -14,6 +14,7 @@ import pytest
 
 from benchmarks.proxy import CountingProxy
 from harness import ConsulDevAgent, wait_until
+from harness.ports import refusing_port
 from registrator.core.drain import DRAINING
 from tests.integration.support import Containers, StartRegistrator, run_registrator
 from tests.integration.test_consul_access import acl_consul
@@ -288,3 +289,33 @@ def test_a_token_without_node_write_is_said_once_and_the_documented_one_works(
     good = _token(acl_consul, "catalog", CATALOG_POLICY.format(node=identity))
     start_registrator(*args, env={"CONSUL_HTTP_TOKEN": good})
     wait_until(lambda: service_id in node_services(acl_consul, identity), what=service_id)
+
+
+def test_docker_healthcheck_is_mirrored_into_the_catalog_as_it_changes(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    start_registrator(*catalog_args(consul, node))
+    second = 1_000_000_000
+    health = {"test": ["CMD-SHELL", "cat /tmp/healthy"], "interval": second, "retries": 1}
+    web = containers.run(ports={80: 0}, healthcheck={**health, "timeout": second})
+    check_id = f"service:{node}:{containers.name(web)}:80:docker-health"
+
+    def status() -> str:
+        return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+
+    wait_until(lambda: status() == "critical", timeout=30, what=f"{check_id} critical")
+    containers.exec(web, "touch", "/tmp/healthy")
+    wait_until(lambda: status() == "passing", timeout=30, what=f"{check_id} passing")
+
+
+def test_an_unreachable_server_fails_a_resync_with_one_line_naming_it(node: str) -> None:
+    with refusing_port() as port:
+        uri = f"consul-catalog://127.0.0.1:{port}"
+        done = run_registrator(
+            uri, "--hostname", node, "--ip", IP, "--resync", "--give-up-after", "2"
+        )
+
+    assert done.returncode == 1
+    said = [line for line in done.stderr.splitlines() if line.startswith("registrator: error:")]
+    assert len(said) == 1
+    assert f"127.0.0.1:{port}" in said[0]
