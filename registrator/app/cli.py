@@ -106,6 +106,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     logger.info(
         "registrator.started", version=__version__, hostname=identity, registry=opened.where
     )
+    for limitation in docker.limitations():
+        logger.warning("docker.limitation", limitation=limitation)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
