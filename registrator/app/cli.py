@@ -103,11 +103,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     reconciler = Reconciler(
         docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
-    logger.info(
-        "registrator.started", version=__version__, hostname=identity, registry=opened.where
-    )
-    for limitation in docker.limitations():
-        logger.warning("docker.limitation", limitation=limitation)
+    _log_started(identity, opened, docker)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
@@ -126,6 +122,14 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         observer=observer,
     )
     return _serve(settings, daemon, reconciler)
+
+
+def _log_started(identity: str, opened: Opened, docker: DockerEngine) -> None:
+    logger.info(
+        "registrator.started", version=__version__, hostname=identity, registry=opened.where
+    )
+    for limitation in docker.limitations():
+        logger.warning("docker.limitation", limitation=limitation)
 
 
 def _agentless(
