@@ -14,7 +14,7 @@ from pathlib import Path
 import dns.resolver
 import pytest
 
-from harness import PrometheusServer, wait_until
+from harness import wait_until
 from harness.fleet import Fleet
 from registrator.registries.catalog.node import NODE_META_EXTERNAL, NODE_META_HOST
 from tests.integration.test_drain import GRACEFUL, running, stopping
@@ -22,11 +22,10 @@ from tests.integration.test_fleet import (
     OnHosts,
     churn_without_the_leader,
     converge,
+    discovered,
     on_hosts,
     passing_ids,
-    prometheus_config,
     srv_answer,
-    targets_of,
 )
 
 __all__ = ["on_hosts"]  # test_fleet's fixture, on this module's fleet
@@ -72,14 +71,7 @@ def test_every_hosts_containers_are_under_its_own_node_on_every_server_dns_and_p
     answers = {(address, port) for _, address, port in expected.values()}
     for server in range(len(fleet.servers)):
         assert srv_or_none(fleet, server, on_hosts.name) == answers
-    prometheus = PrometheusServer(tmp_path / "prometheus", prometheus_config(fleet, on_hosts.name))
-    try:
-        prometheus.start()
-        targets = wait_until(
-            lambda: targets_of(prometheus, on_hosts.name, len(expected)), timeout=45
-        )
-    finally:
-        prometheus.stop()
+    targets = discovered(fleet, on_hosts.name, len(expected), tmp_path)
     assert {t["labels"]["instance"]: t["labels"]["node"] for t in targets} == {
         f"{address}:{port}": node for node, address, port in expected.values()
     }

@@ -130,14 +130,7 @@ def test_every_hosts_containers_reach_every_server_dns_and_prometheus_through_ng
     assert srv_answer(fleet.servers[-1], on_hosts.name) == {
         (address, port) for _, address, port in expected.values()
     }
-    prometheus = PrometheusServer(tmp_path / "prometheus", prometheus_config(fleet, on_hosts.name))
-    try:
-        prometheus.start()
-        targets = wait_until(
-            lambda: targets_of(prometheus, on_hosts.name, len(expected)), timeout=45
-        )
-    finally:
-        prometheus.stop()
+    targets = discovered(fleet, on_hosts.name, len(expected), tmp_path)
     assert {t["labels"]["instance"]: t["labels"] for t in targets} == {
         f"{address}:{port}": {
             "instance": f"{address}:{port}",
@@ -181,6 +174,16 @@ def prometheus_config(fleet: Fleet, name: str) -> str:
         ],
     }
     return yaml.safe_dump({"scrape_configs": [job]})
+
+
+def discovered(fleet: Fleet, name: str, count: int, workdir: Path) -> list[dict[str, Any]]:
+    """The `count` targets of `name` a Prometheus of its own finds through nginx."""
+    prometheus = PrometheusServer(workdir / "prometheus", prometheus_config(fleet, name))
+    try:
+        prometheus.start()
+        return wait_until(lambda: targets_of(prometheus, name, count), timeout=45)
+    finally:
+        prometheus.stop()
 
 
 def targets_of(prometheus: PrometheusServer, name: str, count: int) -> list[dict[str, Any]]:
