@@ -19,6 +19,7 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
+from registrator.core.plan import Action
 
 
 class ContainerSource(Protocol):
@@ -62,6 +63,10 @@ class Registry(Protocol):
     def stored(self, service: Service) -> Service | None:
         """`service` as this registry would hold it, for comparing with `services()`;
         None when it would not hold it at all."""
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        """Its copy of a service (`held`: as it was) once `action` is written; None when it
+        holds none then. The runtime keeps its mirror of the registry with this."""
 
     def register(self, service: Service) -> None: ...
 

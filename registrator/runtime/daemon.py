@@ -34,7 +34,7 @@ from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.probes import ProbeRunner
 from registrator.runtime.reconciler import Reconciler
-from registrator.runtime.retry import RetryPolicy, Stopped
+from registrator.runtime.retry import FailureStreak, RetryPolicy, Stopped
 from registrator.runtime.work import (
     ContainerEvent,
     FullPass,
@@ -80,8 +80,7 @@ class Daemon:
         observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._observer = observer
-        #: Consul was unreachable on the last attempt; its return is counted as a reconnect
-        self._consul_lost = False
+        self._streak = FailureStreak()
         self._reconciler = reconciler
         self._events = events
         self._timers = [
@@ -96,7 +95,6 @@ class Daemon:
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[Item | None] = queue.Queue()
         self._subscription: Subscription | None = None
-        self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
         #: keyed by container ID, or by `SERVICE_LANE` + a Swarm service's ID
         self._lanes: Lanes[str, Pending] = Lanes(
@@ -157,7 +155,7 @@ class Daemon:
         self._observe(work, outcome, seconds)
         if not outcome.ok:
             return self._failed(work)
-        self._failures = 0
+        self._streak.ended()
         if work.full is not None and work.full.docker:
             self.reconciled.set()
         return Pending()
@@ -175,7 +173,7 @@ class Daemon:
         return self._reconciler.full(work.full)
 
     def _failed(self, work: Pending) -> Pending:
-        self._failures += 1
+        self._streak.failed()
         owed = Pending()
         owed.add(work.full or FullPass())
         owed.add(FullPass())
@@ -183,18 +181,19 @@ class Daemon:
 
     def _observe_failure(self, error: BackendError) -> None:
         self._observer.failed("reconcile.failed")
-        self._consul_lost = self._consul_lost or isinstance(error, RegistryUnavailable)
+        if isinstance(error, RegistryUnavailable):
+            self._streak.lost_registry()
 
     def _observe(self, work: Pending, outcome: Outcome, seconds: float) -> None:
         scope = "containers" if work.full is None else work.full.scope
         self._observer.reconciled(scope=scope, seconds=seconds, ok=outcome.ok)
-        if self._consul_lost:
-            self._observer.reconnected("consul")
-            self._consul_lost = False
+        if self._streak.registry_back():
+            self._observer.reconnected("registry")
 
     def _timeout(self, pending: Pending) -> float | None:
         if pending:
-            return self._retry.backoff(self._failures) if self._failures else 0.0
+            failures = self._streak.failures
+            return self._retry.backoff(failures) if failures else 0.0
         due = min(timer.due for timer, _ in self._timers)
         due = min(due, self._reconciler.drain_deadline() or float("inf"))
         return None if due == float("inf") else max(0.0, due - time.monotonic())

@@ -289,8 +289,8 @@ def test_a_token_without_node_write_is_said_once_and_the_documented_one_works(
     service_id = f"{identity}:{containers.name(web)}:80"
 
     denied = start_registrator(*args, env={"CONSUL_HTTP_TOKEN": weak})
-    wait_until(lambda: denied.log.count("consul.permission_denied") >= 3, timeout=30)
-    said = [line for line in denied.log.splitlines() if " ERROR consul.permission_denied" in line]
+    wait_until(lambda: denied.log.count("registry.permission_denied") >= 3, timeout=30)
+    said = [line for line in denied.log.splitlines() if " ERROR registry.permission_denied" in line]
     assert len(said) == 1
     assert "node:write" in said[0]
     denied.stop()

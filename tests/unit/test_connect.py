@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
@@ -22,14 +23,19 @@ from registrator.core.model import (
     SwarmTask,
     Upstream,
 )
-from registrator.core.plan import ClearMaintenance, Deregister, Register, SetMaintenance, plan
+from registrator.core.plan import ClearMaintenance, Deregister, Register, SetMaintenance
+from registrator.core.plan import plan as plan_for
 from registrator.core.policy import Policy
 from registrator.core.refusals import fallback
+from registrator.registries.consul.held import reported
 from registrator.registries.consul.payload import service_payload, services_from_agent
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes
 from tests.unit.fakes import FakeConsul, FakeDocker
+
+#: plans as against the Consul agent, which keeps a service as `reported` says
+plan = functools.partial(plan_for, stored=reported)
 
 POLICY = Policy(hostname="h", advertise_address="10.9.9.9")
 

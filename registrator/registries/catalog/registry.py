@@ -24,7 +24,7 @@ from typing import Any
 
 from registrator.core.errors import RegistryDenied, RegistryError
 from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
-from registrator.core.plan import reported
+from registrator.core.plan import Action
 from registrator.registries.catalog.node import is_registrators, node_op
 from registrator.registries.catalog.txn import (
     MAX_OPS,
@@ -39,6 +39,7 @@ from registrator.registries.consul.agent import (
     ConsulAgent,
     checks_by_service,
 )
+from registrator.registries.consul.held import applied, reported
 from registrator.registries.consul.payload import service_from_agent
 from registrator.registries.consul.target import ConsulTarget
 from registrator.wire import path_segment
@@ -129,6 +130,9 @@ class ConsulCatalog:
         held = reported(service)
         checks = tuple(dataclasses.replace(c, kind="") for c in held.checks)
         return dataclasses.replace(held, checks=checks)
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        return applied(action, held, self.stored)
 
     def register(self, service: Service) -> None:
         """The service replaced whole; a check it already had keeps its status and output,
