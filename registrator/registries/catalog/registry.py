@@ -27,6 +27,7 @@ from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
 from registrator.core.plan import Action
 from registrator.registries.catalog.node import is_registrators, node_op
 from registrator.registries.catalog.txn import (
+    CATALOG_ACL_HINT,
     MAX_OPS,
     check_op,
     maintenance_op,
@@ -153,7 +154,7 @@ class ConsulCatalog:
         """Remove `service` and its checks; one already gone counts as removed."""
         self._ensure_own()
         body = {"Node": self._node, "ServiceID": service}
-        self._api.request("PUT", "/v1/catalog/deregister", payload=body)
+        self._deregister(body)
         with self._lock:
             self._held = {c: held for c, held in self._held.items() if held[0] != service}
 
@@ -164,7 +165,7 @@ class ConsulCatalog:
             return
         self._ensure_own()
         body = {"Node": self._node, "CheckID": f"{MAINTENANCE_CHECK_PREFIX}{service}"}
-        self._api.request("PUT", "/v1/catalog/deregister", payload=body)
+        self._deregister(body)
 
     def update_ttl(self, check: Check) -> None:
         """Write a check's status and output (a check registrator runs or drives)."""
@@ -191,6 +192,13 @@ class ConsulCatalog:
         """`ops` with the node set first (a node removed meanwhile comes back), on our node."""
         self._ensure_own()
         self.txn(what, [node_op(self._node, self._address), *ops])
+
+    def _deregister(self, body: dict[str, str]) -> None:
+        """`PUT /v1/catalog/deregister`: a service or a check of our node, gone already or not."""
+        try:
+            self._api.request("PUT", "/v1/catalog/deregister", payload=body)
+        except RegistryDenied as e:  # the agent's hint names agent permissions
+            raise RegistryDenied(str(e), hint=CATALOG_ACL_HINT) from e
 
     def _ensure_own(self) -> None:
         with self._lock:
