@@ -16,6 +16,7 @@ from benchmarks.proxy import CountingProxy
 from harness import ConsulDevAgent, wait_until
 from harness.ports import refusing_port
 from registrator.core.drain import DRAINING
+from registrator.runtime.probes import WORKERS as PROBE_WORKERS
 from tests.integration.support import Containers, StartRegistrator, run_registrator
 from tests.integration.test_consul_access import acl_consul
 from tests.integration.test_drain import GRACEFUL, running, stopping
@@ -328,3 +329,31 @@ def test_an_unreachable_server_fails_a_resync_with_one_line_naming_it(node: str)
     said = [line for line in done.stderr.splitlines() if line.startswith("registrator: error:")]
     assert len(said) == 1
     assert f"127.0.0.1:{port}" in said[0]
+
+
+def test_probes_that_hang_never_hold_back_an_event(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    """More hanging probes than the pool has threads (each answers nothing for a minute):
+    a container started meanwhile is registered by its event all the same."""
+    start_registrator(*catalog_args(consul, node))
+    hang = {
+        "SERVICE_CHECK_HTTP": "/",
+        "SERVICE_CHECK_INTERVAL": "1s",
+        "SERVICE_CHECK_TIMEOUT": "60s",
+    }
+    silent = ["sh", "-c", "while true; do nc -l -p 80 -w 120; done"]  # accepts, never answers
+    hanging = [containers.run(silent, ports={80: 0}, env=hang) for _ in range(PROBE_WORKERS + 2)]
+    ids = {f"{node}:{containers.name(c)}:80" for c in hanging}
+    wait_until(lambda: ids <= set(node_services(consul, node)), timeout=30, what="hanging ones")
+
+    web = containers.run(ports={80: 0})
+    service_id = f"{node}:{containers.name(web)}:80"
+
+    # well within the hanging probes' 60 s: the event did not wait for the pool
+    wait_until(lambda: service_id in node_services(consul, node), timeout=30, what=service_id)
+    assert all(
+        c["Status"] == "critical"
+        for c in node_checks(consul, node).values()
+        if c["ServiceID"] in ids
+    )
