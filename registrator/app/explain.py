@@ -30,7 +30,7 @@ from registrator.core.plan import (
     plan,
 )
 from registrator.core.policy import Policy
-from registrator.docker.engine import DockerEngine
+from registrator.docker.engine import open_engine
 from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
 from registrator.runtime.probes import run_probe
@@ -100,7 +100,7 @@ def probe_report(services: Sequence[Service]) -> str:
 
 
 def _inspect(reference: str) -> tuple[Container | None, str]:
-    docker = DockerEngine.connect(timeout=TIMEOUT)
+    docker = open_engine(timeout=TIMEOUT)
     try:
         return docker.inspect(ContainerID(reference)), docker.host_name()
     finally:

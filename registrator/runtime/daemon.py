@@ -22,12 +22,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Protocol
+from collections.abc import Iterable
 
 from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
+from registrator.core.events import EngineEvent, Happened, ServiceUpdate
+from registrator.core.ports import EventSource, Subscription
 from registrator.runtime.executor import Outcome
 from registrator.runtime.heartbeat import Heartbeat, keep_alive
 from registrator.runtime.lanes import Lanes
@@ -35,25 +36,7 @@ from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.probes import ProbeRunner
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import FailureStreak, RetryPolicy, Stopped
-from registrator.runtime.work import (
-    ContainerEvent,
-    FullPass,
-    Item,
-    Pending,
-    ServiceUpdate,
-    Timer,
-    is_service_update,
-)
-
-
-class Subscription(Protocol):
-    def __iter__(self) -> Iterator[ContainerEvent | ServiceUpdate]: ...
-    def close(self) -> None: ...
-
-
-class EventSource(Protocol):
-    def events(self) -> Subscription: ...
-
+from registrator.runtime.work import FullPass, Item, Pending, Timer
 
 #: Threads reconciling containers named by events: each waits mostly on Docker or the agent.
 EVENT_WORKERS = 4
@@ -235,15 +218,17 @@ class Daemon:
                     self._observer.failed("docker.events.broken")
             reinspect = True
 
-    def _forward(self, events: Iterable[ContainerEvent | ServiceUpdate]) -> None:
+    def _forward(self, events: Iterable[EngineEvent]) -> None:
         for event in events:
-            if is_service_update(event):
-                logger.debug("docker.event", action=event.action, swarm_service=event.service)
+            if isinstance(event, ServiceUpdate):
+                logger.debug("engine.event", happened="updated", swarm_service=event.service)
                 self._lanes.add(SERVICE_LANE + event.service, event)
-            elif event.action != "kill" or self._reconciler.may_drain(
+            elif event.happened is not Happened.SIGNALLED or self._reconciler.may_drain(
                 event.container, event.signal
             ):  # `docker kill`'s SIGKILL, say, changes nothing: not even a lane's hand-over
-                logger.debug("docker.event", action=event.action, container=event.container[:12])
+                logger.debug(
+                    "engine.event", happened=event.happened, container=event.container[:12]
+                )
                 self._lanes.add(event.container, event)
 
     def _handle_events(self, work: Pending) -> None:
