@@ -38,7 +38,7 @@ from registrator.core.errors import (
     RegistryDenied,
     RegistryUnavailable,
 )
-from registrator.docker.engine import open_engine
+from registrator.docker.engine import DockerEngine, open_engine
 from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
