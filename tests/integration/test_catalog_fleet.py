@@ -15,7 +15,7 @@ import dns.resolver
 import pytest
 
 from harness import wait_until
-from harness.fleet import Fleet
+from harness.fleet import Fleet, HostRegistrator
 from registrator.registries.catalog.node import NODE_META_EXTERNAL, NODE_META_HOST
 from tests.integration.test_drain import GRACEFUL, running, stopping
 from tests.integration.test_fleet import (
@@ -139,3 +139,26 @@ def test_docker_stop_takes_a_draining_container_out_of_dns_before_it_exits(
             what="the draining instance out of DNS",
         )
         assert running(on_hosts.containers, web)
+
+
+def test_idle_passes_through_nginx_write_nothing(fleet: Fleet, on_hosts: OnHosts) -> None:
+    checked = {"SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "1s"}
+    for k in fleet.hosts:
+        on_hosts.run(k, **checked)
+    converge(fleet, on_hosts)
+    wait_until(lambda: len(passing_ids(fleet, on_hosts.name)) == HOSTS, timeout=30)
+    before = [(_writes(r), len(r.records("reconcile.done"))) for r in fleet.registrators]
+
+    def passes_since() -> bool:
+        done = [len(r.records("reconcile.done")) for r in fleet.registrators]
+        return all(now >= then + 3 for now, (_, then) in zip(done, before, strict=True))
+
+    wait_until(passes_since, timeout=30, what="three more passes on every host")
+
+    assert [_writes(r) for r in fleet.registrators] == [w for w, _ in before]
+
+
+def _writes(registrator: HostRegistrator) -> int:
+    """Services and check statuses written, from its `reconcile.done` lines."""
+    checks = sum(int(r.get("checks_updated", 0)) for r in registrator.records("reconcile.done"))
+    return registrator.writes() + checks
