@@ -13,25 +13,21 @@ from __future__ import annotations
 import dataclasses
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from registrator.app.settings import Settings
 from registrator.core.decide import decide
 from registrator.core.drain import DRAINING, drain_for, lifted_after, signal_name
 from registrator.core.errors import BackendError
+from registrator.core.health import probes
 from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
-from registrator.core.plan import (
-    ClearMaintenance,
-    Register,
-    SetMaintenance,
-    Stored,
-    plan,
-)
+from registrator.core.plan import ClearMaintenance, Register, SetMaintenance, Stored, plan
 from registrator.core.policy import Policy
 from registrator.docker.engine import open_engine
 from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
+from registrator.runtime.probes import run_probe
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
 TIMEOUT = 5.0
@@ -82,7 +78,19 @@ def run(
         policy = dataclasses.replace(policy, advertise_address=view.address)
     derivation = decide(container, policy)
     out.write(report(container, derivation, policy=policy, consul=view, limitations=limitations))
+    if opened.agentless:
+        out.write(probe_report(derivation.services))
     return 0
+
+
+def probe_report(services: Sequence[Service]) -> str:
+    """Catalog mode: each check registrator probes itself, probed once now."""
+    found = probes({s.id: s for s in services})
+    lines = ["", f"probes run by registrator ({len(found)}):" if found else "probes: none"]
+    for check, probe in sorted(found.items()):
+        result, output = run_probe(probe)
+        lines.append(f"  {check}: {result} now ({output}); every {probe.interval:g}s")
+    return "\n".join(lines) + "\n"
 
 
 def _inspect(reference: str) -> tuple[Container | None, str, Mapping[str, str]]:
