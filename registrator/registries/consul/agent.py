@@ -196,6 +196,11 @@ class ConsulAgent:
     def close(self) -> None:
         self._http.close()
 
+    def request(self, method: str, path: str, **options: Any) -> Answer:
+        """Any call to Consul's HTTP API, with this client's token, TLS and error translation
+        (the catalog registry talks to the same API; see `_request` for the options)."""
+        return self._request(method, path, **options)
+
     def _request(
         self,
         method: str,
@@ -205,6 +210,7 @@ class ConsulAgent:
         payload: Any = None,
         timeout: float | None = None,
         missing_ok: bool = False,
+        conflict_ok: bool = False,
     ) -> Answer:
         url = f"{path}?{urlencode(params, quote_via=quote)}" if params else path
         body = None if payload is None else json.dumps(payload).encode()
@@ -215,6 +221,8 @@ class ConsulAgent:
             where = self._http.endpoint.base_url.rstrip("/")
             raise RegistryUnavailable(f"{method} {where}{path}: {e or type(e).__name__}") from e
         if answer.ok or (missing_ok and answer.status == 404):
+            return answer
+        if conflict_ok and answer.status == 409:  # a transaction's own errors, for the caller
             return answer
         detail = f"{method} {path}: {answer.status} {answer.text.strip()[:200]}"
         if answer.status == 403:
