@@ -6,7 +6,8 @@ import it; it imports neither, and the wheel does not ship it.
 
     stack       ROOT, CACHE, TEST_IMAGE, TEST_LABEL: where scripts/stack.sh put things
     waits       wait_until
-    processes   the registrator CLI as a process, stop_process, free_ports
+    processes   the registrator CLI as a process, stop_process
+    ports       start_on_free_ports (a server's start, retried on fresh ports), refusing_port
     consul      ConsulDevAgent
     prometheus  PrometheusServer
     dockerd     PrivateDockerd
@@ -14,7 +15,8 @@ import it; it imports neither, and the wheel does not ship it.
 
 from harness.consul import ConsulDevAgent, consul_binary
 from harness.dockerd import PrivateDockerd
-from harness.processes import CLI, RegistratorProcess, free_ports, stop_process
+from harness.ports import AddressInUse, refusing_port, start_on_free_ports
+from harness.processes import CLI, RegistratorProcess, stop_process
 from harness.prometheus import PrometheusServer, prometheus_binary
 from harness.stack import CACHE, ROOT, TEST_IMAGE, TEST_LABEL
 from harness.waits import wait_until
@@ -25,13 +27,15 @@ __all__ = [
     "ROOT",
     "TEST_IMAGE",
     "TEST_LABEL",
+    "AddressInUse",
     "ConsulDevAgent",
     "PrivateDockerd",
     "PrometheusServer",
     "RegistratorProcess",
     "consul_binary",
-    "free_ports",
     "prometheus_binary",
+    "refusing_port",
+    "start_on_free_ports",
     "stop_process",
     "wait_until",
 ]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import consul_binary, free_ports
+from harness import consul_binary
+from harness.ports import wait_released
 
 SERVERS = 3
 #: Consul's telemetry for the writes a server applies to its catalog (on the leader)
@@ -48,6 +49,10 @@ def http_put(address: str, path: str) -> None:
         pass
 
 
+#: the ports each agent listens on, `ConsulNode.ports`' keys
+PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")
+
+
 @dataclass
 class ConsulNode:
     """One Consul agent of the cluster, server or client, on an address of its own."""
@@ -60,12 +65,12 @@ class ConsulNode:
     node_id: str = ""
     #: Consul's anti-entropy interval (`ae_interval`, 1 min by default), "" for the default
     anti_entropy: str = ""
+    #: `PORT_NAMES` -> port, given by the fleet before the first start
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    started: bool = False
 
     def __post_init__(self) -> None:
-        names = ("http", "dns", "serf_lan", "serf_wan", "server")
-        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         # The same node ID across restarts, as a host keeps its own: a node that comes back
         # empty under its old name with a new ID would have to wait for the old one to be reaped.
         self.node_id = self.node_id or str(uuid.uuid4())
@@ -111,7 +116,11 @@ class ConsulNode:
         return config
 
     def start(self, *, empty: bool = False) -> ConsulNode:
-        """Start the agent; `empty` wipes its data directory first (a host rebuilt)."""
+        """Start the agent; `empty` wipes its data directory first (a host rebuilt). Started
+        again, it waits until its last process has released its ports."""
+        if self.started:
+            wait_released(self.address, list(self.ports.values()))
+        self.started = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         if empty:
             shutil.rmtree(self.workdir / "data", ignore_errors=True)

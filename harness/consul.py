@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.processes import free_ports, stop_process
+from harness.ports import exited, start_on_free_ports, wait_released
+from harness.processes import stop_process
 from harness.stack import cached_binary
 from harness.waits import wait_until
 
@@ -36,6 +37,7 @@ class ConsulDevAgent:
     dns_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     token: str | None = None
+    _log_start: int = 0
 
     @property
     def address(self) -> str:
@@ -46,7 +48,16 @@ class ConsulDevAgent:
         return f"consul://{self.address}"
 
     def start(self, *, http_port: int | None = None) -> ConsulDevAgent:
-        http, dns, serf_lan, serf_wan, server = free_ports(5)
+        """Start on fresh ports, or with `http_port` on that HTTP port again (a restart: once
+        the old process has released it)."""
+        if http_port:
+            wait_released("127.0.0.1", [http_port])
+        return start_on_free_ports(
+            5, lambda ports: self._start_on(ports, http_port), what="consul dev agent"
+        )
+
+    def _start_on(self, ports: list[int], http_port: int | None) -> ConsulDevAgent:
+        http, dns, serf_lan, serf_wan, server = ports
         self.http_port, self.dns_port = http_port or http, dns
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.json"
@@ -80,19 +91,27 @@ class ConsulDevAgent:
             "-config-file",
             str(config),
         ]
-        with (self.workdir / "consul.log").open("ab") as log:
+        log_path = self.workdir / "consul.log"
+        self._log_start = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=30, what=f"consul agent on {self.address}")
         return self
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            log = (self.workdir / "consul.log").read_text()[-2000:]
-            raise RuntimeError(f"consul agent exited: {log}")
+            self.process = None
+            raise exited("consul agent", self.log_since_start())
         try:
             return bool(self.get("/v1/status/leader")) and self.get("/v1/agent/self") is not None
         except (OSError, urllib.error.URLError):
             return False
+
+    def log_since_start(self) -> str:
+        """What the agent logged since its last start."""
+        with (self.workdir / "consul.log").open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import free_ports, stop_process, wait_until
+from harness import stop_process, wait_until
+from harness.ports import exited, start_on_free_ports, wait_released
 
 
 def etcd_binary() -> str:
@@ -43,6 +44,7 @@ class EtcdServer:
     workdir: Path
     client_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    _log_start: int = 0
 
     @property
     def address(self) -> str:
@@ -52,10 +54,17 @@ class EtcdServer:
         return f"{scheme}://{self.address}{path}"
 
     def start(self, *, keep_data: bool = False) -> EtcdServer:
-        """Start (or start again on the same client port, with `keep_data` its old data)."""
-        client = self.client_port or free_ports(1)[0]
-        peer, metrics = free_ports(2)
-        self.client_port = client
+        """Start (or start again on the same client port, with `keep_data` its old data, once
+        the old process has released the port)."""
+        fixed = self.client_port
+        if fixed:
+            wait_released("127.0.0.1", [fixed])
+        start = lambda ports: self._start_on(ports, fixed=fixed, keep_data=keep_data)  # noqa: E731
+        return start_on_free_ports(3, start, what="etcd")
+
+    def _start_on(self, ports: list[int], *, fixed: int, keep_data: bool) -> EtcdServer:
+        client, peer, metrics = ports
+        self.client_port = fixed or client
         data = self.workdir / "data"
         if not keep_data:
             shutil.rmtree(data, ignore_errors=True)
@@ -73,15 +82,19 @@ class EtcdServer:
             f"--listen-metrics-urls=http://127.0.0.1:{metrics}",
             "--log-outputs=stderr",
         ]
-        with (self.workdir / "etcd.log").open("ab") as log:
+        log_path = self.workdir / "etcd.log"
+        self._log_start = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=30, what=f"etcd on {self.address}")
         return self
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            log = (self.workdir / "etcd.log").read_text()[-2000:]
-            raise RuntimeError(f"etcd exited: {log}")
+            self.process = None
+            with (self.workdir / "etcd.log").open("rb") as log:
+                log.seek(self._log_start)
+                raise exited("etcd", log.read().decode(errors="replace"))
         try:
             self.revision()
         except (OSError, urllib.error.URLError):

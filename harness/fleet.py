@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cluster import SERVERS, ConsulNode, http_get, http_put
+from harness.cluster import PORT_NAMES, SERVERS, ConsulNode, http_get, http_put
 from harness.nginx import Nginx
+from harness.ports import AddressInUse, exited, start_on_free_ports
 from harness.processes import RegistratorProcess
 from harness.waits import wait_until
 
@@ -84,16 +85,10 @@ class Fleet:
         self.run = run or uuid.uuid4().hex[:8]
         self.prefix = f"127.{random.randint(2, 254)}.{random.randint(0, 255)}"
         self.servers = [self._node(f"server-{i}", i, server=True) for i in range(1, SERVERS + 1)]
-        join = [s.serf for s in self.servers]
-        for server in self.servers:
-            server.join = [j for j in join if j != server.serf]
         self.clients = [self._node(f"host-{k}", 10 + k, server=False) for k in range(1, hosts + 1)]
-        for client in self.clients:
-            client.join = join
-        self.nginx = Nginx(
-            workdir / "nginx", self.servers[0].address, [s.http for s in self.servers]
-        )
-        self.registrators = [self._registrator(k, registrator_args) for k in self.hosts]
+        self.nginx = Nginx(workdir / "nginx", self.servers[0].address, [])
+        self.registrator_args = registrator_args
+        self.registrators: list[HostRegistrator] = []
 
     @property
     def hosts(self) -> range:
@@ -126,16 +121,41 @@ class Fleet:
     def registrator(self, k: int) -> HostRegistrator:
         return self.registrators[k - 1]
 
+    @property
+    def nodes(self) -> tuple[ConsulNode, ...]:
+        return (*self.servers, *self.clients)
+
     def start(self, *, registrators: bool = True) -> Fleet:
         """The cluster (all agents at once, then until every one is a member), nginx, and
         unless told otherwise the registrators."""
-        for node in (*self.servers, *self.clients):
-            node.start()
-        self.wait_for_cluster()
+        count = len(PORT_NAMES) * len(self.nodes)
+        start_on_free_ports(count, self._start_cluster, what="the fleet's Consul cluster")
+        self.nginx.upstreams = [s.http for s in self.servers]
         self.nginx.start()
+        self.registrators = [self._registrator(k, self.registrator_args) for k in self.hosts]
         if registrators:
             self.start_registrators()
         return self
+
+    def _start_cluster(self, ports: list[int]) -> None:
+        """Every agent on its share of `ports`; all stopped again when one could not bind."""
+        width = len(PORT_NAMES)
+        for n, node in enumerate(self.nodes):
+            node.ports = dict(zip(PORT_NAMES, ports[n * width : (n + 1) * width], strict=True))
+            node.started = False
+        join = [s.serf for s in self.servers]
+        for server in self.servers:
+            server.join = [j for j in join if j != server.serf]
+        for client in self.clients:
+            client.join = join
+        for node in self.nodes:
+            node.start()
+        try:
+            self.wait_for_cluster()
+        except AddressInUse:
+            for node in self.nodes:
+                node.kill()
+            raise
 
     def start_registrators(self) -> None:
         for registrator in self.registrators:
@@ -148,7 +168,7 @@ class Fleet:
         def ready() -> bool:
             for node in (*self.servers, *self.clients):
                 if node.process is not None and node.process.poll() is not None:
-                    raise RuntimeError(f"consul {node.name} exited: {node.log_tail()}")
+                    raise exited(f"consul {node.name}", node.log_tail())
             if not all(n.leader() for n in (*self.servers, *self.clients) if n.alive):
                 return False
             return names <= self.catalog_nodes() and self.voters() == sum(

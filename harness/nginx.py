@@ -10,8 +10,9 @@ import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import free_ports, wait_until
+from harness import wait_until
 from harness.cluster import http_get, stop_with
+from harness.ports import exited, start_on_free_ports
 
 
 def nginx_binary() -> str:
@@ -66,13 +67,17 @@ class Nginx:
         return f"{self.address}:{self.port}"
 
     def start(self) -> Nginx:
-        [self.port] = free_ports(1)
+        return start_on_free_ports(1, self._start_on, what="nginx")
+
+    def _start_on(self, ports: list[int]) -> Nginx:
+        [self.port] = ports
         (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
         servers = "\n".join(f"        server {upstream};" for upstream in self.upstreams)
         conf = self.workdir / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=self.workdir, servers=servers, listen=self.http))
         args = [nginx_binary(), "-p", str(self.workdir), "-c", str(conf)]
         args += ["-e", str(self.workdir / "error.log")]
+        (self.workdir / "error.log").write_text("")
         with (self.workdir / "nginx.out").open("ab") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=15, what=f"nginx on {self.http}")
@@ -80,7 +85,8 @@ class Nginx:
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {(self.workdir / 'error.log').read_text()}")
+            self.process = None
+            raise exited("nginx", (self.workdir / "error.log").read_text())
         try:
             return bool(http_get(self.http, "/v1/status/leader", timeout=2))
         except (OSError, urllib.error.URLError, ValueError):

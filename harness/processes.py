@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import random
-import socket
+import re
 import subprocess
 import sys
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -31,28 +29,8 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 10) -> in
     return process.returncode
 
 
-#: Ports the harness hands out: below Linux's ephemeral range (32768-60999), from which both
-#: outgoing connections and Docker's published ports are allocated, so a process restarted on
-#: its old port (an agent, a Consul server) never finds it taken by one of those meanwhile.
-PORTS = range(20000, 32768)
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports of PORTS, free on loopback for TCP and UDP right now."""
-    with ExitStack() as stack:
-        ports: list[int] = []
-        while len(ports) < count:
-            port = random.choice(PORTS)
-            if port in ports:
-                continue
-            try:
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    s = stack.enter_context(socket.socket(socket.AF_INET, kind))
-                    s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            ports.append(port)
-        return ports
+#: the port in a `status.listening` line, as text (`port=N`) or JSON (`"port": N`) logs it
+_LISTENING = re.compile(r'status\.listening.*?\bport"?[=:] ?(\d+)')
 
 
 @dataclass
@@ -88,6 +66,14 @@ class RegistratorProcess:
 
     def wait_for_log(self, text: str, *, timeout: float = 15) -> None:
         wait_until(lambda: text in self.log, timeout=timeout, what=f"{text!r} in registrator log")
+
+    def listening_port(self, *, timeout: float = 15) -> int:
+        """The port of its status server, from its `status.listening` line (for
+        `--metrics-addr 127.0.0.1:0`, which lets the system pick a free one)."""
+        found = wait_until(
+            lambda: _LISTENING.search(self.log), timeout=timeout, what="status.listening"
+        )
+        return int(found.group(1))
 
     def stop(self, *, timeout: float = 10) -> int:
         if self.process is None:

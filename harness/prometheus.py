@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.processes import free_ports, stop_process
+from harness.ports import exited, start_on_free_ports
+from harness.processes import stop_process
 from harness.stack import cached_binary
 from harness.waits import wait_until
 
@@ -35,7 +36,10 @@ class PrometheusServer:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> PrometheusServer:
-        [self.port] = free_ports(1)
+        return start_on_free_ports(1, self._start_on, what="prometheus")
+
+    def _start_on(self, ports: list[int]) -> PrometheusServer:
+        [self.port] = ports
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "prometheus.yml").write_text(self.config)
         args = [
@@ -44,15 +48,15 @@ class PrometheusServer:
             f"--web.listen-address=127.0.0.1:{self.port}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
         ]
-        with (self.workdir / "prometheus.log").open("ab") as log:
+        with (self.workdir / "prometheus.log").open("wb") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=30, what=f"prometheus on port {self.port}")
         return self
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            log = (self.workdir / "prometheus.log").read_text()[-2000:]
-            raise RuntimeError(f"prometheus exited: {log}")
+            self.process = None
+            raise exited("prometheus", (self.workdir / "prometheus.log").read_text())
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5) as r:
                 return bool(r.status == 200)

@@ -41,7 +41,8 @@ from registrator.docker.engine import DockerEngine
 from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
-from registrator.runtime.reconciler import Reconciler
+from registrator.runtime.probes import ProbeRunner, kept_statuses
+from registrator.runtime.reconciler import Reconciler, Statuses
 from registrator.runtime.retry import Stopped, first_contact
 
 
@@ -94,13 +95,14 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         docker = connect("docker.connect", engine, stop=stop)
     except Stopped:
         return 0
-    identity = settings.hostname or docker.host_name() or socket.gethostname()
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = derive_policy(checked, identity)
-    registry = opened.registry
-    reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
+    policy = derive_policy(checked, settings.hostname or docker.host_name() or socket.gethostname())
+    runner, probed = _agentless(opened, policy.hostname, settings.ip, once=once)
+    reconciler = Reconciler(
+        docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
+    )
     logger.info(
-        "registrator.started", version=__version__, hostname=identity, registry=opened.where
+        "registrator.started", version=__version__, hostname=policy.hostname, registry=opened.where
     )
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
@@ -111,14 +113,27 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         docker,
         resync_interval=settings.resync_interval,
         agent_check_interval=settings.agent_check_interval,
-        refresh_interval=check_policy(checked).refresh_interval,
+        refresh_interval=0 if opened.agentless else check_policy(checked).refresh_interval,
         heartbeat=opened.heartbeat,
         heartbeat_interval=opened.heartbeat_interval,
+        probes=runner,
         retry=retry,
         stop=stop,
         observer=observer,
     )
     return _serve(settings, daemon, reconciler)
+
+
+def _agentless(
+    opened: Opened, identity: str, ip: str, *, once: bool
+) -> tuple[ProbeRunner | None, Statuses | None]:
+    """Catalog mode: the node is the host identity at `--ip`; the daemon probes the checks,
+    a one-shot `--resync` keeps the statuses the catalog holds. Neither for an agent."""
+    if opened.own_node is None:
+        return None, None
+    opened.own_node(identity, ip)
+    runner = None if once else ProbeRunner()
+    return runner, runner.statuses if runner else kept_statuses
 
 
 def _first_contact(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from registrator.app.settings import Settings
@@ -31,7 +31,9 @@ from registrator.core.plan import (
 )
 from registrator.core.policy import Policy
 from registrator.docker.engine import DockerEngine
+from registrator.registries.catalog.health import probes
 from registrator.registries.open import Opened
+from registrator.runtime.probes import run_probe
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
 TIMEOUT = 5.0
@@ -74,11 +76,26 @@ def run(
         print(f"registrator: error: no container {reference!r} (name or ID)", file=sys.stderr)
         return 1
     policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
+    if opened.own_node is not None:
+        opened.own_node(policy.hostname, settings.ip)
     view = consul_view(opened, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)
-    out.write(report(container, decide(container, policy), policy=policy, consul=view))
+    derivation = decide(container, policy)
+    out.write(report(container, derivation, policy=policy, consul=view))
+    if opened.agentless:
+        out.write(probe_report(derivation.services))
     return 0
+
+
+def probe_report(services: Sequence[Service]) -> str:
+    """Catalog mode: each check registrator probes itself, probed once now."""
+    found = probes({s.id: s for s in services})
+    lines = ["", f"probes run by registrator ({len(found)}):" if found else "probes: none"]
+    for check, probe in sorted(found.items()):
+        result, output = run_probe(probe)
+        lines.append(f"  {check}: {result} now ({output}); every {probe.interval:g}s")
+    return "\n".join(lines) + "\n"
 
 
 def _inspect(reference: str) -> tuple[Container | None, str]:

@@ -43,7 +43,9 @@ class Settings(BaseModel):
         description="consul://, consul-tls://, consul-unix://, consulkv://, etcd://, skydns2://",
     )
     hostname: str = Field(default="", description="host identity used in service IDs and Meta")
-    ip: str = Field(default="", description="address registered for published ports")
+    ip: str = Field(
+        default="", validate_default=True, description="address registered for published ports"
+    )
     tags: str = Field(default="", description="comma-separated tags added to every service")
     resync_interval: float = Field(default=0, ge=0, description="seconds between full resyncs")
     # derivation (issue: the SERVICE_* contract)
@@ -96,8 +98,10 @@ class Settings(BaseModel):
 
     @field_validator("ip")
     @classmethod
-    def _ip_or_host_name(cls, value: str) -> str:
+    def _ip_or_host_name(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
+        if not value and agentless(info.data.get("registry_uri", "")):
+            raise ValueError("consul-catalog:// needs --ip: the address of this host's node")
         if value and not _is_address(value) and not _HOST_NAME.match(value):
             raise ValueError(f"{value!r} is neither an IP address nor a host name")
         return value
@@ -143,6 +147,11 @@ def _is_address(value: str) -> bool:
     return True
 
 
+def agentless(uri: str) -> bool:
+    """Catalog mode: no Consul agent on the host runs checks or holds the services."""
+    return uri.strip().lower().startswith(("consul-catalog://", "consul-catalog-tls://"))
+
+
 def for_registry(settings: Settings, *, keyed: bool) -> Settings:
     """For a registry of keys (etcd, Consul KV), `--ttl` is its lease's TTL, not a TTL check on
     every service: the settings the core sees have no `--ttl`."""
@@ -170,6 +179,7 @@ def check_policy(settings: Settings) -> CheckPolicy:
     return CheckPolicy(
         enable_script_checks=settings.enable_script_checks,
         docker_health=settings.docker_health,
+        agentless=agentless(settings.registry_uri),
         ttl=settings.ttl,
         ttl_refresh=settings.ttl_refresh,
     )

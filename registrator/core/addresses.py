@@ -191,13 +191,28 @@ def _port_and_address(
     if binding is None:
         return _Skip(f"not published on an {family} address", family=True)
     if not is_specific(binding.host_ip):
-        return _at_host_address(binding.host_port, policy=policy, family=family)
+        return _published_at_host(bindings, policy=policy, family=family)
     others = tuple(
         (b.host_ip, b.host_port)
         for b in sorted(bindings, key=lambda b: b.host_port)
         if is_specific(b.host_ip) and binding_family(b) != binding_family(binding)
     )
     return _Where(binding.host_port, binding.host_ip, others)
+
+
+def _published_at_host(
+    bindings: tuple[Binding, ...], *, policy: Policy, family: Family | None
+) -> _Where | _Skip:
+    """A port published on every address, registered at the host's address: with the host
+    port of the binding of that address's family, since Docker may give the IPv4 and the IPv6
+    binding of one port different host ports (`0.0.0.0:33014`, `[::]:32998`)."""
+    address = policy.host_ip or policy.advertise_address
+    wanted = family or family_of(address)
+    binding = pick_binding([b for b in bindings if not is_specific(b.host_ip)], wanted)
+    if binding is None:
+        why = f"not published on an {wanted} address (the host address {address} is {wanted})"
+        return _Skip(why, family=True)
+    return _at_host_address(binding.host_port, policy=policy, family=family)
 
 
 def _at_host_address(number: int, *, policy: Policy, family: Family | None) -> _Where | _Skip:

@@ -90,6 +90,7 @@ def _grpc(ctx: Context, declared: Declared) -> Definition | None:
     value = declared.value.strip()
     if parse_flag(value) is False:
         return None
+    _agentless(ctx, declared, "gRPC")
     target = ctx.target()
     if parse_flag(value) is None:
         if not _GRPC_SERVICE.fullmatch(value):
@@ -115,7 +116,18 @@ def _ttl(ctx: Context, declared: Declared) -> Definition:
     return {"TTL": duration(declared)}
 
 
+def _agentless(ctx: Context, declared: Declared, what: str) -> None:
+    """In catalog mode no agent runs checks: registrator probes HTTP and TCP ones alone."""
+    if ctx.policy.agentless:
+        raise Refused(
+            declared,
+            f"catalog mode (consul-catalog://) has no Consul agent to run {what} checks; "
+            "registrator itself probes only HTTP, HTTPS and TCP checks",
+        )
+
+
 def _script(ctx: Context, declared: Declared) -> Definition | None:
+    _agentless(ctx, declared, "script")
     if not ctx.policy.enable_script_checks:
         raise Refused(
             declared,
@@ -128,6 +140,7 @@ def _script(ctx: Context, declared: Declared) -> Definition | None:
 
 def _docker(ctx: Context, declared: Declared) -> Definition | None:
     """Consul's docker check: the agent runs the command in the container (`docker exec`)."""
+    _agentless(ctx, declared, "docker")
     if not ctx.policy.enable_script_checks:
         raise Refused(
             declared,

@@ -212,10 +212,6 @@ class Service:
     maintenance: str = ""
     container: str = field(default="", compare=False)
 
-    @property
-    def owner(self) -> str | None:
-        return dict(self.meta).get(OWNER_META_KEY)
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:

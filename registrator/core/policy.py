@@ -29,6 +29,8 @@ class CheckPolicy:
 
     enable_script_checks: bool = False
     docker_health: bool = True
+    #: catalog mode: no agent runs checks, registrator probes HTTP and TCP ones itself
+    agentless: bool = False
     ttl: int = 0
     ttl_refresh: int = 0
 

@@ -2,6 +2,7 @@
 probe and `explain` all come through `open_registry`.
 
     consul://HOST:PORT, consul-tls://, consul-unix:///path   the local Consul agent (default)
+    consul-catalog://HOST:PORT, consul-catalog-tls://        Consul's catalog, a node of its own
     consulkv://HOST:PORT/PREFIX, consulkv-tls://...          Consul's KV store
     etcd://HOST:PORT/PREFIX                                  etcd v3
     skydns2://HOST:PORT/DOMAIN                               CoreDNS's etcd layout, in etcd v3
@@ -16,20 +17,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from registrator.core.errors import ConfigError
 from registrator.core.ports import Registry
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
+from registrator.registries.consulkv.store import ConsulKVStore
+from registrator.registries.etcd.store import EtcdStore
 from registrator.registries.kv.layout import Layout, skydns_prefix
+from registrator.registries.kv.leased import LeasedRegistry
 
-if TYPE_CHECKING:  # imported where opened: a consul:// daemon never loads their HTTP client
-    from registrator.registries.consulkv.registry import ConsulKV
-    from registrator.registries.etcd.registry import EtcdRegistry
-
-SCHEMES = "consul, consul-tls, consul-unix, consulkv, consulkv-tls, etcd or skydns2"
+SCHEMES = (
+    "consul, consul-tls, consul-unix, consul-catalog, consul-catalog-tls, consulkv, "
+    "consulkv-tls, etcd or skydns2"
+)
 #: --ttl's default for the registries whose keys hang on a lease or session
 DEFAULT_LEASE_TTL = 30
 ETCD_PORT = 2379
@@ -57,11 +59,18 @@ class Opened:
     heartbeat_interval: float = 0
     #: the lease or session TTL (`--ttl` for these registries); 0 for the Consul agent
     lease_ttl: int = 0
+    #: the catalog registry's node: named by the host identity, at `--ip` (catalog mode)
+    own_node: Callable[[str, str], None] | None = None
+
+    @property
+    def agentless(self) -> bool:
+        """No agent runs checks: registrator probes them itself (catalog mode)."""
+        return self.own_node is not None
 
     @property
     def keyed(self) -> bool:
         """Services are keys: no checks, no maintenance mode, and `--ttl` is the lease's."""
-        return self.kind != "consul"
+        return self.kind not in {"consul", "consul-catalog"}
 
 
 def open_registry(
@@ -81,9 +90,10 @@ def open_registry(
     lease = ttl or DEFAULT_LEASE_TTL
     interval = float(ttl_refresh) if ttl_refresh else max(0.2, lease / 3)
     if scheme in {"etcd", "skydns2"}:
-        registry = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
-        where = f"{scheme} {registry.base_url}{registry.prefix}"
+        registry, where = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
         return _leased(registry, scheme, where, interval=interval, lease=lease)
+    if scheme in {"consul-catalog", "consul-catalog-tls"}:
+        return _catalog(uri, scheme, env=env, timeout=timeout)
     if scheme in {"consulkv", "consulkv-tls"}:
         kv = _consulkv(uri, scheme, lease=lease, health=health, env=env, timeout=timeout)
         return _leased(kv, "consulkv", uri, interval=interval, lease=lease)
@@ -103,7 +113,7 @@ def open_registry(
 
 
 def _leased(
-    registry: EtcdRegistry | ConsulKV, kind: str, where: str, *, interval: float, lease: int
+    registry: LeasedRegistry, kind: str, where: str, *, interval: float, lease: int
 ) -> Opened:
     return Opened(
         registry,
@@ -117,10 +127,21 @@ def _leased(
     )
 
 
-def _etcd(uri: str, scheme: str, *, lease: int, health: bool, timeout: float) -> EtcdRegistry:
-    from registrator.registries.etcd.gateway import EtcdGateway  # noqa: PLC0415
-    from registrator.registries.etcd.registry import EtcdRegistry  # noqa: PLC0415
+def _catalog(uri: str, scheme: str, *, env: Mapping[str, str] | None, timeout: float) -> Opened:
+    from registrator.registries.catalog.registry import ConsulCatalog  # noqa: PLC0415
 
+    agent_scheme = "consul-tls" if scheme.endswith("-tls") else "consul"
+    netloc = urlsplit(uri).netloc
+    target = consul_target(f"{agent_scheme}://{netloc}", os.environ if env is None else env)
+    catalog = ConsulCatalog(target, timeout=timeout)
+    ping = lambda seconds: catalog.ping(timeout=seconds)  # noqa: E731
+    return Opened(catalog, "consul-catalog", uri, ping, catalog.close, own_node=catalog.own_node)
+
+
+def _etcd(
+    uri: str, scheme: str, *, lease: int, health: bool, timeout: float
+) -> tuple[LeasedRegistry, str]:
+    """The registry, and where it is (for log lines)."""
     parts = urlsplit(uri)
     if not parts.hostname:
         raise ConfigError(f"registry URI {uri!r} names no host")
@@ -137,8 +158,9 @@ def _etcd(uri: str, scheme: str, *, lease: int, health: bool, timeout: float) ->
     else:
         layout = Layout(path)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    gateway = EtcdGateway(f"http://{host}:{port}", timeout=timeout)
-    return EtcdRegistry(gateway, layout, ttl=lease, health=health)
+    store = EtcdStore(f"http://{host}:{port}", prefix=layout.prefix, timeout=timeout)
+    registry = LeasedRegistry(store, layout, ttl=lease, health=health)
+    return registry, f"{scheme} {store.base_url}{layout.prefix}"
 
 
 def _consulkv(
@@ -149,13 +171,12 @@ def _consulkv(
     health: bool,
     env: Mapping[str, str] | None,
     timeout: float,
-) -> ConsulKV:
-    from registrator.registries.consulkv.registry import ConsulKV  # noqa: PLC0415
-
+) -> LeasedRegistry:
     parts = urlsplit(uri)
     prefix = parts.path.strip("/")
     if not prefix:
         raise ConfigError(f"registry URI {uri!r} names no key prefix (consulkv://HOST:PORT/PREFIX)")
     agent_scheme = "consul-tls" if scheme.endswith("-tls") else "consul"
     target = consul_target(f"{agent_scheme}://{parts.netloc}", os.environ if env is None else env)
-    return ConsulKV(target, Layout(prefix), ttl=lease, health=health, timeout=timeout)
+    store = ConsulKVStore(target, prefix=prefix, timeout=timeout)
+    return LeasedRegistry(store, Layout(prefix), ttl=lease, health=health)

@@ -32,6 +32,10 @@ from registrator.core.refusals import fallback
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 
 _T = TypeVar("_T")
+ACL_HINT = (
+    "the ACL token needs agent:read and service:write "
+    "(consul-catalog://: node:write and service:write; see README, ACL)"
+)
 #: Runs a registry call under the retry policy: (what, call) -> its result.
 Call = Callable[[str, Callable[[], _T]], _T]
 
@@ -145,7 +149,7 @@ class Executor:
         logger.error(
             "consul.permission_denied",
             error=str(error),
-            hint="the ACL token needs agent:read and service:write (see README, ACL)",
+            hint=getattr(error, "hint", ACL_HINT),
         )
         self._denied_reported = True
 

@@ -25,7 +25,8 @@ from registrator.runtime.observer import NULL_OBSERVER, Observer
 AGENT_CHANGED = "registry.agent_changed"
 HINT = (
     "the registry address reaches more than one agent (a load balancer, a server, a DNS name?); "
-    "point registrator at the local Consul agent of its own host and restart it; "
+    "point registrator at the local Consul agent of its own host, or, for a host without an "
+    "agent, use consul-catalog://HOST:PORT with --ip (a catalog node of its own); restart it; "
     "until then it deregisters nothing"
 )
 

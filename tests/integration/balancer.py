@@ -22,7 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import free_ports, stop_process, wait_until
+from harness import stop_process, wait_until
+from harness.ports import exited, start_on_free_ports
 
 CONFIG = """\
 global
@@ -88,7 +89,10 @@ class HAProxy:
         return self.workdir / "admin.sock"
 
     def start(self) -> HAProxy:
-        [self.port] = free_ports(1)
+        return start_on_free_ports(1, self._start_on, what="haproxy")
+
+    def _start_on(self, ports: list[int]) -> HAProxy:
+        [self.port] = ports
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "haproxy.cfg"
         config.write_text(
@@ -108,7 +112,8 @@ class HAProxy:
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"haproxy exited: {self.log_tail()}")
+            self.process = None
+            raise exited("haproxy", self.log_tail())
         try:
             self.servers()
         except OSError:

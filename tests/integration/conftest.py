@@ -16,6 +16,7 @@ import docker
 import pytest
 
 from harness import TEST_IMAGE, TEST_LABEL, ConsulDevAgent, PrivateDockerd, RegistratorProcess
+from harness.etcd import EtcdServer
 from tests.integration.support import ISOLATION, SESSION, Containers, StartRegistrator
 
 
@@ -50,6 +51,14 @@ def consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulDevAgent]
     agent = ConsulDevAgent(tmp_path_factory.mktemp("consul")).start()
     yield agent
     agent.stop()
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One etcd server for the session; tests write under key prefixes of their own."""
+    server = EtcdServer(tmp_path_factory.mktemp("etcd")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -99,6 +99,10 @@ class Containers:
         """Run `command` in the container and wait for it (a `docker exec`)."""
         self.api.exec_start(self.api.exec_create(container, list(command)))
 
+    def logs(self, container: str) -> str:
+        """What the container wrote to stdout and stderr so far."""
+        return bytes(self.api.logs(container)).decode(errors="replace")
+
     def inspect(self, container: str) -> dict[str, Any]:
         data: dict[str, Any] = self.api.inspect_container(container)
         return data

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ConsulDevAgent, consul_binary, free_ports, wait_until
+from harness import ConsulDevAgent, consul_binary, start_on_free_ports, wait_until
 from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 MASTER = "registrator-test-master-secret"
@@ -132,15 +132,19 @@ def test_consul_tls_with_ca_and_client_certificate(
     tmp_path: Path,
 ) -> None:
     tls = _tls_material(tmp_path / "tls")
-    (https_port,) = free_ports(1)
     config = {
         "ca_file": str(tls["ca"]),
         "cert_file": str(tls["server"]),
         "key_file": str(tls["server_key"]),
         "verify_incoming": True,
-        "ports": {"https": https_port},
     }
-    agent = ConsulDevAgent(tmp_path / "consul", extra_config=config).start()
+
+    def start(ports: list[int]) -> ConsulDevAgent:
+        extra = {**config, "ports": {"https": ports[0]}}
+        return ConsulDevAgent(tmp_path / "consul", extra_config=extra).start()
+
+    agent = start_on_free_ports(1, start, what="consul agent with HTTPS")
+    https_port = agent.extra_config["ports"]["https"]
     try:
         web = containers.run(ports={80: 0})
         start_registrator(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from harness import ConsulDevAgent, free_ports, wait_until
+from harness import ConsulDevAgent, wait_until
 from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 AGENT_ADDRESS = "127.0.0.1"  # what the dev agent advertises
@@ -48,7 +48,7 @@ def test_host_network_registers_exposed_ports_at_the_agent_address(
     start_registrator: StartRegistrator,
     identity: str,
 ) -> None:
-    port, udp_port = free_ports(2)
+    port, udp_port = 20001, 20002  # exposed on the host's network, never bound: numbers only
     host = containers.run(
         ["sleep", "300"],
         expose=[port, f"{udp_port}/udp"],
@@ -97,6 +97,7 @@ def test_network_connect_and_disconnect_follow_service_network(
     reg = start_registrator(consul.uri, "--hostname", identity, "--internal")
     service_id = f"{identity}:{containers.name(app)}:80"
     reg.wait_for_log(f"key=SERVICE_NETWORK value={back}")
+    reg.wait_for_log("reconcile.done scope=full")  # the pass that logged it has written all
     assert service_id not in consul.services()
 
     containers.api.connect_container_to_network(app, back)

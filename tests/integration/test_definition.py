@@ -29,7 +29,7 @@ import dns.rdatatype
 import docker
 import pytest
 
-from harness import TEST_LABEL, ConsulDevAgent, RegistratorProcess, free_ports, wait_until
+from harness import TEST_LABEL, ConsulDevAgent, RegistratorProcess, wait_until
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryRefused
 from registrator.core.model import Check, Service, ServiceID
@@ -458,6 +458,48 @@ def test_a_port_published_on_an_ipv6_address_registers_that_address(
     assert f"http://[::1]:{port}/index.html" in http["Output"]
 
 
+def split_bindings(containers: Containers, env: dict[str, str]) -> tuple[str, int, int]:
+    """A container published with `-p 80` whose IPv4 and IPv6 bindings got different host
+    ports, and those ports. Docker 20.10 allocates each family's ports on its own, so a few
+    containers published on IPv4 only first move the IPv4 allocator ahead."""
+    for _ in range(8):
+        containers.run(["sleep", "300"], ports={80: ("0.0.0.0", 0)})
+        web = containers.run(env=env, ports={80: 0})
+        bindings = containers.inspect(web)["NetworkSettings"]["Ports"]["80/tcp"]
+        by_ip = {b["HostIp"]: int(b["HostPort"]) for b in bindings}
+        if by_ip["0.0.0.0"] != by_ip["::"]:
+            return web, by_ip["0.0.0.0"], by_ip["::"]
+    raise AssertionError("Docker gave both bindings of every container the same host port")
+
+
+@pytest.mark.parametrize(
+    "ip_and_family",
+    [("::1", None), ("::1", "ipv6"), ("127.0.0.1", None), ("127.0.0.1", "ipv4")],
+)
+def test_the_registered_port_is_the_one_docker_bound_for_the_registered_addresss_family(
+    consul: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+    ip_and_family: tuple[str, str | None],
+) -> None:
+    host_ip, family = ip_and_family
+    started(start_registrator, consul.uri, identity, "--ip", host_ip)
+    env = {"SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "1s"}
+    if family:
+        env["SERVICE_ADDRESS_FAMILY"] = family
+    web, ipv4_port, ipv6_port = split_bindings(containers, env)
+    port = ipv6_port if ":" in host_ip else ipv4_port
+    service_id = f"{identity}:{containers.name(web)}:80"
+
+    wait_for_status(consul, f"service:{service_id}:tcp", "passing")
+
+    registered = service_of(consul, service_id)
+    assert (registered["Address"], registered["Port"]) == (host_ip, port)
+    tag = "lan_ipv6" if ":" in host_ip else "lan_ipv4"
+    assert registered["TaggedAddresses"][tag] == {"Address": host_ip, "Port": port}
+
+
 def test_an_idle_resync_of_dual_stack_containers_writes_nothing(
     counting: CountingProxy,
     containers: Containers,
@@ -506,11 +548,11 @@ def test_a_definition_consul_refuses_is_registered_plainer_with_its_reason_writt
 ) -> None:
     """Script checks allowed here, not on the agent: Consul refuses the whole definition."""
     consul = counting.agent
-    [metrics_port] = free_ports(1)
     reg = started(
         start_registrator, counting.uri, identity, "--enable-script-checks",
-        "--resync-interval", "0.2", "--metrics-addr", f"127.0.0.1:{metrics_port}",
+        "--resync-interval", "0.2", "--metrics-addr", "127.0.0.1:0",
     )  # fmt: skip
+    metrics_port = reg.listening_port()
     env = {"SERVICE_CHECK_SCRIPT": "true", "SERVICE_CHECK_INTERVAL": "5s", "SERVICE_ZONE": "a"}
     web = containers.run(env=env, ports={80: 0})
     service_id = f"{identity}:{containers.name(web)}:80"

@@ -62,10 +62,34 @@ def registered(consul: ConsulDevAgent, *service_ids: str) -> None:
     )
 
 
-def processed(consul: ConsulDevAgent, containers: Containers, identity: str) -> None:
-    """Every Docker event so far has been handled: a container started now is registered."""
+def processed(
+    reg: RegistratorProcess,
+    consul: ConsulDevAgent,
+    containers: Containers,
+    identity: str,
+    *watched: str,
+) -> None:
+    """Every Docker event so far about the `watched` containers has been handled.
+
+    The watcher thread reads events in order, so once a container started now is registered,
+    it has read every earlier one: each was either dropped there (a signal that drains
+    nothing) or handed to its container's lane, which logs `docker.event`. A lane runs on its
+    own thread, so for each event handed over, wait for the `reconcile.done` line of a batch
+    naming that container after it.
+    """
     marker = containers.run(ports=LOOPBACK)
     registered(consul, service_of(containers, identity, marker))
+
+    def handled() -> bool:
+        lines = reg.log.splitlines()
+        for container in (c[:12] for c in watched):
+            handed = [n for n, ln in enumerate(lines) if "docker.event" in ln and container in ln]
+            done = [n for n, ln in enumerate(lines) if "reconcile.done" in ln and container in ln]
+            if handed and not (done and done[-1] > handed[-1]):
+                return False
+        return True
+
+    wait_until(handled, timeout=30, what=f"the events of {watched} handled")
 
 
 @contextmanager
@@ -98,7 +122,7 @@ def test_only_the_stop_signal_drains_and_docker_stop_drains_before_the_death(
     containers.api.kill(term, signal="SIGHUP")
     containers.api.kill(term, signal="SIGUSR1")
     containers.api.kill(quits, signal="SIGTERM")
-    processed(consul, containers, identity)
+    processed(reg, consul, containers, identity, term, quits)
     assert [maintenance(consul, i) for i in ids.values()] == [None, None]
     assert "container.draining" not in reg.log
 

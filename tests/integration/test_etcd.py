@@ -1,8 +1,8 @@
 """etcd:// and skydns2:// against a real etcd 3.4 (Debian's etcd-server) and the real Docker.
 
-Each test writes under a prefix of its own; the ones that stop or wipe etcd start their own
-server. Keys are compared for this test's containers only (registrator sees every container
-of this run).
+Each test writes under a prefix of its own in the session's server (conftest); the ones that
+stop or wipe etcd start their own. Keys are compared for this test's containers only
+(registrator sees every container of this run).
 """
 
 from __future__ import annotations
@@ -21,13 +21,6 @@ from tests.integration.support import Containers, StartRegistrator, run_registra
 
 #: seconds any condition may take: a loaded machine (other suites running) is slow, never wrong
 WAIT = 60
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    server = EtcdServer(tmp_path_factory.mktemp("etcd")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import docker
 import pytest
 import requests.exceptions
 
-from harness import ROOT, ConsulDevAgent, free_ports, wait_until
+from harness import ROOT, ConsulDevAgent, start_on_free_ports, wait_until
+from harness.ports import exited
 from tests.integration.support import ISOLATION, Containers
 
 BASE_IMAGE = os.environ.get("REGISTRATOR_PYTHON_BASE", "registrator-test/python-base:bookworm")
@@ -85,15 +86,28 @@ def http_status(port: int, path: str) -> int:
 def test_the_image_registers_a_container_as_an_unprivileged_user_and_reports_healthy(
     image: str, consul: ConsulDevAgent, containers: Containers, identity: str
 ) -> None:
-    [metrics_port] = free_ports(1)
-    registrator = containers.run(
-        ["--hostname", identity, *ISOLATION, consul.uri],
-        image=image,
-        env={"REGISTRATOR_METRICS_ADDR": f"127.0.0.1:{metrics_port}"},
-        healthcheck={"interval": 500_000_000, "start_period": 30_000_000_000},
-        network_mode="host",
-        binds={SOCKET: {"bind": SOCKET, "mode": "ro"}},
-    )
+    def start(ports: list[int]) -> tuple[str, int]:
+        """The image on the host's network, its status server on `ports[0]`, until it listens
+        (`AddressInUse` when that port was taken meanwhile: started again on another)."""
+        registrator = containers.run(
+            ["--hostname", identity, *ISOLATION, consul.uri],
+            image=image,
+            env={"REGISTRATOR_METRICS_ADDR": f"127.0.0.1:{ports[0]}"},
+            healthcheck={"interval": 500_000_000, "start_period": 30_000_000_000},
+            network_mode="host",
+            binds={SOCKET: {"bind": SOCKET, "mode": "ro"}},
+        )
+
+        def listening() -> bool:
+            logs = containers.logs(registrator)
+            if containers.inspect(registrator)["State"]["Status"] == "exited":
+                raise exited("registrator's image", logs)
+            return "status.listening" in logs
+
+        wait_until(listening, timeout=30, what="the image's status server")
+        return registrator, ports[0]
+
+    registrator, metrics_port = start_on_free_ports(1, start, what="registrator's image")
     web = containers.run(env={"SERVICE_NAME": "from-image"}, ports={80: 0})
     service_id = f"{identity}:{containers.name(web)}:80"
 

@@ -103,7 +103,7 @@ def test_sigterm_stops_promptly_and_keeps_services_unless_asked(
     keeper = start_registrator(consul.uri, "--hostname", identity)
     wait_until(lambda: service_id in consul.services(), what="registered")
 
-    assert keeper.stop(timeout=5) == 0
+    assert keeper.stop(timeout=30) == 0
     assert service_id in consul.services()
     assert "Traceback" not in keeper.log
 
@@ -111,7 +111,7 @@ def test_sigterm_stops_promptly_and_keeps_services_unless_asked(
     releaser.wait_for_log("docker.events.subscribed")
     assert releaser.process is not None
     releaser.process.send_signal(signal.SIGINT)
-    assert releaser.process.wait(timeout=5) == 0
+    assert releaser.process.wait(timeout=30) == 0
     assert service_id not in consul.services()
     assert "Traceback" not in releaser.log
 

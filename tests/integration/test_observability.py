@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from harness import ConsulDevAgent, free_ports, wait_until
+from harness import ConsulDevAgent, refusing_port, wait_until
 from tests.integration.support import Containers, StartRegistrator, run_registrator
 
 
@@ -47,16 +47,16 @@ def test_metrics_readiness_and_json_logs_of_a_running_daemon(
     start_registrator: StartRegistrator,
     identity: str,
 ) -> None:
-    [port] = free_ports(1)
     reg = start_registrator(
         consul.uri,
         "--hostname",
         identity,
         "--metrics-addr",
-        f"127.0.0.1:{port}",
+        "127.0.0.1:0",
         "--log-format",
         "json",
     )
+    port = reg.listening_port()
     web = containers.run(env={"SERVICE_NAME": "observed", "SERVICE_BAD.KEY": "x"}, ports={80: 0})
     service_id = f"{identity}:{containers.name(web)}:80"
     wait_until(lambda: service_id in consul.services(), what=service_id)
@@ -100,14 +100,21 @@ def test_readyz_names_an_unreachable_consul_while_healthz_stays_up(
     start_registrator: StartRegistrator,
     identity: str,
 ) -> None:
-    metrics_port, nothing_there = free_ports(2)
-    start_registrator(
+    with refusing_port() as nothing_there:
+        _readyz_names_an_unreachable_consul(start_registrator, identity, nothing_there)
+
+
+def _readyz_names_an_unreachable_consul(
+    start_registrator: StartRegistrator, identity: str, nothing_there: int
+) -> None:
+    reg = start_registrator(
         f"consul://127.0.0.1:{nothing_there}",
         "--hostname",
         identity,
         "--metrics-addr",
-        f"127.0.0.1:{metrics_port}",
+        "127.0.0.1:0",
     )
+    metrics_port = reg.listening_port()
 
     wait_until(lambda: get(metrics_port, "/healthz")[0] == 200, what="/healthz up")
 
@@ -133,10 +140,8 @@ def test_a_metrics_addr_already_in_use_stops_the_daemon_with_one_clear_line(
     start_registrator: StartRegistrator,
     identity: str,
 ) -> None:
-    [port] = free_ports(1)
-    first = start_registrator(
-        consul.uri, "--hostname", identity, "--metrics-addr", f"127.0.0.1:{port}"
-    )
+    first = start_registrator(consul.uri, "--hostname", identity, "--metrics-addr", "127.0.0.1:0")
+    port = first.listening_port()
     wait_until(lambda: get(port, "/healthz")[0] == 200, what="first daemon's /healthz")
 
     second = start_registrator(

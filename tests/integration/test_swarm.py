@@ -1,9 +1,10 @@
 """Swarm mode against a real single-node swarm on the machine's own Docker daemon.
 
 The node becomes a swarm manager only for this module (`docker swarm init --advertise-addr
-127.0.0.1`) and leaves it at the module's end, and only when this module made it one: every
-other module sees the daemon as it was. Services, their task containers and the overlay network
-carry the session label and are removed at teardown. No registry is reachable here, so services
+127.0.0.1`) and leaves it at the module's end, only when a test session made it one and no
+other session (a second copy of the suite on the same daemon) still uses it: `shared_swarm`.
+Services, their task containers and the overlay network carry the session label and are
+removed at teardown. No registry is reachable here, so services
 run the local test images by name with `--no-resolve-image`. The routing mesh (ingress) is not
 relied on: it may not answer on these machines (no IPVS).
 """
@@ -11,18 +12,21 @@ relied on: it may not answer on these machines (no IPVS).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import re
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import docker
 import pytest
 
-from harness import ROOT, TEST_LABEL, ConsulDevAgent, free_ports, wait_until
+from harness import ROOT, TEST_LABEL, ConsulDevAgent, PrivateDockerd, wait_until
 from registrator.core.model import ContainerID
 from registrator.docker.engine import DockerEngine
 from tests.integration.support import SESSION, Containers, StartRegistrator, run_registrator
@@ -104,24 +108,62 @@ def swarm(swarm_node: Swarm) -> Iterator[Swarm]:
 
 @pytest.fixture(scope="module")
 def swarm_node(docker_api: docker.APIClient) -> Iterator[Swarm]:
-    """A swarm manager for this module: made here (and left at the end) unless already one."""
-    state = docker_api.info()["Swarm"]
-    had_gwbridge = bool(docker_api.networks(names=[GWBRIDGE]))
-    initialised = state.get("LocalNodeState") == "inactive"
-    if initialised:
-        docker_cli("swarm", "init", "--advertise-addr", "127.0.0.1")
-    else:
-        assert state.get("ControlAvailable"), f"this node is in a swarm, not a manager: {state}"
-    name = f"rt-overlay-{uuid.uuid4().hex[:8]}"
-    docker_api.create_network(name, driver="overlay", attachable=True, labels={TEST_LABEL: SESSION})
-    made = Swarm(docker_api, name)
+    """A swarm manager for this module: made by the first test session on this machine that
+    needs one (unless the node already is one), and left by the last (see `shared_swarm`)."""
+    with shared_swarm(docker_api):
+        name = f"rt-overlay-{uuid.uuid4().hex[:8]}"
+        labels = {TEST_LABEL: SESSION}
+        docker_api.create_network(name, driver="overlay", attachable=True, labels=labels)
+        made = Swarm(docker_api, name)
+        try:
+            yield made
+        finally:
+            _clean_up(made)
+
+
+#: Several test sessions may share one daemon, so its swarm too: each holds this file locked
+#: (shared) while it uses the swarm, and takes it exclusively to make or leave one.
+SWARM_LOCK = Path(tempfile.gettempdir()) / "registrator-test-swarm.lock"
+#: Present while the swarm was made by a test session (not there before): the last session
+#: using it leaves it. It says whether Swarm's bridge was there before that.
+SWARM_MADE = Path(tempfile.gettempdir()) / "registrator-test-swarm.made"
+
+
+@contextlib.contextmanager
+def shared_swarm(api: docker.APIClient) -> Iterator[None]:
+    with SWARM_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = api.info()["Swarm"]
+        if state.get("LocalNodeState") == "inactive":
+            had_gwbridge = bool(api.networks(names=[GWBRIDGE]))
+            docker_cli("swarm", "init", "--advertise-addr", "127.0.0.1")
+            SWARM_MADE.write_text("had-gwbridge" if had_gwbridge else "")
+        else:
+            assert state.get("ControlAvailable"), f"this node is in a swarm, not a manager: {state}"
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            _leave_if_last(api, lock)
+
+
+def _leave_if_last(api: docker.APIClient, lock: IO[str]) -> None:
+    """Leave the swarm when a test session made it and no other session uses it any more."""
     try:
-        yield made
-    finally:
-        _clean_up(made, initialised=initialised, had_gwbridge=had_gwbridge)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another session still uses it: the last one leaves it
+    if not SWARM_MADE.exists():
+        return
+    had_gwbridge = SWARM_MADE.read_text() == "had-gwbridge"
+    docker_cli("swarm", "leave", "--force")
+    SWARM_MADE.unlink()
+    if not had_gwbridge:
+        wait_until(lambda: _removed(api, GWBRIDGE), timeout=30, what=f"{GWBRIDGE} removed")
 
 
-def _clean_up(swarm: Swarm, *, initialised: bool, had_gwbridge: bool) -> None:
+def _clean_up(swarm: Swarm) -> None:
     api = swarm.api
     for service in api.services(filters={"label": f"{TEST_LABEL}={SESSION}"}):
         api.remove_service(service["ID"])
@@ -138,10 +180,6 @@ def _clean_up(swarm: Swarm, *, initialised: bool, had_gwbridge: bool) -> None:
     )
     with contextlib.suppress(docker.errors.NotFound):
         wait_until(lambda: _removed(api, swarm.network), timeout=30, what="overlay removed")
-    if initialised:
-        docker_cli("swarm", "leave", "--force")
-        if not had_gwbridge:
-            wait_until(lambda: _removed(api, GWBRIDGE), timeout=30, what=f"{GWBRIDGE} removed")
 
 
 def _removed(api: docker.APIClient, network: str) -> bool:
@@ -175,9 +213,9 @@ def overlay_addresses(tasks: list[dict[str, Any]], network: str) -> set[str]:
     return {t["NetworkSettings"]["Networks"][network]["IPAddress"] for t in tasks}
 
 
-def spied_engine() -> tuple[DockerEngine, list[str]]:
+def spied_engine(env: dict[str, str] | None = None) -> tuple[DockerEngine, list[str]]:
     """A real engine whose requests that only a swarm needs are counted (and made)."""
-    engine = DockerEngine.connect()
+    engine = DockerEngine.connect(env=env)
     calls: list[str] = []
     real = engine._get
     swarm_only = {"/info": "info", "/networks": "networks", "/services/": "inspect_service"}
@@ -191,11 +229,11 @@ def spied_engine() -> tuple[DockerEngine, list[str]]:
 
 
 def test_outside_a_swarm_a_plain_container_costs_no_extra_docker_call(
-    containers: Containers,
+    private_dockerd: PrivateDockerd,
 ) -> None:
-    """First in the module, before the node becomes a swarm manager."""
-    engine, calls = spied_engine()
-    web = containers.run(ports={80: 0})
+    """On a dockerd of the test's own: the machine's may be in another session's swarm."""
+    engine, calls = spied_engine({"DOCKER_HOST": private_dockerd.host})
+    web = Containers(private_dockerd.api).run(network_mode=private_dockerd.network())
     try:
         stream = engine.events()
         found = engine.inspect(ContainerID(web))
@@ -280,15 +318,16 @@ def test_replicas_register_at_their_overlay_addresses_and_follow_scale_label_upd
 def test_host_mode_port_ignore_and_a_task_on_the_routing_mesh_only(
     consul: ConsulDevAgent, swarm: Swarm, exposing_image: str, identity: str
 ) -> None:
-    [port] = free_ports(1)
+    # Docker picks both published ports (a host port for mode=host, one of the mesh's own)
     host_mode = swarm.create(
-        "--publish", f"published={port},target=80,mode=host", image=exposing_image, network=False
+        "--publish", "target=80,mode=host", image=exposing_image, network=False
     )
     ignored = swarm.create("--container-label", "SERVICE_IGNORE=true", image=exposing_image)
-    mesh_only = swarm.create("--publish", f"{free_ports(1)[0]}:80", image=exposing_image,
-                             network=False)  # fmt: skip
-    for service in (host_mode, ignored, mesh_only):
+    mesh_only = swarm.create("--publish", "target=80", image=exposing_image, network=False)
+    for service in (ignored, mesh_only):
         swarm.running(service, 1)
+    [task] = swarm.running(host_mode, 1)
+    port = int(task["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
 
     done = run_registrator("--resync", "--hostname", identity, consul.uri)
 

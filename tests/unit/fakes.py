@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
+    OWNER_META_KEY,
     Check,
     Container,
     ContainerID,
@@ -78,7 +79,7 @@ class FakeConsul:
         found = {
             k: v
             for k, v in self.registered.items()
-            if (owner is None or v.owner == owner) and (ids is None or k in ids)
+            if owner in {None, dict(v.meta).get(OWNER_META_KEY)} and (ids is None or k in ids)
         }
         if with_checks:
             return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -109,22 +108,28 @@ def test_applied_is_none_for_an_update_of_a_service_the_agent_does_not_hold() ->
 
 
 def test_one_service_lock_is_held_by_one_thread_at_a_time() -> None:
-    mirror, inside, most = Mirror(), [0], [0]
+    mirror = Mirror()
+    held, release, entered = threading.Event(), threading.Event(), threading.Event()
+    ids = [ServiceID("h:a:80"), ServiceID("h:b:80")]
 
-    def hold() -> None:
-        with mirror.holding([ServiceID("h:a:80"), ServiceID("h:b:80")]):
-            inside[0] += 1
-            most[0] = max(most[0], inside[0])
-            time.sleep(0.01)
-            inside[0] -= 1
+    def first() -> None:
+        with mirror.holding(ids):
+            held.set()
+            release.wait(timeout=10)
 
-    threads = [threading.Thread(target=hold) for _ in range(4)]
-    for t in threads:
-        t.start()
+    def second() -> None:
+        with mirror.holding(ids[1:]):
+            entered.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert held.wait(timeout=10)
+    threads[1].start()
+    assert not entered.wait(timeout=0.3)  # a broken lock lets it in at once
+    release.set()
+    assert entered.wait(timeout=10)
     for t in threads:
         t.join()
-
-    assert most == [1]
 
 
 class _Batch:
@@ -137,33 +142,30 @@ class _Batch:
 
 def test_lanes_keep_each_keys_order_and_run_keys_at_once() -> None:
     handled: list[list[tuple[str, int]]] = []
-    running: set[str] = set()
-    overlap = threading.Event()
+    all_running = threading.Barrier(3, timeout=10)  # broken unless the three keys run at once
+    added = threading.Event()
     lock = threading.Lock()
 
     def handle(batch: _Batch) -> None:
-        key = batch.items[0][0]
+        if batch.items[0][1] == 0:
+            all_running.wait()
+            added.wait(timeout=10)  # what comes meanwhile waits for this batch, coalesced
         with lock:
-            running.add(key)
-            if len(running) > 1:
-                overlap.set()
-        time.sleep(0.02)
-        with lock:
-            running.discard(key)
             handled.append(batch.items)
 
     lanes: Lanes[str, _Batch] = Lanes(handle, batch=_Batch, workers=3).start()
     for n in range(5):
         for key in ("a", "b", "c"):
             lanes.add(key, (key, n))
+    added.set()
     wait_until(lanes.idle, what="lanes idle")
     lanes.stop()
 
     for key in ("a", "b", "c"):
         seen = [n for batch in handled for k, n in batch if k == key]
         assert seen == list(range(5))
-    assert overlap.is_set()
-    assert len(handled) < 15  # what arrived while a key's batch ran was coalesced
+    assert not all_running.broken
+    assert len(handled) <= 6  # per key: the first batch, then the rest in one
 
 
 def test_a_lane_that_raises_keeps_its_thread() -> None:

@@ -162,6 +162,60 @@ def test_an_ipv6_ip_option_is_the_host_address_for_every_family_that_fits() -> N
     assert "not ipv4" in ipv4.problems[0].reason
 
 
+#: Docker 20.10's two bindings of one `-p 80`, with different host ports (issue seen live)
+SPLIT = Port(80, "tcp", (Binding("0.0.0.0", 33014), Binding("::", 32998)))
+
+
+@pytest.mark.parametrize(
+    ("host_ip", "declared", "expected"),
+    [
+        ("::1", None, ("::1", 32998)),
+        ("::1", "ipv6", ("::1", 32998)),
+        ("10.0.0.9", None, ("10.0.0.9", 33014)),
+        ("10.0.0.9", "ipv4", ("10.0.0.9", 33014)),
+        ("", None, ("10.0.0.5", 33014)),  # the agent's IPv4 address
+    ],
+)
+def test_the_host_port_is_the_one_of_the_binding_of_the_registered_addresss_family(
+    host_ip: str, declared: str | None, expected: tuple[str, int]
+) -> None:
+    env = {"SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_HTTP": "/h"}
+    if declared:
+        env["SERVICE_ADDRESS_FAMILY"] = declared
+    policy = dataclasses.replace(POLICY, host_ip=host_ip)
+
+    (service,) = derive(worker(ports=(SPLIT,), env=env), policy).services
+
+    address, port = expected
+    bracketed = f"[{address}]" if ":" in address else address
+    family = "ipv6" if ":" in address else "ipv4"
+    assert (service.address, service.port) == expected
+    assert service.tagged_addresses == (TaggedAddress(f"lan_{family}", address, port),)
+    targets = {c.id.rpartition(":")[2]: dict(c.definition) for c in service.checks}
+    assert targets["tcp"]["TCP"] == f"{bracketed}:{port}"
+    assert targets["http"]["HTTP"] == f"http://{bracketed}:{port}/h"
+
+
+def test_a_family_with_no_binding_is_not_registered_and_a_line_says_so() -> None:
+    only_ipv4 = Port(80, "tcp", (Binding("0.0.0.0", 33014),))
+    policy = dataclasses.replace(POLICY, host_ip="::1")
+
+    derived = derive(worker(ports=(only_ipv4,)), policy)
+
+    assert derived.services == ()
+    assert any("not published on an ipv6 address" in why for _, why in derived.skipped)
+
+
+def test_the_check_port_takes_the_binding_of_the_services_family_too() -> None:
+    check_port = Port(8081, "tcp", (Binding("0.0.0.0", 40001), Binding("::", 40002)))
+    env = {"SERVICE_CHECK_HTTP": "/h", "SERVICE_CHECK_PORT": "8081"}
+    policy = dataclasses.replace(POLICY, host_ip="::1")
+
+    (service,) = derive(worker(ports=(SPLIT, check_port), env=env), policy).services[:1]
+
+    assert dict(service.checks[0].definition)["HTTP"] == "http://[::1]:40002/h"
+
+
 def test_a_host_name_address_has_no_tagged_address() -> None:
     port = Port(80, "tcp", (Binding("0.0.0.0", 32768),))
     policy = dataclasses.replace(POLICY, host_ip="node1.example")

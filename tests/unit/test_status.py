@@ -127,13 +127,14 @@ def test_unknown_paths_are_404(server: StatusServer) -> None:
         ("0.0.0.0:1", ("0.0.0.0", 1)),
         ("[::1]:9181", ("::1", 9181)),
         ("localhost:80", ("localhost", 80)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
     ],
 )
 def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen_address(text) == expected
 
 
-@pytest.mark.parametrize("text", ["9181", "host:", "host:http", "h:70000", "h:0", "[zz:1]:1"])
+@pytest.mark.parametrize("text", ["9181", "host:", "host:http", "h:70000", "h:-1", "[zz:1]:1"])
 def test_bad_listen_addresses_are_config_errors(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_listen_address(text)

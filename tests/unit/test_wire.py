@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from harness import free_ports, wait_until
+from harness import refusing_port, wait_until
 from registrator.core.errors import RegistryUnavailable
 from registrator.core.model import Check, ServiceID
 from registrator.registries.consul.agent import ConsulAgent
@@ -132,11 +132,11 @@ def test_a_connection_the_agent_closed_is_replaced_once(server: str) -> None:
 
 
 def test_an_agent_that_does_not_answer_is_unavailable() -> None:
-    (port,) = free_ports(1)
-    agent = ConsulAgent(ConsulTarget(f"http://127.0.0.1:{port}"), timeout=1)
+    with refusing_port() as port:
+        agent = ConsulAgent(ConsulTarget(f"http://127.0.0.1:{port}"), timeout=1)
 
-    with pytest.raises(RegistryUnavailable, match=f"GET http://127.0.0.1:{port}/v1/agent/self"):
-        agent.advertise_address()
+        with pytest.raises(RegistryUnavailable, match=f"GET http://127.0.0.1:{port}/v1/agent/"):
+            agent.advertise_address()
 
 
 @pytest.mark.parametrize(

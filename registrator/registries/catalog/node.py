@@ -35,6 +35,15 @@ def node_body(node: str, address: str) -> dict[str, Any]:
     return {"Node": node, "Address": address, "NodeMeta": node_meta(node)}
 
 
+def node_op(node: str, address: str) -> dict[str, Any]:
+    """The same node as a `PUT /v1/txn` operation (a transaction spells NodeMeta `Meta`).
+    Setting a node to what it already is changes nothing (not even its ModifyIndex), so
+    every transaction registrator sends can carry it: a node removed meanwhile comes back."""
+    body = node_body(node, address)
+    body["Meta"] = body.pop("NodeMeta")
+    return {"Node": {"Verb": "set", "Node": body}}
+
+
 def is_registrators(node: Mapping[str, Any] | None, host: str | None = None) -> bool:
     """Whether a node as the catalog reports it (`Meta`, or `NodeMeta` in a registration)
     carries registrator's marks; with `host`, those of that host identity."""

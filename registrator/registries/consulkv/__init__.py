@@ -1,1 +1,2 @@
-"""Consul's KV store as a registry (`consulkv://`): gliderlabs' keys, held by a session."""
+"""Consul's KV store as a registry (`consulkv://`): a lease store for `kv.leased`, gliderlabs'
+keys held by a session."""

@@ -1,0 +1,237 @@
+"""Catalog mode against a real Consul 1.8.7 server: registrator's own node, no agent between.
+
+The session's dev agent is a server; `consul-catalog://` writes its catalog directly. Every
+test has a host identity of its own, hence a node of its own, removed at teardown.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from benchmarks.proxy import CountingProxy
+from harness import ConsulDevAgent, wait_until
+from tests.integration.support import Containers, StartRegistrator, run_registrator
+
+IP = "127.0.0.1"
+
+
+@pytest.fixture
+def node(consul: ConsulDevAgent, identity: str) -> Iterator[str]:
+    """This test's node name (its host identity); the node is removed at teardown."""
+    yield identity
+    consul.request("PUT", "/v1/catalog/deregister", {"Node": identity})
+
+
+def catalog_node(consul: ConsulDevAgent, node: str) -> dict[str, Any]:
+    found: dict[str, Any] = consul.get(f"/v1/catalog/node/{node}") or {}
+    return found
+
+
+def node_services(consul: ConsulDevAgent, node: str) -> dict[str, Any]:
+    return dict(catalog_node(consul, node).get("Services") or {})
+
+
+def node_checks(consul: ConsulDevAgent, node: str) -> dict[str, Any]:
+    return {c["CheckID"]: c for c in consul.get(f"/v1/health/node/{node}") or []}
+
+
+def catalog_args(consul: ConsulDevAgent, node: str, *extra: str) -> tuple[str, ...]:
+    return (f"consul-catalog://{consul.address}", "--hostname", node, "--ip", IP, *extra)
+
+
+def test_a_container_is_registered_under_registrators_own_node_and_removed_with_it(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    start_registrator(*catalog_args(consul, node))
+    web = containers.run(ports={80: 0}, env={"SERVICE_NAME": "web", "SERVICE_TAGS": "a,b"})
+    service_id = f"{node}:{containers.name(web)}:80"
+
+    service = wait_until(lambda: node_services(consul, node).get(service_id), what=service_id)
+
+    assert (service["Service"], service["Address"], service["Port"]) == (
+        "web",
+        IP,
+        containers.host_port(web),
+    )
+    assert service["Tags"] == ["a", "b"]
+    assert service["Meta"]["registrator_host"] == node
+    held = catalog_node(consul, node)["Node"]
+    assert held["Address"] == IP
+    assert held["Meta"] == {
+        "external-node": "true",
+        "external-probe": "true",
+        "registrator_host": node,
+    }
+    containers.api.remove_container(web, force=True)
+    wait_until(lambda: service_id not in node_services(consul, node), what=f"{service_id} gone")
+
+
+def test_an_idle_resync_writes_nothing(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    proxy = CountingProxy(consul.address).start()
+    try:
+        uri = f"consul-catalog://{proxy.address}"
+        start_registrator(uri, "--hostname", node, "--ip", IP, "--resync-interval", "1")
+        web = containers.run(ports={80: 0}, env={"SERVICE_CHECK_TCP": "true"})
+        service_id = f"{node}:{containers.name(web)}:80"
+        wait_until(lambda: node_services(consul, node).get(service_id), what=service_id)
+        wait_until(lambda: not _writes_within(proxy, reads=4), timeout=30, what="a quiet pass")
+        since = proxy.mark()
+
+        wait_until(lambda: _reads(proxy, since) >= 6, timeout=30, what="three full passes")
+
+        assert [e for e in proxy.exchanges(since=since) if e.write] == []
+    finally:
+        proxy.stop()
+
+
+def _reads(proxy: CountingProxy, since: int) -> int:
+    return sum(e.path.startswith("/v1/catalog/node/") for e in proxy.exchanges(since=since))
+
+
+def _writes_within(proxy: CountingProxy, *, reads: int) -> bool:
+    """Whether the last `reads` node reads had writes among them (still converging)."""
+    recent = proxy.exchanges()[-3 * reads :]
+    return len(recent) < reads or any(e.write for e in recent)
+
+
+def test_catalog_mode_without_ip_exits_2_with_one_line(consul: ConsulDevAgent) -> None:
+    done = run_registrator(f"consul-catalog://{consul.address}", "--resync")
+
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "--ip" in line
+    assert "consul-catalog://" in line
+
+
+def test_resync_and_dry_run_in_catalog_mode(
+    consul: ConsulDevAgent, node: str, containers: Containers
+) -> None:
+    web = containers.run(ports={80: 0})
+    service_id = f"{node}:{containers.name(web)}:80"
+
+    preview = run_registrator(*catalog_args(consul, node, "--resync", "--dry-run"))
+    assert preview.returncode == 0, preview.stderr
+    assert f"would register {service_id}" in preview.stdout
+    assert node_services(consul, node) == {}
+
+    done = run_registrator(*catalog_args(consul, node, "--resync"))
+    assert done.returncode == 0, done.stderr
+    assert service_id in node_services(consul, node)
+
+    again = run_registrator(*catalog_args(consul, node, "--resync", "--dry-run"))
+    assert again.returncode == 0, again.stderr
+    assert "would" not in again.stdout
+
+
+def test_a_foreign_node_of_the_same_name_is_never_written(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    foreign = {"Node": node, "Address": "192.0.2.7", "NodeMeta": {"team": "db"}}
+    consul.request("PUT", "/v1/catalog/register", foreign)
+    proc = start_registrator(*catalog_args(consul, node))
+    containers.run(ports={80: 0})
+
+    tried = lambda: proc.log.count("is not registrator's") >= 3  # noqa: E731
+    wait_until(tried, timeout=30, what="the node refused, and tried again")
+
+    held = catalog_node(consul, node)
+    assert held["Node"]["Meta"] == {"team": "db"}
+    assert held["Node"]["Address"] == "192.0.2.7"
+    assert node_services(consul, node) == {}
+    said = [line for line in proc.log.splitlines() if "is not registrator's" in line]
+    assert [line for line in said if " ERROR " in line] == said[:1]
+
+
+def test_a_script_check_is_refused_in_catalog_mode_with_one_line(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    proc = start_registrator(*catalog_args(consul, node, "--enable-script-checks"))
+    web = containers.run(ports={80: 0}, env={"SERVICE_CHECK_SCRIPT": "true"})
+    service_id = f"{node}:{containers.name(web)}:80"
+
+    wait_until(lambda: node_services(consul, node).get(service_id), what=service_id)
+
+    refused = [line for line in proc.log.splitlines() if "SERVICE_CHECK_SCRIPT" in line]
+    assert len(refused) == 1
+    assert containers.name(web) in refused[0]
+    assert "catalog mode" in refused[0]
+    assert node_checks(consul, node) == {}
+
+
+def test_pause_puts_the_service_in_catalog_maintenance_and_unpause_lifts_it(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    start_registrator(*catalog_args(consul, node))
+    web = containers.run(ports={80: 0})
+    service_id = f"{node}:{containers.name(web)}:80"
+    wait_until(lambda: node_services(consul, node).get(service_id), what=service_id)
+    maintenance = f"_service_maintenance:{service_id}"
+
+    containers.api.pause(web)
+    check = wait_until(lambda: node_checks(consul, node).get(maintenance), what=maintenance)
+    assert check["Status"] == "critical"
+    assert check["ServiceID"] == service_id
+    assert _passing(consul, "busybox", service_id) is False
+
+    containers.api.unpause(web)
+    wait_until(lambda: maintenance not in node_checks(consul, node), what="maintenance lifted")
+    assert _passing(consul, "busybox", service_id) is True
+
+
+def _passing(consul: ConsulDevAgent, name: str, service_id: str) -> bool:
+    query = urllib.parse.urlencode({"passing": "1"})
+    entries = consul.get(f"/v1/health/service/{name}?{query}") or []
+    return any(e["Service"]["ID"] == service_id for e in entries)
+
+
+def test_an_http_check_is_probed_by_registrator_and_written_only_when_it_changes(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    proxy = CountingProxy(consul.address).start()
+    try:
+        uri = f"consul-catalog://{proxy.address}"
+        start_registrator(uri, "--hostname", node, "--ip", IP)
+        env = {
+            "SERVICE_CHECK_HTTP": "/index.html",
+            "SERVICE_CHECK_INTERVAL": "1s",
+            "SERVICE_CHECK_FAILURES_BEFORE_CRITICAL": "2",
+        }
+        web = containers.run(ports={80: 0}, env=env)
+        check_id = f"service:{node}:{containers.name(web)}:80:http"
+
+        def status() -> str:
+            return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+
+        wait_until(lambda: status() == "passing", timeout=30, what=f"{check_id} passing")
+        assert _passing(consul, "busybox", check_id.removeprefix("service:").removesuffix(":http"))
+        containers.exec(web, "mv", "/www/index.html", "/www/away.html")
+        wait_until(lambda: status() == "critical", timeout=30, what=f"{check_id} critical")
+        assert "404" in node_checks(consul, node)[check_id]["Output"]
+        containers.exec(web, "mv", "/www/away.html", "/www/index.html")
+        wait_until(lambda: status() == "passing", timeout=30, what=f"{check_id} passing again")
+
+        since = proxy.mark()
+        wait_until(lambda: _reads(proxy, since) >= 4, timeout=30, what="two full passes")
+        assert [e for e in proxy.exchanges(since=since) if e.write] == []
+    finally:
+        proxy.stop()
+
+
+def test_explain_shows_the_probe_results_in_catalog_mode(
+    consul: ConsulDevAgent, node: str, containers: Containers
+) -> None:
+    web = containers.run(ports={80: 0}, env={"SERVICE_CHECK_HTTP": "/", "SERVICE_CHECK_TCP": "1"})
+    name = containers.name(web)
+
+    done = run_registrator("explain", *catalog_args(consul, node), name, isolated=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "probes run by registrator (2):" in done.stdout
+    assert f"service:{node}:{name}:80:http: passing now (HTTP GET" in done.stdout
+    assert f"service:{node}:{name}:80:tcp: passing now (TCP connect" in done.stdout
