@@ -143,7 +143,9 @@ class Executor:
     def report_denied(self, error: RegistryDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
         self._observer.failed("consul.permission_denied")
-        if self._denied_reported:
+        with self._lock:  # lanes and full passes may be refused at the same moment
+            reported, self._denied_reported = self._denied_reported, True
+        if reported:
             logger.debug("consul.permission_denied", error=str(error))
             return
         logger.error(
@@ -151,7 +153,6 @@ class Executor:
             error=str(error),
             hint=getattr(error, "hint", ACL_HINT),
         )
-        self._denied_reported = True
 
     def _substituted(self, service: Service) -> bool:
         with self._lock:
