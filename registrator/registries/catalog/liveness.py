@@ -86,6 +86,9 @@ class Liveness:
         with self._lock:
             return self._session
 
+    def close(self) -> None:
+        self._api.close()
+
     def own(self, node: str) -> None:
         """Hold the lock of `node` (this registrator's node, named by its host identity)."""
         with self._lock:
@@ -111,17 +114,23 @@ class Liveness:
         session = self._adopt(node) or self._create(node)
         if not session:
             return  # the node is not in the catalog yet: the next beat tries again
+        self._take_lock(node, session)
+        with self._lock:
+            self._session = session
+        self._alive(node, session)
+
+    def _take_lock(self, node: str, session: str) -> None:
+        """Acquire the node's lock, unless `session` (adopted) holds it already."""
         key = self._key("nodes", node)
-        params = {"acquire": session}
-        answer = self._api.request("PUT", key, params=params, payload=node)
-        if answer.json() is not True:
+        held = self._api.request("GET", key, missing_ok=True)
+        if held.status != 404 and (held.json() or [{}])[0].get("Session") == session:
+            return
+        taken = self._api.request("PUT", key, params={"acquire": session}, payload=node)
+        if taken.json() is not True:
             raise NodeLockTaken(
                 f"{key[len('/v1/kv/') :]} is held by another session: is another registrator "
                 f"running with host identity {node!r}?"
             )
-        with self._lock:
-            self._session = session
-        self._alive(node, session)
 
     def _adopt(self, node: str) -> str:
         """A live session a previous run of this registrator left on its node, renewed."""
@@ -171,32 +180,8 @@ class Liveness:
             new = int(answer.header("X-Consul-Index") or 0)
         except ValueError:
             new = 0
-        tree, bad = self._parse(raw)
+        tree, bad = parse_tree(self._prefix, raw)
         return Watched(new if new >= index else 0, tree, bad)
-
-    def _parse(self, raw: list[dict[str, Any]]) -> tuple[Tree, tuple[tuple[str, str], ...]]:
-        locks: dict[str, Lock] = {}
-        claims: dict[str, Claim] = {}
-        bad: list[tuple[str, str]] = []
-        for entry in raw:
-            key = str(entry.get("Key", ""))
-            kind, _, node = key[len(self._prefix) + 1 :].partition("/")
-            index = int(entry.get("ModifyIndex") or 0)
-            holder = str(entry.get("Session") or "")
-            if kind == "nodes" and node:
-                locks[node] = Lock(node, bool(holder), index)
-            elif kind == "reap" and node:
-                value = _decoded(entry.get("Value"))
-                try:
-                    record = json.loads(value)
-                    claims[node] = Claim(
-                        node, holder, int(record["dead_index"]), float(record["since"]), index
-                    )
-                except (ValueError, KeyError, TypeError):
-                    bad.append((key, value[:100]))
-            else:
-                bad.append((key, _decoded(entry.get("Value"))[:100]))
-        return Tree(locks, claims), tuple(bad)
 
     def claim(self, node: str, *, dead_index: int, since: float) -> bool:
         """Acquire `reap/<node>` with this session; False when another holds it."""
@@ -265,6 +250,33 @@ class Liveness:
 
     def _key(self, kind: str, node: str) -> str:
         return f"/v1/kv/{self._prefix}/{kind}/{path_segment(node)}"
+
+
+def parse_tree(prefix: str, raw: list[dict[str, Any]]) -> tuple[Tree, tuple[tuple[str, str], ...]]:
+    """The locks and claims under `prefix` as Consul lists them; keys that are neither, and
+    claims whose value is no claim, as (key, value) for the caller to report."""
+    locks: dict[str, Lock] = {}
+    claims: dict[str, Claim] = {}
+    bad: list[tuple[str, str]] = []
+    for entry in raw:
+        key = str(entry.get("Key", ""))
+        kind, _, node = key[len(prefix) + 1 :].partition("/")
+        index = int(entry.get("ModifyIndex") or 0)
+        holder = str(entry.get("Session") or "")
+        if kind == "nodes" and node:
+            locks[node] = Lock(node, bool(holder), index)
+        elif kind == "reap" and node:
+            value = _decoded(entry.get("Value"))
+            try:
+                record = json.loads(value)
+                claims[node] = Claim(
+                    node, holder, int(record["dead_index"]), float(record["since"]), index
+                )
+            except (ValueError, KeyError, TypeError):
+                bad.append((key, value[:100]))
+        else:
+            bad.append((key, _decoded(entry.get("Value"))[:100]))
+    return Tree(locks, claims), tuple(bad)
 
 
 def _alive_op(node: str, status: str, output: str) -> dict[str, Any]:
