@@ -11,10 +11,12 @@ import it; it imports neither, and the wheel does not ship it.
     consul      ConsulDevAgent
     prometheus  PrometheusServer
     dockerd     PrivateDockerd
+    podman      PodmanService
 """
 
 from harness.consul import ConsulDevAgent, consul_binary
 from harness.dockerd import PrivateDockerd
+from harness.podman import PodmanService
 from harness.ports import AddressInUse, refusing_port, start_on_free_ports
 from harness.processes import CLI, RegistratorProcess, stop_process
 from harness.prometheus import PrometheusServer, prometheus_binary
@@ -29,6 +31,7 @@ __all__ = [
     "TEST_LABEL",
     "AddressInUse",
     "ConsulDevAgent",
+    "PodmanService",
     "PrivateDockerd",
     "PrometheusServer",
     "RegistratorProcess",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.ports import exited, start_on_free_ports, wait_released
+from harness.ports import exited, free_port_range, start_on_free_ports, wait_released
 from harness.processes import stop_process
 from harness.stack import cached_binary
 from harness.waits import wait_until
@@ -38,6 +38,10 @@ class ConsulDevAgent:
     process: subprocess.Popen[bytes] | None = None
     token: str | None = None
     _log_start: int = 0
+    #: how many ports its sidecar range holds (0: Consul's own 21000-21255); the range, taken
+    #: from the harness' ports on the first start, is kept across restarts
+    sidecar_ports: int = 0
+    sidecar_range: range | None = None
 
     @property
     def address(self) -> str:
@@ -61,7 +65,7 @@ class ConsulDevAgent:
         self.http_port, self.dns_port = http_port or http, dns
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.json"
-        config.write_text(json.dumps(self.extra_config))
+        config.write_text(json.dumps({**self.extra_config, **self._sidecar_config()}))
         data = self.workdir / "data"
         shutil.rmtree(data, ignore_errors=True)
         args = [
@@ -97,6 +101,14 @@ class ConsulDevAgent:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=30, what=f"consul agent on {self.address}")
         return self
+
+    def _sidecar_config(self) -> dict[str, Any]:
+        if not self.sidecar_ports:
+            return {}
+        if self.sidecar_range is None:
+            self.sidecar_range = free_port_range(self.sidecar_ports)
+        span = self.sidecar_range
+        return {"ports": {"sidecar_min_port": span.start, "sidecar_max_port": span.stop - 1}}
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:

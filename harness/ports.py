@@ -83,6 +83,22 @@ def _pick(count: int) -> list[int]:
         return ports
 
 
+def free_port_range(count: int) -> range:
+    """`count` consecutive ports of PORTS, each free on loopback right now (for a range a
+    process allocates from itself, as a Consul agent its sidecar ports: it binds them only
+    later, so they are not held meanwhile)."""
+    while True:
+        start = random.randrange(PORTS.start, PORTS.stop - count)
+        with ExitStack() as stack:
+            try:
+                for port in range(start, start + count):
+                    s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return range(start, start + count)
+
+
 def bindable(host: str, port: int) -> bool:
     """Whether a listening TCP socket could bind `host:port` now (SO_REUSEADDR, as servers
     do: a port with connections only in TIME_WAIT counts as released)."""

@@ -13,10 +13,12 @@
 #   compose  Debian's docker-compose, to validate compose/
 #   haproxy  Debian's haproxy, the load balancer of the drain test (its own service is not left
 #            running: the test starts its own process on loopback ports)
+#   podman   Debian 12's podman (4.3.1) with runc, netavark and catatonit (the pod infra image);
+#            no service is started: the tests run `podman system service` on a socket of their own
 #   venv     .venv with the package and its dev tools
 #   demo     what scripts/demo.sh uses: docker, consul, image, and .venv with the package and its
 #            runtime dependencies only (a later `venv` or `all` adds the dev tools to that venv)
-# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|nginx|image|base|wheels|compose|haproxy|venv|demo|all]...
+# Usage: scripts/stack.sh [docker|consul|prometheus|etcd|nginx|image|base|wheels|compose|haproxy|podman|venv|demo|all]...
 #        (default: all)
 # Everything it fetches lives under .cache/ (override with REGISTRATOR_CACHE); it is idempotent.
 set -euo pipefail
@@ -31,11 +33,13 @@ log() { printf 'stack: %s\n' "$*" >&2; }
 
 apt_updated=0
 apt_install() {
+    # another apt (a second checkout's stack.sh, unattended upgrades) may hold the lock a while
+    local wait=(-o DPkg::Lock::Timeout=300)
     if [ "$apt_updated" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" update -qq
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 docker_answers() { timeout 5 docker version >/dev/null 2>&1; }
@@ -243,6 +247,17 @@ ensure_haproxy() {
     haproxy -v | sed -n 1p >&2
 }
 
+# Debian 12's podman, for the engine tests against Podman's Docker-compatible API. Its packages
+# start nothing machine-wide (podman.socket is a systemd unit and stays disabled where there is
+# no systemd); the tests give their own `podman system service` its own containers.conf, storage
+# and socket, so the machine's Podman settings are never changed here either.
+ensure_podman() {
+    if command -v podman >/dev/null 2>&1 && command -v catatonit >/dev/null 2>&1; then return 0; fi
+    log "installing podman"
+    apt_install podman runc netavark catatonit uidmap
+    podman --version >&2
+}
+
 ensure_image() {
     if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then return 0; fi
     log "building $TEST_IMAGE from Debian's busybox-static"
@@ -317,12 +332,13 @@ main() {
             wheels) ensure_venv && ensure_wheels ;;
             compose) ensure_compose ;;
             haproxy) ensure_haproxy ;;
+            podman) ensure_podman ;;
             venv) ensure_venv dev ;;
             demo) ensure_docker && ensure_consul && ensure_image && ensure_venv runtime ;;
             all)
                 ensure_docker && ensure_consul && ensure_prometheus && ensure_etcd && ensure_nginx \
                     && ensure_image && ensure_venv && ensure_wheels && ensure_python_base \
-                    && ensure_compose && ensure_haproxy
+                    && ensure_compose && ensure_haproxy && ensure_podman
                 ;;
             *) log "unknown step: $s"; return 2 ;;
         esac

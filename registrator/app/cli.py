@@ -8,6 +8,7 @@ when it is used: a daemon without them does not carry them in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import sys
@@ -98,14 +99,13 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     except Stopped:
         return 0
     checked = for_registry(settings, keyed=opened.keyed)
-    policy = derive_policy(checked, settings.hostname or docker.host_name() or socket.gethostname())
+    identity = settings.hostname or docker.host_name() or socket.gethostname()
+    policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
     runner, probed = _agentless(opened, policy.hostname, settings.ip, once=once)
     reconciler = Reconciler(
         docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
-    logger.info(
-        "registrator.started", version=__version__, hostname=policy.hostname, registry=opened.where
-    )
+    _log_started(policy.hostname, opened, docker)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
@@ -125,6 +125,14 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         observer=observer,
     )
     return _serve(settings, daemon, reconciler)
+
+
+def _log_started(identity: str, opened: Opened, docker: DockerEngine) -> None:
+    logger.info(
+        "registrator.started", version=__version__, hostname=identity, registry=opened.where
+    )
+    for limitation in docker.limitations():
+        logger.warning("docker.limitation", limitation=limitation)
 
 
 def _agentless(

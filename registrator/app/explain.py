@@ -78,6 +78,7 @@ def run(
     policy = policy_for(settings, settings.hostname or engine_name or socket.gethostname())
     if opened.own_node is not None:
         opened.own_node(policy.hostname, settings.ip)
+    policy = dataclasses.replace(policy, connect=opened.kind == "consul")
     view = consul_view(opened, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)
@@ -144,6 +145,9 @@ def report(
     if derivation.skipped:
         lines += ["", "skipped:"]
         lines += [f"  {what}: {why}{_hint(why)}" for what, why in derivation.skipped]
+    if derivation.connect_ignored:
+        lines += ["", f"{derivation.connect_ignored}: ignored (Connect is for plain containers"]
+        lines[-1] += " registered in a Consul agent)"
     if derivation.problems:
         lines += ["", "problems (each logged once as container.bad_declaration):"]
         lines += [f"  {p.key}={p.value}: {p.reason}" for p in derivation.problems]
@@ -214,10 +218,33 @@ def _service_lines(service: Service, consul: ConsulView) -> list[str]:
         lines.append("    tag override on: tags edited in the catalog are kept, never compared")
     lines.append(f"    meta     {', '.join(f'{k}={v}' for k, v in service.meta)}")
     lines += [f"    check    {_check(check)}" for check in service.checks]
+    lines += _connect_lines(service)
     if service.maintenance:
         lines.append(f"    maintenance mode ({service.maintenance})")
     lines.append(f"    in {consul.name}: {_in_consul(service, consul)}")
     return lines
+
+
+def _connect_lines(service: Service) -> list[str]:
+    """Consul Connect: native, or the sidecar proxy the agent registers beside the service."""
+    connect = service.connect
+    if connect is None:
+        return []
+    if connect.native:
+        return ["    connect  native (the app speaks Connect's mTLS itself)"]
+    port = connect.port or "one from the agent's sidecar range"
+    where = connect.address or "the service's address"
+    local = _host_port(connect.local_address, connect.local_port)
+    lines = [
+        f"    sidecar  {service.sidecar_id}, at {where}, port {port}; reaches the app at {local}",
+    ]
+    for u in connect.upstreams:
+        dc = f" in {u.datacenter}" if u.datacenter else ""
+        lines.append(
+            f"    upstream {u.destination}{dc} on {_host_port(u.bind_address, u.bind_port)}"
+        )
+    checks = [f"    sidecar check {_check(c)}" for c in connect.checks]
+    return lines + (checks or ["    sidecar checks: Consul's own (TCP on the proxy, alias)"])
 
 
 def _host_port(address: str, port: int) -> str:

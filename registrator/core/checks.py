@@ -109,10 +109,12 @@ def _declared(ctx: Context, kind: Kind) -> Check | None:
         return None
     definition.update(common(ctx))
     about = f"declared by {declared.source}"
-    return _check(ctx.service, kind.suffix, kind.label, kind.consul_type, definition, about=about)
+    return build_check(
+        ctx.service, kind.suffix, kind.label, kind.consul_type, definition, about=about
+    )
 
 
-def _check(
+def build_check(
     service: Service,
     suffix: str,
     label: str,
@@ -141,7 +143,7 @@ def _driven(ctx: Context, slot: tuple[str, str], *, status: str, output: str, ab
     """A TTL check whose status registrator sets and re-asserts within its TTL."""
     definition: Definition = {"TTL": f"{ctx.policy.driven_ttl}s"}
     suffix, label = slot
-    return _check(
+    return build_check(
         ctx.service, suffix, label, "ttl", definition, about=about, status=status, output=output
     )
 
@@ -178,7 +180,7 @@ def _mirror(ctx: Context) -> Check | None:
 
 
 def _registrator_ttl(ctx: Context) -> Check:
-    return _check(
+    return build_check(
         ctx.service,
         ":registrator",
         "registrator TTL",
@@ -201,7 +203,7 @@ def _unknown_keys(ctx: Context) -> list[Problem]:
 
 def refusal_stand_in(service: Service, message: str, *, ttl: int) -> Check:
     """A check held critical in place of what the registry refused, naming its reason."""
-    return _check(
+    return build_check(
         service,
         ":refused",
         "refused by the registry",

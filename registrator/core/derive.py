@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from registrator.core.addresses import NetworkView, check_endpoint, endpoint, network_view
 from registrator.core.check_values import Probe
 from registrator.core.checks import service_checks
+from registrator.core.connect import in_mesh, is_connect_key
 from registrator.core.declarations import Declarations, Declared, declarations, says_yes
 from registrator.core.definition import tag_override, weights, with_declared_ports
 from registrator.core.model import (
@@ -61,7 +62,12 @@ def derive(container: Container, policy: Policy) -> Derivation:
             found.problem("SERVICE_ID", service.id, f"ID already used; port {port.key} skipped")
             continue
         services[service.id] = service
-    return Derivation(tuple(services.values()), tuple(found.problems), tuple(found.skipped))
+    return Derivation(
+        tuple(services.values()),
+        tuple(found.problems),
+        tuple(found.skipped),
+        connect_ignored=found.connect_ignored,
+    )
 
 
 def _excluded(container: Container, decl: Declarations, policy: Policy, found: Findings) -> bool:
@@ -129,7 +135,8 @@ def _service(
         container=container.id,
     )
     probe = _probe(container, port, view=view, decl=decl, policy=policy)
-    return _with_checks(service, container, port, probe, decl=decl, policy=policy, found=found)
+    service = _with_checks(service, container, port, probe, decl=decl, policy=policy, found=found)
+    return in_mesh(service, container, port, decl=decl, policy=policy, found=found)
 
 
 def _probe(
@@ -248,7 +255,7 @@ def _meta(
     own = {OWNER_META_KEY: policy.hostname, **swarm_meta(container)}
     meta: dict[str, str] = {}
     for key, declared in sorted(decl.keys(port.port).items()):
-        if key in RESERVED_KEYS or key.startswith("CHECK_"):
+        if key in RESERVED_KEYS or key.startswith("CHECK_") or is_connect_key(key):
             continue
         meta_key = key.lower()
         reason = _meta_problem(meta_key, declared.value, len(meta) + len(own))

@@ -187,6 +187,45 @@ class Weights:
     warning: int = 1
 
 
+#: The agent registers a service's sidecar proxy under the service's ID with this suffix.
+SIDECAR_SUFFIX = "-sidecar-proxy"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A service the sidecar proxy makes reachable on a local port (mTLS beyond it)."""
+
+    destination: str
+    bind_port: int
+    #: the destination's datacenter; "" for the proxy's own
+    datacenter: str = ""
+    bind_address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """A service's place in Consul Connect: a native app (it speaks mTLS itself), or an app
+    behind a sidecar proxy the agent registers beside it as `<id>-sidecar-proxy`.
+
+    The sidecar comes and goes with its service: one registration writes both, the service's
+    maintenance is the sidecar's too, and what the agent reports of the sidecar is read back
+    into this value, so the pair is compared as one service.
+    """
+
+    native: bool = False
+    upstreams: tuple[Upstream, ...] = ()
+    #: where the proxy reaches the app (registrator's address rules)
+    local_address: str = ""
+    local_port: int = 0
+    #: where the proxy listens, when not where the app is reached ("": the service's address)
+    address: str = ""
+    #: the proxy's port, 0 for one from the agent's sidecar range. Not compared: the agent
+    #: reports the port it chose; a declared port is in the digest of the checks probing it
+    port: int = field(default=0, compare=False)
+    #: the proxy's checks; () for the ones Consul adds itself (TCP to the proxy, an alias)
+    checks: tuple[Check, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Service:
     """A service as registered in the Consul agent.
@@ -210,7 +249,16 @@ class Service:
     enable_tag_override: bool = False
     #: maintenance mode and its reason ("" when not in maintenance): a paused container
     maintenance: str = ""
+    #: Consul Connect: native, or behind a sidecar proxy; None for a service outside the mesh
+    connect: Connect | None = None
     container: str = field(default="", compare=False)
+
+    @property
+    def sidecar_id(self) -> ServiceID | None:
+        """The ID of the sidecar proxy the agent registers with this service, if it has one."""
+        if self.connect is None or self.connect.native:
+            return None
+        return ServiceID(f"{self.id}{SIDECAR_SUFFIX}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,3 +285,6 @@ class Derivation:
     #: for a kept container first seen after it exited: the service ID prefix whose
     #: registered services are kept (its earlier services are unknown)
     adopt: str = ""
+    #: a Connect key declared where Connect cannot be honoured (a Swarm task, a registry of
+    #: keys), "" when none was: the runtime says so once
+    connect_ignored: str = ""

@@ -56,19 +56,22 @@ class Deregister:
 
 @dataclass(frozen=True, slots=True)
 class SetMaintenance:
-    """Keep the service registered but out of every healthy answer, for `reason`."""
+    """Keep the service registered but out of every healthy answer, for `reason`; its
+    `sidecar` proxy too, when it has one."""
 
     service_id: ServiceID
     reason: str
     kind: str = "service.maintenance"
+    sidecar: ServiceID | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ClearMaintenance:
-    """Return a service from maintenance."""
+    """Return a service (and its `sidecar` proxy) from maintenance."""
 
     service_id: ServiceID
     kind: str = "service.maintenance_cleared"
+    sidecar: ServiceID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +123,13 @@ def reported(service: Service) -> Service:
     tags = () if service.enable_tag_override else service.tags
     own = (service.address, service.port)
     tagged = tuple(t for t in service.tagged_addresses if (t.address, t.port) != own)
-    return dataclasses.replace(service, checks=tuple(checks), tags=tags, tagged_addresses=tagged)
+    connect = service.connect
+    if connect is not None and connect.checks:
+        proxy = sorted((c.reported() for c in connect.checks), key=lambda c: c.id)
+        connect = dataclasses.replace(connect, checks=tuple(proxy))
+    return dataclasses.replace(
+        service, checks=tuple(checks), tags=tags, tagged_addresses=tagged, connect=connect
+    )
 
 
 def plan(
@@ -149,7 +158,9 @@ def plan(
         steps = _converge(want, have, stored)
         if want is not None and not steps and have is not None:
             unchanged += 1
-        if want is not None and not any(isinstance(a, Deregister) for a in steps):
+        if want is not None and not any(
+            isinstance(a, Deregister) and a.service_id == want.id for a in steps
+        ):
             steps += _check_updates(want, stored(want), have, refresh=refresh)
         actions.extend(steps)
     return Plan(tuple(actions), unchanged)
@@ -173,11 +184,18 @@ def _converge(want: Service | None, have: Service | None, stored: Stored) -> lis
     actions: list[Action] = []
     if held is None or dataclasses.replace(held, maintenance=view.maintenance) != view:
         actions.append(Register(_keeping_catalog_tags(want, have), replaces=have is not None))
-    # a registration ends maintenance mode: the agent replaces the service's checks
+        if have is not None and have.sidecar_id and not want.sidecar_id:
+            # the agent leaves a sidecar behind when its service is registered without it
+            actions.append(Deregister(have.sidecar_id))
+    # a registration ends maintenance mode (the sidecar's too): the agent replaces the checks
     held_reason = "" if actions or held is None else held.maintenance
     if view.maintenance != held_reason:
-        reason = want.maintenance
-        actions.append(SetMaintenance(want.id, reason) if reason else ClearMaintenance(want.id))
+        reason, sidecar = want.maintenance, want.sidecar_id
+        actions.append(
+            SetMaintenance(want.id, reason, sidecar=sidecar)
+            if reason
+            else ClearMaintenance(want.id, sidecar=sidecar)
+        )
     return actions
 
 

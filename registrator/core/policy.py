@@ -60,6 +60,7 @@ class Policy:
     require_label: str = ""  # --require-label: LABEL or LABEL=VALUE a container must carry
     keep_failed: bool = False  # -deregister on-success: keep the services of a failed container
     drain: DrainMode = "maintenance"  # --drain: services of a container being stopped
+    connect: bool = True  # the registry is a Consul agent: Consul Connect can be asked of it
     checks: CheckPolicy = field(default_factory=CheckPolicy)
 
 
@@ -70,6 +71,8 @@ class Findings:
         self.container = container
         self.problems: list[Problem] = []
         self.skipped: list[tuple[str, str]] = []
+        #: the first Connect key met where Connect cannot be honoured, "" when none was
+        self.connect_ignored = ""
 
     def problem(self, key: str, value: str, reason: str) -> None:
         if len(value) > _SHOWN:

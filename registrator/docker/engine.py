@@ -9,6 +9,10 @@ A Swarm task is inspected with what only the swarm knows: its service's labels (
 read them, a worker cannot) and which of its networks is the routing mesh. Whether this node
 is a manager is asked once, when the first task is seen after each (re)subscription to the
 events; a node that runs no task never asks, so outside a swarm nothing changes.
+
+Podman serves the same API with differences (`podman.py`): `connect` asks `/version` which
+engine answers, and with Podman the event filter, the events and a pod's ports are made
+Docker's; what cannot be is `limitations()`.
 """
 
 from __future__ import annotations
@@ -28,18 +32,24 @@ from registrator.core.model import (
     NetworkAddress,
     SwarmTask,
 )
+from registrator.docker import podman
 from registrator.docker.endpoint import docker_endpoint
 from registrator.docker.events import RELEVANT_ACTIONS, EventStream
 from registrator.docker.inspect import container_from_inspect
+from registrator.docker.pods import PodReader
 from registrator.wire import TRANSPORT_ERRORS, Connections, path_segment
+
 
 #: The events that can change registrations: a container's own, its networks', and a Swarm
 #: service's `update` (only a manager receives those). Docker leaves out the rest (create,
 #: exec_*, attach, resize...), so they cost nothing here. (With `health_status` among them
 #: Docker matches actions by prefix: `health_status: healthy`.)
-EVENT_FILTERS = json.dumps(
-    {"type": ["container", "network", "service"], "event": sorted(RELEVANT_ACTIONS)}
-)
+def event_filters(*, on_podman: bool = False) -> str:
+    actions = podman.filter_names(RELEVANT_ACTIONS) if on_podman else RELEVANT_ACTIONS
+    return json.dumps({"type": ["container", "network", "service"], "event": sorted(actions)})
+
+
+EVENT_FILTERS = event_filters()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +71,8 @@ class DockerEngine:
         self._only_label = only_label
         #: None until a task is inspected after each subscription to the events
         self._node: _SwarmNode | None = None
+        #: Podman's pods, when it is Podman that answers (`connect` asks)
+        self._pods: PodReader | None = None
 
     @classmethod
     def connect(
@@ -73,7 +85,13 @@ class DockerEngine:
         """
         engine = cls(Connections(docker_endpoint(env), timeout=timeout), only_label=only_label)
         engine.ping()
+        if podman.is_podman(engine._get("/version")):
+            engine._pods = PodReader(engine._get)
         return engine
+
+    def limitations(self) -> tuple[str, ...]:
+        """What this engine's API cannot tell registrator (Podman's), to be logged once."""
+        return podman.LIMITATIONS if self._pods is not None else ()
 
     def host_name(self) -> str:
         """The engine's host name: stable even when registrator itself runs in a container."""
@@ -105,9 +123,11 @@ class DockerEngine:
         """
         found = self._inspect_one(container)
         peer_id = found.network_peer_id if found is not None else None
-        if found is None or peer_id is None:
+        if found is not None and peer_id is not None:
+            found = dataclasses.replace(found, network_peer=self._inspect_one(peer_id))
+        if found is None or self._pods is None:
             return found
-        return dataclasses.replace(found, network_peer=self._inspect_one(peer_id))
+        return self._pods.with_own_ports(found)
 
     def _inspect_one(self, container: ContainerID) -> Container | None:
         data = self._get(f"/containers/{path_segment(container)}/json", missing_ok=True)
@@ -157,7 +177,7 @@ class DockerEngine:
         swarm: it may have joined, left, been promoted or demoted meanwhile.
         """
         self._node = None
-        url = f"/events?filters={quote(EVENT_FILTERS)}"
+        url = f"/events?filters={quote(event_filters(on_podman=self._pods is not None))}"
         try:
             stream = self._http.stream(url)
         except TRANSPORT_ERRORS as e:
@@ -166,7 +186,7 @@ class DockerEngine:
             detail = stream.response.read(200).decode("utf-8", "replace")
             stream.close()
             raise _error(f"GET /events: {stream.status} {detail}", stream.status)
-        return EventStream(stream)
+        return EventStream(stream, translate=podman.docker_event if self._pods else None)
 
     def close(self) -> None:
         self._http.close()

@@ -4,7 +4,7 @@ and the Swarm service updates that can (a service's labels are part of its tasks
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,17 +90,23 @@ def _signal(raw: dict[str, Any]) -> int | None:
     return signal_number(str(sent))
 
 
+#: an event as the engine sent it -> as Docker would have (Podman's: `podman.docker_event`)
+Translate = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
 class EventStream:
     """An open subscription to Docker's events (one JSON object a line); `close()` from
     another thread unblocks it."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, *, translate: Translate | None = None) -> None:
         self._stream = stream
+        self._translate = translate
 
     def __iter__(self) -> Iterator[Event | ServiceEvent]:
         try:
             for line in self._stream.lines():
-                event = event_from_docker(json.loads(line))
+                raw = json.loads(line)
+                event = event_from_docker(self._translate(raw) if self._translate else raw)
                 if event is not None:
                     yield event
         except (*TRANSPORT_ERRORS, ValueError) as e:

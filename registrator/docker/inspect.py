@@ -96,7 +96,7 @@ def _stop_timeout(value: Any) -> int:
     return seconds if seconds >= 0 else DEFAULT_STOP_TIMEOUT
 
 
-def _split_port_key(key: str) -> tuple[int, Protocol] | None:
+def split_port_key(key: str) -> tuple[int, Protocol] | None:
     number, _, protocol = key.partition("/")
     protocol = protocol or "tcp"
     if not number.isdigit() or protocol not in _PROTOCOLS:
@@ -108,7 +108,7 @@ def _ports(exposed: Mapping[str, Any], published: Mapping[str, Any]) -> tuple[Po
     keys = {*exposed.keys(), *published.keys()}
     ports: list[Port] = []
     for key in keys:
-        split = _split_port_key(str(key))
+        split = split_port_key(str(key))
         if split is None:
             continue
         bindings = tuple(

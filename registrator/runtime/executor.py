@@ -181,10 +181,11 @@ class Executor:
             registry.register(action.service)
         elif isinstance(action, Deregister):
             registry.deregister(action.service_id)
-        elif isinstance(action, SetMaintenance):
-            registry.set_maintenance(action.service_id, enabled=True, reason=action.reason)
-        elif isinstance(action, ClearMaintenance):
-            registry.set_maintenance(action.service_id, enabled=False)
+        elif isinstance(action, SetMaintenance | ClearMaintenance):
+            enabled = isinstance(action, SetMaintenance)
+            reason = action.reason if isinstance(action, SetMaintenance) else ""
+            for service_id in filter(None, (action.service_id, action.sidecar)):
+                registry.set_maintenance(service_id, enabled=enabled, reason=reason)
         else:
             registry.update_ttl(action.check)
 

@@ -48,8 +48,9 @@ class KnownContainers:
         self._known: dict[ContainerID, Known] = {}
         #: the container each service came from, for log lines after the container is gone
         self._origin: dict[ServiceID, str] = {}
-        #: a Swarm task whose service labels could not be read (a worker) was logged
-        self._noted_worker = False
+        #: what was said once per process: "worker" (a Swarm task's service labels out of
+        #: reach), "connect" (a Connect key where it cannot be honoured)
+        self._noted: set[str] = set()
         self._drains = Drains()
         self._lock = threading.RLock()
         #: container -> the number of its last learn (or forget)
@@ -93,7 +94,7 @@ class KnownContainers:
             )
         if previous is None or previous.derivation.problems != derivation.problems:
             _report(derivation, self._observer)
-        self._noted_worker = self._noted_worker or _note_worker(container)
+        self._noted |= _notes(container, derivation, said=self._noted)
         self._claims.remove(container.id, previous.derivation if previous else None)
         self._known[container.id] = Known(container, derivation)
         self._claims.add(container.id, derivation)
@@ -240,6 +241,16 @@ class KnownContainers:
         return self._origin.get(service_id, "")
 
 
+def _notes(container: Container, derivation: Derivation, *, said: set[str]) -> set[str]:
+    """What is said once per process and was said now (see `_note_worker`, `_note_connect`)."""
+    now = set()
+    if "worker" not in said and _note_worker(container):
+        now.add("worker")
+    if "connect" not in said and _note_connect(container, derivation):
+        now.add("connect")
+    return now
+
+
 def _note_worker(container: Container) -> bool:
     """On a worker, a Swarm service's own labels are out of reach: said once per process
     (True once said)."""
@@ -252,6 +263,21 @@ def _note_worker(container: Container) -> bool:
         swarm_service=task.service_name,
         reason="only a Swarm manager can read a service's own labels (docker service create "
         "--label); tasks on this node are registered from their container labels and env",
+    )
+    return True
+
+
+def _note_connect(container: Container, derivation: Derivation) -> bool:
+    """Connect asked where it cannot be honoured: said once per process (True once said)."""
+    if not derivation.connect_ignored:
+        return False
+    where = "a Swarm task" if container.swarm is not None else "this registry (no Consul agent)"
+    logger.warning(
+        "connect.ignored",
+        container=container.name,
+        key=derivation.connect_ignored,
+        reason=f"Consul Connect keys are ignored for {where}: only the Consul agent registers "
+        "sidecars, and only for plain containers (said once, for the first container asking)",
     )
     return True
 

@@ -15,7 +15,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import TEST_IMAGE, TEST_LABEL, ConsulDevAgent, PrivateDockerd, RegistratorProcess
+from harness import (
+    TEST_IMAGE,
+    TEST_LABEL,
+    ConsulDevAgent,
+    PodmanService,
+    PrivateDockerd,
+    RegistratorProcess,
+)
 from harness.etcd import EtcdServer
 from tests.integration.support import ISOLATION, SESSION, Containers, StartRegistrator
 
@@ -88,6 +95,18 @@ def private_dockerd(docker_api: docker.APIClient) -> Iterator[PrivateDockerd]:
         yield daemon
     finally:
         daemon.remove()
+
+
+@pytest.fixture(scope="session")
+def podman(docker_api: docker.APIClient) -> Iterator[PodmanService]:
+    """A Podman API service of the session's own (its own conf, storage, network and socket),
+    holding the test image: point registrator at it with `env={"DOCKER_HOST": podman.host}`."""
+    service = PodmanService.new()
+    try:
+        service.start().load_image(TEST_IMAGE, source=docker_api)
+        yield service
+    finally:
+        service.remove()
 
 
 @pytest.fixture

@@ -25,7 +25,15 @@ import pytest
 from harness import ConsulDevAgent
 from harness.etcd import EtcdServer
 from registrator.core.errors import RegistryError, RegistryRefused
-from registrator.core.model import OWNER_META_KEY, Check, ContainerID, Service, ServiceID
+from registrator.core.model import (
+    OWNER_META_KEY,
+    Check,
+    Connect,
+    ContainerID,
+    Service,
+    ServiceID,
+    Upstream,
+)
 from registrator.core.ports import Registry
 from registrator.docker.engine import DockerEngine
 from registrator.registries.open import open_registry
@@ -51,11 +59,13 @@ class Kind:
     where: Callable[[pytest.FixtureRequest, str], str | FakeConsul]
     #: services belong to a node of the registry, which `node()` names
     nodes: bool = True
+    #: it registers Consul Connect sidecars (a Consul agent): the service mesh contract
+    mesh: bool = False
 
 
 REGISTRIES = {
-    "fake": Kind(lambda request, prefix: FakeConsul()),
-    "agent": Kind(lambda request, prefix: f"consul://{_consul(request).address}"),
+    "fake": Kind(lambda request, prefix: FakeConsul(), mesh=True),
+    "agent": Kind(lambda request, prefix: f"consul://{_consul(request).address}", mesh=True),
     "catalog": Kind(lambda request, prefix: f"consul-catalog://{_consul(request).address}"),
     "consulkv": Kind(
         lambda request, prefix: f"consulkv://{_consul(request).address}/{prefix}", nodes=False
@@ -113,6 +123,13 @@ def registrators(request: pytest.FixtureRequest, kind: Kind, owner: str) -> Iter
 @pytest.fixture
 def registry(registrators: Registrators, owner: str) -> Registry:
     return registrators.open(owner)
+
+
+@pytest.fixture(params=[name for name, kind in REGISTRIES.items() if kind.mesh])
+def mesh_registry(request: pytest.FixtureRequest, owner: str) -> Iterator[Registry]:
+    """A registry that registers sidecars; only a Consul agent does (and the fake, held to it)."""
+    with ExitStack() as stack:
+        yield Registrators(REGISTRIES[request.param].where(request, owner), stack).open(owner)
 
 
 def service(owner: str, *checks: Check, port: int = 80) -> Service:
@@ -282,3 +299,94 @@ def test_the_fake_docker_source_resolves_a_network_peer_as_the_engine_does(
         assert fake.inspect(ContainerID("0" * 64)) is None
     finally:
         engine.close()
+
+
+def in_mesh(
+    owner: str, *, port: int = 0, address: str = "", checks: tuple[Check, ...] = ()
+) -> Service:
+    """`service(owner)` behind a sidecar with two upstreams."""
+    upstreams = (Upstream("db", 9191), Upstream("pay", 9300, "dc2", "127.0.0.2"))
+    connect = Connect(
+        upstreams=upstreams,
+        local_address="192.0.2.1",
+        local_port=80,
+        address=address,
+        port=port,
+        checks=checks,
+    )
+    return dataclasses.replace(service(owner), connect=connect)
+
+
+def test_a_sidecar_reads_back_as_part_of_its_service(mesh_registry: Registry, owner: str) -> None:
+    web = in_mesh(owner)
+    mesh_registry.register(web)
+
+    listed = mesh_registry.services(owner=owner)
+    asked = mesh_registry.services(owner=owner, ids=[web.id])
+
+    assert list(listed) == [web.id]  # not `<id>-sidecar-proxy` beside it
+    assert mesh_registry.stored(listed[web.id]) == mesh_registry.stored(web)
+    assert mesh_registry.stored(asked[web.id]) == mesh_registry.stored(web)
+
+
+def test_a_native_app_reads_back_native(mesh_registry: Registry, owner: str) -> None:
+    web = dataclasses.replace(service(owner), connect=Connect(native=True))
+    mesh_registry.register(web)
+
+    assert mesh_registry.stored(
+        mesh_registry.services(owner=owner)[web.id]
+    ) == mesh_registry.stored(web)
+
+
+def test_the_pair_is_in_maintenance_only_when_both_are(mesh_registry: Registry, owner: str) -> None:
+    web = in_mesh(owner)
+    mesh_registry.register(web)
+    sidecar = web.sidecar_id
+    assert sidecar is not None
+
+    mesh_registry.set_maintenance(web.id, enabled=True, reason="draining")
+    half = mesh_registry.services(owner=owner)[web.id].maintenance
+    mesh_registry.set_maintenance(sidecar, enabled=True, reason="draining")
+    both = mesh_registry.services(owner=owner)[web.id].maintenance
+    mesh_registry.register(web)
+    after = mesh_registry.services(owner=owner)[web.id].maintenance
+
+    assert half not in ("", "draining")
+    assert (both, after) == ("draining", "")
+
+
+def test_a_sidecar_stays_until_removed_or_its_service_is(
+    mesh_registry: Registry, owner: str
+) -> None:
+    web = in_mesh(owner)
+    mesh_registry.register(web)
+    mesh_registry.register(service(owner))  # the agent leaves the sidecar registered
+    left = mesh_registry.services(owner=owner)[web.id].connect
+    assert web.sidecar_id is not None
+    assert web.connect is not None
+    mesh_registry.deregister(web.sidecar_id)
+    gone = mesh_registry.services(owner=owner)[web.id].connect
+    mesh_registry.register(web)
+    mesh_registry.deregister(web.id)
+
+    assert left is not None
+    assert left.upstreams == web.connect.upstreams
+    assert gone is None
+    assert mesh_registry.services(owner=owner) == {}
+
+
+def test_declared_proxy_checks_read_back_as_registered(mesh_registry: Registry, owner: str) -> None:
+    check = Check(
+        f"service:{owner}:web:80-sidecar-proxy:tcp",
+        "proxy",
+        "tcp",
+        (("Interval", "10s"), ("TCP", "127.0.0.1:21999")),
+        "n",
+    )
+    web = in_mesh(owner, port=21999, address="127.0.0.1", checks=(check,))
+    mesh_registry.register(web)
+
+    held = mesh_registry.services(owner=owner)[web.id]
+    assert mesh_registry.stored(held) == mesh_registry.stored(web)
+    assert held.connect is not None
+    assert held.connect.port == 21999

@@ -12,7 +12,9 @@ from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
     OWNER_META_KEY,
+    SIDECAR_SUFFIX,
     Check,
+    Connect,
     Container,
     ContainerID,
     ContainerSummary,
@@ -54,6 +56,9 @@ class FakeConsul:
     address: str = "10.9.9.9"
     #: the agent's node name; a test changes it to play a load balancer in front of agents
     node_name: str = "node-1"
+    #: service ID -> the sidecar proxy the agent registered with it, and that sidecar's
+    #: maintenance reason: kept apart, as the agent keeps `<id>-sidecar-proxy`
+    sidecars: dict[ServiceID, tuple[Connect, str]] = field(default_factory=dict)
 
     def _check(self) -> None:
         if self.down:
@@ -77,7 +82,7 @@ class FakeConsul:
         self._check()
         self.reads.append(None if ids is None else frozenset(ids))
         found = {
-            k: v
+            k: self._with_sidecar(v)
             for k, v in self.registered.items()
             if owner in {None, dict(v.meta).get(OWNER_META_KEY)} and (ids is None or k in ids)
         }
@@ -85,6 +90,19 @@ class FakeConsul:
             return found
         self.reads_without_checks += 1
         return {k: replace(v, checks=(), maintenance="") for k, v in found.items()}
+
+    def _with_sidecar(self, service: Service) -> Service:
+        """As the agent's adapter reads a sidecar back: into its service, maintenance joined."""
+        if service.id not in self.sidecars:
+            return service
+        connect, its = self.sidecars[service.id]
+        own = service.maintenance
+        both = own if own == its else f"{own or 'none'} (its sidecar: {its or 'none'})"
+        return replace(service, connect=connect, maintenance=both)
+
+    def _parent_of(self, sidecar: ServiceID) -> ServiceID | None:
+        parent = ServiceID(sidecar.removesuffix(SIDECAR_SUFFIX))
+        return parent if parent != sidecar and parent in self.sidecars else None
 
     def stored(self, service: Service) -> Service:
         return reported(service)
@@ -97,10 +115,17 @@ class FakeConsul:
         # its maintenance check among them) but keeps a TTL check's status; checks are
         # reported back without their definition; the container is not stored
         before = self.registered.get(service.id)
+        connect = service.connect
+        if connect is not None and not connect.native:
+            # the agent registers the sidecar; registered without one, it leaves the old one
+            checks = _as_agent_keeps(connect.checks, ())
+            self.sidecars[service.id] = (replace(connect, checks=checks), "")
+            connect = None
         self.registered[service.id] = replace(
             service,
             container="",
             maintenance="",
+            connect=connect,
             checks=_as_agent_keeps(service.checks, before.checks if before else ()),
         )
 
@@ -120,14 +145,23 @@ class FakeConsul:
     def set_maintenance(self, service: ServiceID, *, enabled: bool, reason: str = "") -> None:
         self._check()
         self.writes += 1
+        parent = self._parent_of(service)
+        if parent is not None:
+            connect, _ = self.sidecars[parent]
+            self.sidecars[parent] = (connect, (reason or "maintenance") if enabled else "")
+            return
         self.registered[service] = replace(
             self.registered[service], maintenance=(reason or "maintenance") if enabled else ""
         )
 
     def deregister(self, service: ServiceID) -> None:
+        """The agent removes a service's sidecar with it."""
         self._check()
         self.writes += 1
-        self.registered.pop(service, None)
+        parent = self._parent_of(service)
+        self.sidecars.pop(parent if parent is not None else service, None)
+        if parent is None:
+            self.registered.pop(service, None)
 
 
 def _as_agent_keeps(checks: tuple[Check, ...], before: tuple[Check, ...]) -> tuple[Check, ...]:

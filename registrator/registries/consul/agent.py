@@ -25,12 +25,12 @@ from registrator.core.errors import (
     RegistryRefused,
     RegistryUnavailable,
 )
-from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
+from registrator.core.model import OWNER_META_KEY, SIDECAR_SUFFIX, Check, Service, ServiceID
 from registrator.core.plan import reported
 from registrator.registries.consul.payload import (
     check_from_agent,
-    service_from_agent,
     service_payload,
+    services_from_agent,
 )
 from registrator.registries.consul.target import ConsulTarget
 from registrator.wire import TRANSPORT_ERRORS, Answer, Connections, Endpoint, path_segment
@@ -40,10 +40,15 @@ MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
 #: Consul's own checks (maintenance mode) start with this: never registrator's to compare.
 _CONSUL_CHECK_PREFIX = "_"
 #: What Consul 1.8 says in the 500s that refuse a definition (seen from a 1.8.7 agent).
-REFUSED_500 = ("Scripts are disabled on this agent", "must be a valid ipv")
-#: Up to this many service IDs are asked for with a filter; each term costs the agent a pass
-#: over its services, so for more it is cheaper to fetch them all.
-MAX_FILTERED_IDS = 8
+REFUSED_500 = (
+    "Scripts are disabled on this agent",
+    "must be a valid ipv",
+    "Invalid SidecarService",  # no port left in the agent's sidecar range, for one
+)
+#: Up to this many service IDs are asked for with a filter (8 services and their sidecars);
+#: each term costs the agent a pass over its services, so for more it is cheaper to fetch
+#: them all.
+MAX_FILTERED_IDS = 16
 
 
 def _owner(data: Mapping[str, Any]) -> str | None:
@@ -140,21 +145,20 @@ class ConsulAgent:
         """
         if ids is not None and not ids:
             return {}
-        params = id_filter("ID", ids)
+        # a service's sidecar proxy is read with it (see `services_from_agent`)
+        asked = None if ids is None else {*ids, *(f"{i}{SIDECAR_SUFFIX}" for i in ids)}
+        params = id_filter("ID", asked)
         data = self._request("GET", "/v1/agent/services", params=params).json() or {}
         owned = [
             raw
             for raw in data.values()
-            if (owner is None or _owner(raw) == owner) and (ids is None or raw.get("ID") in ids)
+            if (owner is None or _owner(raw) == owner) and (asked is None or raw.get("ID") in asked)
         ]
-        checks = self._checks(id_filter("ServiceID", ids)) if owned and with_checks else {}
-        in_maintenance = _services_in_maintenance(checks)
-        by_service = checks_by_service(checks)
-        services = (
-            service_from_agent(raw, in_maintenance, by_service.get(str(raw.get("ID", "")), ()))
-            for raw in owned
+        checks = self._checks(id_filter("ServiceID", asked)) if owned and with_checks else {}
+        found = services_from_agent(
+            owned, _services_in_maintenance(checks), checks_by_service(checks)
         )
-        return {s.id: s for s in services}
+        return found if ids is None else {i: s for i, s in found.items() if i in ids}
 
     def stored(self, service: Service) -> Service:
         """The agent holds the whole service; it reports checks back without definitions."""
