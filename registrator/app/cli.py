@@ -101,11 +101,11 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     checked = for_registry(settings, keyed=opened.keyed)
     identity = settings.hostname or docker.host_name() or socket.gethostname()
     policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
-    runner, probed = _agentless(opened, policy.hostname, settings.ip, once=once)
+    runner, probed = _agentless(opened, identity, settings.ip, once=once)
     reconciler = Reconciler(
         docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
-    _log_started(policy.hostname, opened, docker)
+    _log_started(identity, opened, docker)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):

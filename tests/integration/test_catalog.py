@@ -14,9 +14,16 @@ import pytest
 
 from benchmarks.proxy import CountingProxy
 from harness import ConsulDevAgent, wait_until
+from harness.ports import refusing_port
+from registrator.core.drain import DRAINING
 from tests.integration.support import Containers, StartRegistrator, run_registrator
+from tests.integration.test_consul_access import acl_consul
+from tests.integration.test_drain import GRACEFUL, running, stopping
 
 IP = "127.0.0.1"
+#: catalog mode's ACL policy (README, ACL): write its own node and the services on it
+CATALOG_POLICY = 'node "{node}" {{ policy = "write" }}\nservice_prefix "" {{ policy = "write" }}'
+__all__ = ["acl_consul"]  # a fixture of test_consul_access, used here too
 
 
 @pytest.fixture
@@ -235,3 +242,80 @@ def test_explain_shows_the_probe_results_in_catalog_mode(
     assert "probes run by registrator (2):" in done.stdout
     assert f"service:{node}:{name}:80:http: passing now (HTTP GET" in done.stdout
     assert f"service:{node}:{name}:80:tcp: passing now (TCP connect" in done.stdout
+
+
+def test_docker_stop_puts_a_draining_container_out_of_passing_answers_before_it_exits(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    start_registrator(*catalog_args(consul, node))
+    web = containers.run(GRACEFUL, ports={80: 0}, create={"stop_timeout": 10})
+    service_id = f"{node}:{containers.name(web)}:80"
+    wait_until(lambda: _passing(consul, "busybox", service_id), what=f"{service_id} passing")
+    maintenance = f"_service_maintenance:{service_id}"
+
+    with stopping(containers, web):
+        check = wait_until(lambda: node_checks(consul, node).get(maintenance), what="drained")
+        assert check["Notes"] == DRAINING
+        assert not _passing(consul, "busybox", service_id)
+        assert running(containers, web)
+    wait_until(lambda: service_id not in node_services(consul, node), what="deregistered")
+
+
+def _token(consul: ConsulDevAgent, name: str, rules: str) -> str:
+    consul.request("PUT", "/v1/acl/policy", {"Name": name, "Rules": rules})
+    token = consul.request("PUT", "/v1/acl/token", {"Policies": [{"Name": name}]})
+    return str(token["SecretID"])
+
+
+def test_a_token_without_node_write_is_said_once_and_the_documented_one_works(
+    acl_consul: ConsulDevAgent,
+    identity: str,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+) -> None:
+    weak = _token(acl_consul, "services-only", 'service_prefix "" { policy = "write" }')
+    uri = f"consul-catalog://{acl_consul.address}"
+    args = (uri, "--hostname", identity, "--ip", IP)
+    web = containers.run(ports={80: 0})
+    service_id = f"{identity}:{containers.name(web)}:80"
+
+    denied = start_registrator(*args, env={"CONSUL_HTTP_TOKEN": weak})
+    wait_until(lambda: denied.log.count("consul.permission_denied") >= 3, timeout=30)
+    said = [line for line in denied.log.splitlines() if " ERROR consul.permission_denied" in line]
+    assert len(said) == 1
+    assert "node:write" in said[0]
+    denied.stop()
+
+    good = _token(acl_consul, "catalog", CATALOG_POLICY.format(node=identity))
+    start_registrator(*args, env={"CONSUL_HTTP_TOKEN": good})
+    wait_until(lambda: service_id in node_services(acl_consul, identity), what=service_id)
+
+
+def test_docker_healthcheck_is_mirrored_into_the_catalog_as_it_changes(
+    consul: ConsulDevAgent, node: str, containers: Containers, start_registrator: StartRegistrator
+) -> None:
+    start_registrator(*catalog_args(consul, node))
+    second = 1_000_000_000
+    health = {"test": ["CMD-SHELL", "cat /tmp/healthy"], "interval": second, "retries": 1}
+    web = containers.run(ports={80: 0}, healthcheck={**health, "timeout": second})
+    check_id = f"service:{node}:{containers.name(web)}:80:docker-health"
+
+    def status() -> str:
+        return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+
+    wait_until(lambda: status() == "critical", timeout=30, what=f"{check_id} critical")
+    containers.exec(web, "touch", "/tmp/healthy")
+    wait_until(lambda: status() == "passing", timeout=30, what=f"{check_id} passing")
+
+
+def test_an_unreachable_server_fails_a_resync_with_one_line_naming_it(node: str) -> None:
+    with refusing_port() as port:
+        uri = f"consul-catalog://127.0.0.1:{port}"
+        done = run_registrator(
+            uri, "--hostname", node, "--ip", IP, "--resync", "--give-up-after", "2"
+        )
+
+    assert done.returncode == 1
+    said = [line for line in done.stderr.splitlines() if line.startswith("registrator: error:")]
+    assert len(said) == 1
+    assert f"127.0.0.1:{port}" in said[0]

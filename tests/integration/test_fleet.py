@@ -76,7 +76,7 @@ class OnHosts:
 
     def expected(self) -> Catalog:
         return {
-            f"host-{k}:{name}:80": (f"host-{k}", self.fleet.client(k).address, self.port(c))
+            f"host-{k}:{name}:80": (f"host-{k}", self.fleet.host_address(k), self.port(c))
             for c, (k, name) in self.running.items()
         }
 

@@ -1,8 +1,8 @@
 """One registry contract, held against every registry: the unit tests' fake, the real Consul
-agent, the catalog (`consul-catalog://`, a node of its own), Consul KV and etcd. One set of
-assertions, so the fake cannot drift from what the agent does with re-registration,
-maintenance mode, TTL status, ownership and refused writes, and the key-value registries keep
-the same promises where they hold the same things.
+agent, catalog mode (`consul-catalog://`, a node of its own on the same agent), Consul KV and
+etcd. One set of assertions, so the fake cannot drift from what the agent
+does with re-registration, maintenance mode, TTL status, ownership and refused writes, and the
+key-value registries keep the same promises where they hold the same things.
 
 Each registry states what it holds through its own `stored()`: the key-value ones hold no
 checks and no maintenance (a service in maintenance is not held at all), so where an assertion
@@ -90,17 +90,18 @@ class Registrators:
             opened = open_registry(self._where)
             self._stack.callback(opened.close)
             registry = opened.registry
-            if opened.own_node is not None:  # catalog mode: the host's node is its identity
-                opened.own_node(owner, "127.0.0.1")
-                self._stack.callback(_remove_node, self._where, owner)
+            if opened.own_node is not None:  # catalog mode: each host a node of its own
+                node = f"node-{owner}"
+                opened.own_node(node, "127.0.0.1")
+                self._stack.callback(_deregister_node, self._where, node)
         registry.services(owner=owner)
         return registry
 
 
-def _remove_node(uri: str, node: str) -> None:
+def _deregister_node(uri: str, node: str) -> None:
     body = json.dumps({"Node": node}).encode()
-    where = f"http://{urlsplit(uri).netloc}/v1/catalog/deregister"
-    with urllib.request.urlopen(urllib.request.Request(where, body, method="PUT"), timeout=10):
+    url = f"http://{urlsplit(uri).netloc}/v1/catalog/deregister"
+    with urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=10):
         pass
 
 
