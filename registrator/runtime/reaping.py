@@ -36,6 +36,9 @@ from registrator.runtime.retry import RetryPolicy
 
 #: the longest a blocking query waits for a change (Consul's own default is 5 min)
 WATCH_WAIT = 300.0
+#: how long it waits while this registrator has no session yet: taking one need not change
+#: a key (a restart adopts its live session), and until then it may claim nothing
+NO_SESSION_WAIT = 2.0
 DENIED_HINT = (
     'the token needs key_prefix "registrator/catalog/" write, session write on this node, '
     "and node write on the other registrators' nodes"
@@ -75,6 +78,8 @@ class Reaper:
         self._retry = retry or RetryPolicy()
         self._index = 0
         self._tree = Tree({}, {})
+        #: the session the last decision was made with
+        self._session = ""
         #: (node, lock index) pairs marked dead by this registrator
         self._marked: set[tuple[str, int]] = set()
         #: what was said once and need not be said again: lost claims, foreign nodes, bad keys
@@ -97,18 +102,23 @@ class Reaper:
 
     def step(self) -> None:
         """One blocking query, then whatever the answer calls for."""
+        if self._liveness.session != self._session:
+            self._index = 0  # decided without it: read again at once, whatever changed
         watched = self._liveness.watch(self._index, self._wait())
         self._index, self._tree = watched.index, watched.tree
         for key, value in watched.bad:
             self._once("catalog.bad_key", key, value, reason="not a liveness key registrator wrote")
-        reaping = Reaping(self._node, self._liveness.session, self._reap_after)
+        self._session = self._liveness.session
+        reaping = Reaping(self._node, self._session, self._reap_after)
         for action in decide(self._tree, reaping, now=self._clock(), marked=self._marked):
             if self._stop.is_set():
                 return
             self._do(action)
 
     def _wait(self) -> float:
-        reaping = Reaping(self._node, self._liveness.session, self._reap_after)
+        if not self._session:
+            return NO_SESSION_WAIT
+        reaping = Reaping(self._node, self._session, self._reap_after)
         due = next_due(self._tree, reaping)
         if due is None:
             return WATCH_WAIT

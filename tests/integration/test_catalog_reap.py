@@ -1,8 +1,8 @@
 """Dead hosts in catalog mode, end to end: a real 3-server Consul 1.8.7 cluster with Debian's
 nginx-light round-robin in front (harness/fleet.py, with no client agent at all), and three
-simulated hosts, each only a registrator process (`consul-catalog://`, a node of its own at an
-address of its own) talking to nginx through a counting proxy of its own
-(benchmarks/proxy.py), which records every request with its body.
+simulated hosts, each only a registrator process (`Fleet(agentless=True)`: `consul-catalog://`,
+a node of its own at an address of its own) talking to nginx through a counting proxy of its
+own (benchmarks/proxy.py), which records every request with its body.
 
 A host's registrator killed with SIGKILL is what a host that loses power leaves behind: a
 session nobody renews. Short TTLs keep the test short: `--session-ttl 10` (Consul's minimum;
@@ -17,14 +17,13 @@ import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.proxy import CountingProxy, Exchange
 from harness import wait_until
-from harness.fleet import FLEET_LABEL, Fleet, HostRegistrator, http_get
+from harness.fleet import Fleet, HostRegistrator, http_get
 from registrator.registries.catalog.liveness import ALIVE_CHECK
 from tests.integration.support import Containers
 
@@ -69,11 +68,16 @@ class Agentless:
 @pytest.fixture(scope="module")
 def agentless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agentless]:
     workdir = tmp_path_factory.mktemp("catalog-reap")
-    fleet = Fleet(workdir, hosts=0)
+    short = ("--session-ttl", str(SESSION_TTL), "--reap-after", str(REAP_AFTER))
+    fleet = Fleet(workdir, hosts=HOSTS, agentless=True, registrator_args=short)
     hosts: list[Host] = []
     try:
         fleet.start(registrators=False)
-        hosts = [_host(fleet, workdir, k) for k in range(1, HOSTS + 1)]
+        for k in fleet.hosts:
+            registrator = fleet.registrator(k)
+            proxy = CountingProxy(fleet.nginx.http, timeout=400).start()  # outlasts a watch
+            registrator.args[0] = f"consul-catalog://{proxy.address}"  # nginx, through it
+            hosts.append(Host(registrator.host, registrator, proxy))
         for host in hosts:
             host.registrator.start()
         yield Agentless(fleet, hosts)
@@ -83,17 +87,6 @@ def agentless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agentless]:
             host.proxy.stop()
             print(f"--- {host.name} ---\n{host.registrator.log[-6000:]}")
         fleet.stop()
-
-
-def _host(fleet: Fleet, workdir: Path, k: int) -> Host:
-    proxy = CountingProxy(fleet.nginx.http, timeout=400).start()  # outlasts a blocking query
-    name = f"host-{k}"
-    args = [f"consul-catalog://{proxy.address}", "--hostname", name]
-    args += ["--ip", f"{fleet.prefix}.{10 + k}", "--require-label", f"{FLEET_LABEL}={name}"]
-    args += ["--session-ttl", str(SESSION_TTL), "--reap-after", str(REAP_AFTER)]
-    args += ["--log-format", "json", "--log-level", "DEBUG"]
-    log = workdir / f"registrator-{name}.log"
-    return Host(name, HostRegistrator(args, log, {"PYTHONUNBUFFERED": "1"}, host=name), proxy)
 
 
 def instances(agentless: Agentless, service: str, *, passing: bool) -> set[str]:
@@ -144,8 +137,8 @@ def service_writes(exchanges: list[Exchange]) -> list[Any]:
 def service(agentless: Agentless, containers: Containers) -> str:
     """One container per host under a service name of this test's own, all passing."""
     name = f"svc-{uuid.uuid4().hex[:8]}"
-    for host in agentless.hosts:
-        labels = {FLEET_LABEL: host.name}
+    for k in agentless.fleet.hosts:
+        labels = agentless.fleet.labels(k)
         containers.run(env={"SERVICE_NAME": name}, labels=labels, ports={80: 0})
     everyone = {h.name for h in agentless.hosts}
     wait_until(lambda: instances(agentless, name, passing=True) == everyone, timeout=60)
@@ -172,8 +165,12 @@ def test_a_killed_host_goes_critical_then_is_reaped_once(
     assert len(node_deregistrations(hosts, marks, dead.name)) == 1
     assert instances(agentless, service, passing=True) == {"host-1", "host-3"}
     lost = [r for h in hosts for r in h.registrator.records("catalog.reap_lost")]
-    reaped = [r for h in hosts for r in h.registrator.records("catalog.node_reaped")]
-    assert [r["node"] for r in reaped] == [dead.name]
+
+    def reaped() -> list[str]:  # logged once the reaper has deleted the node's keys too
+        return [r["node"] for h in hosts for r in h.registrator.records("catalog.node_reaped")]
+
+    wait_until(reaped, timeout=15, what="catalog.node_reaped")
+    assert reaped() == [dead.name]
     assert all(r["node"] == dead.name for r in lost)
 
     dead.started_again()  # back after the reap: it registers its node and service again
@@ -220,3 +217,38 @@ def claims_now(agentless: Agentless) -> list[str]:
         return list(agentless.get("/v1/kv/registrator/catalog/reap/?keys") or [])
     except OSError:  # 404: no claim at all
         return []
+
+
+def locks_released(agentless: Agentless, nodes: set[str]) -> bool:
+    """Every one of these nodes' locks is held by no session (their sessions ran out)."""
+    keys = agentless.get("/v1/kv/registrator/catalog/nodes/?recurse") or []
+    held = {k["Key"].rsplit("/", 1)[-1] for k in keys if k.get("Session")}
+    return not held & nodes
+
+
+def test_when_the_whole_fleet_died_the_first_one_back_reaps_the_others(
+    agentless: Agentless, service: str
+) -> None:
+    """Nobody left to watch: every node stays as it was (passing) however long it lasts. The
+    first registrator back marks the others dead at once and reaps them --reap-after later."""
+    hosts = agentless.hosts
+    everyone = {h.name for h in hosts}
+    marks = [h.proxy.mark() for h in hosts]
+    for host in hosts:
+        host.kill()
+    wait_until(lambda: locks_released(agentless, everyone), timeout=DEAD_WITHIN)
+    assert instances(agentless, service, passing=True) == everyone  # nobody marked them
+    assert {alive(agentless, n) for n in everyone} == {"passing"}
+
+    first = hosts[0]
+    first.started_again()
+    others = everyone - {first.name}
+    wait_until(lambda: {alive(agentless, n) for n in others} == {"critical"}, timeout=60)
+    assert instances(agentless, service, passing=True) == {first.name}
+    wait_until(lambda: not any(node_exists(agentless, n) for n in others), timeout=REAP_AFTER + 60)
+    assert all(len(node_deregistrations(hosts, marks, n)) == 1 for n in others)
+    assert node_exists(agentless, first.name)
+
+    for host in hosts[1:]:  # the module's fleet as it was: every host back
+        host.started_again()
+    wait_until(lambda: instances(agentless, service, passing=True) == everyone, timeout=60)

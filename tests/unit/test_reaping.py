@@ -17,7 +17,7 @@ from loguru import logger
 from registrator.core.dead_hosts import Claim, Lock, Tree
 from registrator.core.errors import RegistryDenied
 from registrator.registries.catalog.liveness import Watched, parse_tree
-from registrator.runtime.reaping import Reaper
+from registrator.runtime.reaping import NO_SESSION_WAIT, Reaper
 from registrator.runtime.retry import RetryPolicy
 
 
@@ -30,10 +30,12 @@ class FakeLiveness:
     claims: dict[str, Claim] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
     fail: Exception | None = None
 
     def watch(self, index: int, wait: float) -> Watched:
         self.waits.append(wait)
+        self.indexes.append(index)
         if self.fail is not None:
             raise self.fail
         return Watched(index + 1, Tree(dict(self.locks), dict(self.claims)))
@@ -183,3 +185,18 @@ def test_a_403_is_one_error_line_and_the_loop_goes_on(logged: list[str]) -> None
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def test_a_session_taken_without_any_key_changing_is_used_at_once() -> None:
+    """A restart adopts its live session: no key changes, so no blocking query would wake.
+    Without a session the reaper only waits briefly, and reads again at once when it has one."""
+    fake = FakeLiveness(session="", locks={"host-2": Lock("host-2", False, 9)})
+    loop = reaper(fake, Clock())
+    loop.step()
+    loop.step()
+    assert fake.writes == []
+    assert fake.waits[-1] == NO_SESSION_WAIT
+    fake.session = "s1"
+    loop.step()
+    assert fake.indexes[-1] == 0
+    assert fake.writes == [("claim", "host-2")]
