@@ -21,7 +21,7 @@ import pytest
 
 from benchmarks.proxy import CountingProxy
 from harness import ConsulDevAgent, wait_until
-from registrator.registries.catalog.liveness import ALIVE_CHECK, Liveness
+from registrator.registries.catalog.liveness import ALIVE_CHECK, Liveness, NodeLockTaken
 from registrator.registries.catalog.node import node_body
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
@@ -170,3 +170,22 @@ def consul_has(consul: ConsulDevAgent, path: str) -> bool:
         return consul.get(path) is not None
     except OSError:  # urllib's HTTPError for a 404
         return False
+
+
+def test_a_second_registrator_with_the_same_identity_is_refused(
+    consul: ConsulDevAgent, hosts: list[Host]
+) -> None:
+    """The lock is taken by a session it cannot adopt (one of another TTL: with the same, the
+    two are told apart from a restart by nothing): a clear error naming the key, and no
+    session of its own left over."""
+    first = hosts[0].start()
+    assert first.liveness is not None
+    api = ConsulAgent(consul_target(f"consul://{consul.address}", {}))
+    hosts[0].apis.append(api)
+    second = Liveness(api, ttl=TTL + 5, prefix=first.prefix)
+    second.own(first.node)
+    with pytest.raises(NodeLockTaken, match=f"nodes/{first.node} is held by another session"):
+        second.heartbeat()
+    sessions = consul.get(f"/v1/session/node/{first.node}") or []
+    assert [s["ID"] for s in sessions] == [first.liveness.session]
+    assert second.session == ""

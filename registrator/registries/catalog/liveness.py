@@ -23,10 +23,9 @@ number of services, and none of the services' own checks is touched. The owner k
 passing: it writes it when it (re)takes its lock and finds it missing or not passing, so a
 plain restart writes nothing and a comeback after being marked writes that one check.
 
-Every judgement about another node checks its lock in the same step: the mark is a transaction
-that first checks the lock's index; the reap reads the lock right before deregistering the
-node (`PUT /v1/catalog/deregister`, one write). A node without registrator's node meta
-(`node.py`) is never written.
+Every judgement about another node checks its lock first: the mark in the same transaction,
+the reap just before `PUT /v1/catalog/deregister` (one write). A node without registrator's
+node meta (`node.py`) is never written.
 """
 
 from __future__ import annotations
@@ -111,10 +110,16 @@ class Liveness:
         return bool(session)
 
     def _establish(self, node: str) -> None:
-        session = self._adopt(node) or self._create(node)
+        adopted = self._adopt(node)
+        session = adopted or self._create(node)
         if not session:
             return  # the node is not in the catalog yet: the next beat tries again
-        self._take_lock(node, session)
+        try:
+            self._take_lock(node, session)
+        except NodeLockTaken:
+            if not adopted:  # not one session more at every beat while the name is shared
+                self._api.request("PUT", f"/v1/session/destroy/{path_segment(session)}")
+            raise
         with self._lock:
             self._session = session
         self._alive(node, session)
