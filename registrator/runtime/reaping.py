@@ -31,7 +31,7 @@ from registrator.core.dead_hosts import (
     next_due,
 )
 from registrator.core.errors import BackendError, RegistryDenied
-from registrator.registries.catalog.liveness import Watched
+from registrator.registries.catalog.liveness import DENIED_HINT, Watched
 from registrator.runtime.retry import RetryPolicy
 
 #: the longest a blocking query waits for a change (Consul's own default is 5 min)
@@ -39,10 +39,6 @@ WATCH_WAIT = 300.0
 #: how long it waits while this registrator has no session yet: taking one need not change
 #: a key (a restart adopts its live session), and until then it may claim nothing
 NO_SESSION_WAIT = 2.0
-DENIED_HINT = (
-    'the token needs key_prefix "registrator/catalog/" write, session write on this node, '
-    "and node write on the other registrators' nodes"
-)
 
 
 class Liveness(Protocol):
@@ -191,7 +187,8 @@ class Reaper:
     def _failed(self, error: BackendError, *, again: bool) -> None:
         if isinstance(error, RegistryDenied):
             if not again:
-                logger.error("catalog.liveness_denied", error=str(error), hint=DENIED_HINT)
+                hint = DENIED_HINT.format(node=self._node)
+                logger.error("catalog.liveness_denied", error=str(error), hint=hint)
             return
         (logger.debug if again else logger.warning)("catalog.watch_failed", error=str(error))
 

@@ -27,10 +27,14 @@ from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
 from registrator.runtime.heartbeat import keep_alive
 from registrator.runtime.reaping import Reaper
+from tests.integration.support import Containers, StartRegistrator
+from tests.integration.test_catalog import CATALOG_POLICY
+from tests.integration.test_consul_access import acl_consul
 
 TTL = 10
 REAP_AFTER = 15
 pytestmark = pytest.mark.timeout(180)
+__all__ = ["acl_consul"]  # a fixture of test_consul_access, used here too
 
 
 @dataclass
@@ -189,3 +193,50 @@ def test_a_second_registrator_with_the_same_identity_is_refused(
     sessions = consul.get(f"/v1/session/node/{first.node}") or []
     assert [s["ID"] for s in sessions] == [first.liveness.session]
     assert second.session == ""
+
+
+#: what watching for dead hosts adds to catalog mode's policy (README, ACL)
+LIVENESS_POLICY = (
+    'key_prefix "registrator/catalog/" {{ policy = "write" }}\n'
+    'session "{node}" {{ policy = "write" }}\n'
+    'node_prefix "" {{ policy = "write" }}'
+)
+
+
+def test_a_token_without_the_liveness_rules_costs_one_line_and_nothing_else(
+    acl_consul: ConsulDevAgent,
+    identity: str,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+) -> None:
+    """Catalog mode's own policy only: services register, and one line says what the liveness
+    session needs (Consul filters the KV reads a token may not make: the watch sees no keys,
+    so nothing else fails); with the documented rules added, its lock is taken."""
+    args = (f"consul-catalog://{acl_consul.address}", "--hostname", identity, "--ip", "127.0.0.1")
+    web = containers.run(ports={80: 0})
+    service_id = f"{identity}:{containers.name(web)}:80"
+    catalog_only = CATALOG_POLICY.format(node=identity)
+    weak = start_registrator(*args, env={"CONSUL_HTTP_TOKEN": token(acl_consul, catalog_only)})
+    wait_until(
+        lambda: (
+            service_id in (acl_consul.get(f"/v1/catalog/node/{identity}") or {}).get("Services", {})
+        ),
+        what=service_id,
+    )
+    weak.wait_for_log("DEBUG registry.heartbeat_failed", timeout=30)  # beats on, quietly
+    said = [line for line in weak.log.splitlines() if " WARNING " in line or " ERROR " in line]
+    assert len(said) == 1
+    assert "registry.heartbeat_failed" in said[0]
+    assert "403" in said[0]
+    assert f"session write on node '{identity}'" in said[0]
+    weak.stop()
+
+    rules = f"{catalog_only}\n{LIVENESS_POLICY.format(node=identity)}"
+    start_registrator(*args, env={"CONSUL_HTTP_TOKEN": token(acl_consul, rules)})
+    wait_until(lambda: alive_status(acl_consul, identity) == "passing", timeout=30)
+
+
+def token(consul: ConsulDevAgent, rules: str) -> str:
+    name = f"policy-{uuid.uuid4().hex[:8]}"
+    consul.request("PUT", "/v1/acl/policy", {"Name": name, "Rules": rules})
+    return str(consul.request("PUT", "/v1/acl/token", {"Policies": [{"Name": name}]})["SecretID"])

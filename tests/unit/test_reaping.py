@@ -16,7 +16,8 @@ from loguru import logger
 
 from registrator.core.dead_hosts import Claim, Lock, Tree
 from registrator.core.errors import RegistryDenied
-from registrator.registries.catalog.liveness import Watched, parse_tree
+from registrator.registries.catalog.liveness import Watched
+from registrator.registries.catalog.liveness_keys import parse_tree
 from registrator.runtime.reaping import NO_SESSION_WAIT, Reaper
 from registrator.runtime.retry import RetryPolicy
 

@@ -9,13 +9,11 @@ The keys (one prefix for the whole fleet, `registrator/catalog`):
                                        value: {"dead_index": the lock's ModifyIndex at that
                                        death, "since": when it was marked dead (epoch seconds)}
 
-The session: one per registrator, named `registrator catalog <node>`, TTL `--ttl` (15 s by
-default), `Behavior: release`, no lock delay, and bound to registrator's own catalog node with
-no node checks (there is no agent, so no serfHealth): it lives exactly as long as it is renewed,
-whichever server answers, and goes with the node when the node is deregistered. It can only be
-made once the node exists, so a registrator holds its lock from the first heartbeat after its
-first registration. A registrator restarted within the TTL finds its session by name on its
-node and renews it: the lock never changes hands and nothing is written.
+The session: one per registrator, named `registrator catalog <node>`, TTL `--session-ttl`,
+`Behavior: release`, no lock delay, bound to registrator's own node with no node checks (no
+agent, no serfHealth): it lives exactly as long as it is renewed, and goes with the node. It
+needs the node, so the lock is taken at the first heartbeat after the node's registration. A
+registrator restarted within the TTL adopts its session (by name, on its node): nothing written.
 
 Dead: the node check `registrator-alive` (critical), which fails every service of the node in
 health queries and DNS at once, as serfHealth does on an agent's node: one write, whatever the
@@ -30,14 +28,13 @@ node meta (`node.py`) is never written.
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from registrator.core.dead_hosts import Claim, Lock, Tree
+from registrator.core.dead_hosts import Tree
 from registrator.core.errors import RegistryDenied, RegistryUnavailable
+from registrator.registries.catalog.liveness_keys import parse_tree
 from registrator.registries.catalog.node import is_registrators
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.wire import path_segment
@@ -50,6 +47,10 @@ ALIVE_NAME = "registrator alive"
 SESSION_TTL = 15
 #: what Consul answers (500) when a session names a node the catalog does not have yet
 _NO_NODE = "Missing node registration"
+DENIED_HINT = (
+    "watching for dead hosts needs session write on node {node!r}, key_prefix "
+    '"registrator/catalog/" write and node_prefix "" write (README, ACL)'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,10 @@ class Liveness:
         path = f"/v1/session/node/{path_segment(node)}"
         sessions = self._api.request("GET", path).json() or []
         for found in sessions:
-            if found.get("Name") == self._name(node) and found.get("TTL") == f"{self._ttl}s":
+            if (
+                found.get("Name") == f"registrator catalog {node}"
+                and found.get("TTL") == f"{self._ttl}s"
+            ):
                 renewed = f"/v1/session/renew/{path_segment(str(found['ID']))}"
                 if self._api.request("PUT", renewed, missing_ok=True).ok:
                     return str(found["ID"])
@@ -150,7 +154,7 @@ class Liveness:
 
     def _create(self, node: str) -> str:
         body = {
-            "Name": self._name(node),
+            "Name": f"registrator catalog {node}",
             "Node": node,
             "NodeChecks": [],
             "TTL": f"{self._ttl}s",
@@ -159,6 +163,8 @@ class Liveness:
         }
         try:
             created = self._api.request("PUT", "/v1/session/create", payload=body).json()
+        except RegistryDenied as e:
+            raise RegistryDenied(f"{e}: {DENIED_HINT.format(node=node)}") from e
         except RegistryUnavailable as e:
             if _NO_NODE in str(e):
                 return ""
@@ -247,41 +253,11 @@ class Liveness:
             raise RegistryDenied(f"PUT /v1/txn: {answer.text.strip()[:200]}")
         return answer.status != 409
 
-    def _name(self, node: str) -> str:
-        return f"registrator catalog {node}"
-
     def _rel(self, kind: str, node: str) -> str:
         return f"{self._prefix}/{kind}/{node}"
 
     def _key(self, kind: str, node: str) -> str:
         return f"/v1/kv/{self._prefix}/{kind}/{path_segment(node)}"
-
-
-def parse_tree(prefix: str, raw: list[dict[str, Any]]) -> tuple[Tree, tuple[tuple[str, str], ...]]:
-    """The locks and claims under `prefix` as Consul lists them; keys that are neither, and
-    claims whose value is no claim, as (key, value) for the caller to report."""
-    locks: dict[str, Lock] = {}
-    claims: dict[str, Claim] = {}
-    bad: list[tuple[str, str]] = []
-    for entry in raw:
-        key = str(entry.get("Key", ""))
-        kind, _, node = key[len(prefix) + 1 :].partition("/")
-        index = int(entry.get("ModifyIndex") or 0)
-        holder = str(entry.get("Session") or "")
-        if kind == "nodes" and node:
-            locks[node] = Lock(node, bool(holder), index)
-        elif kind == "reap" and node:
-            value = _decoded(entry.get("Value"))
-            try:
-                record = json.loads(value)
-                claims[node] = Claim(
-                    node, holder, int(record["dead_index"]), float(record["since"]), index
-                )
-            except (ValueError, KeyError, TypeError):
-                bad.append((key, value[:100]))
-        else:
-            bad.append((key, _decoded(entry.get("Value"))[:100]))
-    return Tree(locks, claims), tuple(bad)
 
 
 def _alive_op(node: str, status: str, output: str) -> dict[str, Any]:
@@ -294,7 +270,3 @@ def _alive_op(node: str, status: str, output: str) -> dict[str, Any]:
         "Definition": {},
     }
     return {"Check": {"Verb": "set", "Check": check}}
-
-
-def _decoded(value: Any) -> str:
-    return base64.b64decode(value or "").decode(errors="replace")
