@@ -84,9 +84,13 @@ class EventTimes:
 class BenchContainers:
     """Creates, starts, kills and removes this run's containers: `sleep`, port 80 published."""
 
-    def __init__(self, api: docker.APIClient, run: str) -> None:
+    def __init__(
+        self, api: docker.APIClient, run: str, *, env: dict[str, str] | None = None
+    ) -> None:
         self.api = api
         self.run = run
+        #: the environment of every container made (SERVICE_* keys for a scenario)
+        self.env = env or {}
         self._count = 0
         self.ids: list[str] = []
         self.names: dict[str, str] = {}
@@ -104,6 +108,7 @@ class BenchContainers:
         created = self.api.create_container(
             TEST_IMAGE,
             command=["sleep", "3600"],
+            environment=self.env,
             labels={BENCH_LABEL: self.run},
             ports=[80],
             name=name,

@@ -42,11 +42,15 @@ def log_records(text: str) -> list[dict[str, Any]]:
     return records
 
 
+#: an engine event handed to a lane, as this registrator logs it (and as 0.1 did, for --peer)
+ENGINE_EVENTS = frozenset({"engine.event", "docker.event"})
+
+
 def quiet_resyncs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Full reconciles after the first with no Docker event since the reconcile before them."""
     quiet, heard = [], True  # the first full reconcile is the start-up: it does all the work
     for record in records:
-        if record.get("event") == "docker.event":
+        if record.get("event") in ENGINE_EVENTS:
             heard = True
         elif record.get("event") == "reconcile.done":
             if record.get("scope") == FULL and not heard:

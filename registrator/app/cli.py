@@ -38,7 +38,7 @@ from registrator.core.errors import (
     RegistryDenied,
     RegistryUnavailable,
 )
-from registrator.docker.engine import DockerEngine
+from registrator.docker.engine import DockerEngine, open_engine
 from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
@@ -94,7 +94,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     observer = _observer(settings, opened, once=once)
     connect = retry.call if once else retry.forever
     try:
-        engine = partial(DockerEngine.connect, only_label=settings.require_label)
+        engine = partial(open_engine, only_label=settings.require_label)
         docker = connect("docker.connect", engine, stop=stop)
     except Stopped:
         return 0

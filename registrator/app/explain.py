@@ -20,6 +20,7 @@ from registrator.app.settings import Settings
 from registrator.core.decide import decide
 from registrator.core.drain import DRAINING, drain_for, lifted_after, signal_name
 from registrator.core.errors import BackendError
+from registrator.core.health import probes
 from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
 from registrator.core.plan import (
     ClearMaintenance,
@@ -27,11 +28,10 @@ from registrator.core.plan import (
     SetMaintenance,
     Stored,
     plan,
-    reported,
 )
 from registrator.core.policy import Policy
-from registrator.docker.engine import DockerEngine
-from registrator.registries.catalog.health import probes
+from registrator.docker.engine import open_engine
+from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
 from registrator.runtime.probes import run_probe
 
@@ -100,7 +100,7 @@ def probe_report(services: Sequence[Service]) -> str:
 
 
 def _inspect(reference: str) -> tuple[Container | None, str]:
-    docker = DockerEngine.connect(timeout=TIMEOUT)
+    docker = open_engine(timeout=TIMEOUT)
     try:
         return docker.inspect(ContainerID(reference)), docker.host_name()
     finally:

@@ -17,8 +17,8 @@ from registrator.runtime.observer import Peer
 #: Error kinds (the event names they are logged under) shown at zero before they first happen.
 ERROR_KINDS = (
     "reconcile.failed",
-    "consul.write_failed",
-    "consul.permission_denied",
+    "registry.write_failed",
+    "registry.permission_denied",
     "docker.inspect_failed",
     "docker.events.broken",
     "docker.events.closed",
@@ -26,6 +26,13 @@ ERROR_KINDS = (
     "registry.refused",
     "registry.agent_changed",
 )
+#: The names these series had before the runtime spoke of any registry, not only Consul: each
+#: is counted under both until the release after 0.2 (README, Metrics).
+ALIASES = {
+    "registry.write_failed": "consul.write_failed",
+    "registry.permission_denied": "consul.permission_denied",
+    "registry": "consul",
+}
 #: Plan actions (by kind) counted, each in a counter of its own.
 _WRITES = {
     "service.registered": "registrations",
@@ -88,11 +95,13 @@ class Metrics:
 
     def _declare_series(self) -> None:
         for kind in ERROR_KINDS:
-            self._errors.labels(kind=kind)
+            for label in _with_alias(kind):
+                self._errors.labels(kind=label)
         for scope in ("full", "agent", "containers"):
             self._duration.labels(scope=scope)
-        for peer in ("docker", "consul"):
-            self._reconnects.labels(peer=peer)
+        for peer in ("docker", "registry"):
+            for label in _with_alias(peer):
+                self._reconnects.labels(peer=label)
         Info("registrator_build", "registrator's version", registry=self.registry).info(
             {"version": __version__}
         )
@@ -103,7 +112,8 @@ class Metrics:
             counter.inc()
 
     def failed(self, kind: str) -> None:
-        self._errors.labels(kind=kind).inc()
+        for label in _with_alias(kind):
+            self._errors.labels(kind=label).inc()
 
     def reconciled(self, *, scope: str, seconds: float, ok: bool) -> None:
         self._duration.labels(scope=scope).observe(seconds)
@@ -114,10 +124,17 @@ class Metrics:
         self._owned.set(count)
 
     def reconnected(self, peer: Peer) -> None:
-        self._reconnects.labels(peer=peer).inc()
+        for label in _with_alias(peer):
+            self._reconnects.labels(peer=label).inc()
 
     def progress(self, stage: str, *, done: int, total: int) -> None:
         pass
 
     def drained(self, *, lifted: bool) -> None:
         self._drains[lifted].inc()
+
+
+def _with_alias(name: str) -> tuple[str, ...]:
+    """`name`, and the name its series had before, while that is still counted too."""
+    alias = ALIASES.get(name)
+    return (name,) if alias is None else (name, alias)

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from registrator.app.listen import parse_listen_address
 from registrator.app.metrics import Metrics
 from registrator.core.errors import BackendError, ConfigError
-from registrator.docker.engine import DockerEngine
+from registrator.docker.engine import DockerEngine, open_engine
 from registrator.registries.open import Opened
 
 #: A readiness condition: returns when it holds, raises BackendError naming why it does not.
@@ -120,7 +120,7 @@ class _DockerProbe:
 
     def __call__(self) -> None:
         if self._engine is None:
-            self._engine = self._connect()  # DockerEngine.connect pings: once is enough
+            self._engine = self._connect()  # opening the engine pings: once is enough
             return
         try:
             self._engine.ping()
@@ -135,7 +135,7 @@ def serve_status(address: str, *, metrics: Metrics, registry: Opened) -> StatusS
 
     The registry's probe is named after it (`consul`, `etcd`, `consulkv`, `skydns2`)."""
     probes: dict[str, Probe] = {
-        "docker": _DockerProbe(lambda: DockerEngine.connect(timeout=PROBE_TIMEOUT)),
+        "docker": _DockerProbe(lambda: open_engine(timeout=PROBE_TIMEOUT)),
         registry.kind: lambda: registry.ping(PROBE_TIMEOUT),
     }
     try:

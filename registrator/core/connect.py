@@ -4,7 +4,7 @@
   `sidecar` registers the service with a sidecar proxy, which the agent adds beside it as
   `<id>-sidecar-proxy`; `native`, an app that speaks Connect's mTLS itself.
 - `SERVICE_CONNECT_UPSTREAMS=[dc:]name:[addr:]port,...`: what the proxy makes reachable on a
-  local port (bind address 127.0.0.1 unless given); it implies `sidecar`.
+  local port (`upstreams`); it implies `sidecar`. Connect proxies TCP: a UDP port stays out.
 - `SERVICE_CONNECT_PORT=N`: the proxy's port, instead of one from the agent's sidecar range;
   `SERVICE_CONNECT_ADDRESS=A` (which needs the port): where the proxy listens when that is not
   where the app is reached (a proxy container of its own, or on the host for an `--internal`
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 
 from registrator.core.check_values import Probe
 from registrator.core.checks import build_check, service_checks
@@ -34,14 +33,12 @@ from registrator.core.model import (
     Port,
     Service,
     ServiceID,
-    Upstream,
 )
 from registrator.core.policy import CheckPolicy, Findings, Policy
+from registrator.core.upstreams import upstreams
 
 KEYS = frozenset({"CONNECT", "CONNECT_UPSTREAMS", "CONNECT_ADDRESS", "CONNECT_PORT"})
 CHECK_PREFIX = "CONNECT_CHECK_"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-_DATACENTER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UNKNOWN_PORT = Declared("SERVICE_CONNECT_PORT", "(not declared)")
 _PROBES = ("HTTP", "HTTPS", "TCP", "GRPC")
 
@@ -70,6 +67,11 @@ def with_connect(
     """`service` with what its declarations ask of Connect; unchanged when they ask nothing."""
     mode = _mode(decl, port.port, found)
     if mode is None:
+        return service
+    if port.protocol != "tcp":
+        if not any(p.protocol == "tcp" for p in container.ports):
+            reason = f"Connect proxies TCP; port {port.key} is registered without it"
+            found.problem("SERVICE_CONNECT", mode, reason)
         return service
     if mode == "native":
         _not_for_native(decl, port.port, found)
@@ -134,55 +136,6 @@ def _not_for_native(decl: Declarations, port: int, found: Findings) -> None:
         if is_connect_key(key) and key != "CONNECT" and declared.value.strip():
             reason = "a native app has no sidecar proxy (SERVICE_CONNECT=native); ignored"
             found.problem(declared.source, declared.value, reason)
-
-
-def upstreams(declared: Declared | None, found: Findings) -> tuple[Upstream, ...]:
-    """`db:9191,dc2:payments:9300,cache:127.0.0.2:9192`; a bad entry is reported and left
-    out, as is a second one binding the same local address and port."""
-    if declared is None:
-        return ()
-    kept: dict[tuple[str, int], Upstream] = {}
-    for item in (i.strip() for i in declared.value.split(",")):
-        if not item:
-            continue
-        upstream = _upstream(item)
-        if isinstance(upstream, str):
-            found.problem(declared.source, item, upstream)
-        elif (upstream.bind_address, upstream.bind_port) in kept:
-            found.problem(
-                declared.source, item, "local port already bound by an upstream; left out"
-            )
-        else:
-            kept[(upstream.bind_address, upstream.bind_port)] = upstream
-    return tuple(kept.values())
-
-
-def _upstream(item: str) -> Upstream | str:
-    """One upstream, or why it is not one."""
-    parts = item.split(":")
-    if len(parts) == 2:
-        parts = ["", parts[0], "127.0.0.1", parts[1]]  # name:port
-    elif len(parts) == 3 and _ipv4(parts[1]):
-        parts = ["", *parts]  # name:address:port
-    elif len(parts) == 3:
-        parts = [parts[0], parts[1], "127.0.0.1", parts[2]]  # datacenter:name:port
-    if len(parts) != 4:
-        return "not an upstream ([datacenter:]service:[address:]port); left out"
-    datacenter, name, address, number = parts
-    bind_port = port_number(number)
-    if not _NAME.fullmatch(name) or (datacenter and not _DATACENTER.fullmatch(datacenter)):
-        return "not a service name (and datacenter) Consul knows; left out"
-    if bind_port is None or not _ipv4(address):
-        return "not a local IPv4 address and port to bind; left out"
-    return Upstream(name, bind_port, datacenter, address)
-
-
-def _ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _listening(

@@ -54,6 +54,15 @@ class Tree:
 
 
 @dataclass(frozen=True, slots=True)
+class Watched:
+    """One answer of the watch: Consul's index, the keys, and the keys that made no sense."""
+
+    index: int
+    tree: Tree
+    bad: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TakeClaim:
     """Acquire the claim on `node` (it may be lost to another registrator)."""
 

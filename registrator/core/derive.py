@@ -27,6 +27,7 @@ from registrator.core.model import (
     ServiceID,
 )
 from registrator.core.policy import Findings, Policy
+from registrator.core.upstreams import one_bind_each
 
 #: Keys with a meaning of their own; every other key becomes service Meta.
 RESERVED_KEYS = frozenset(
@@ -62,8 +63,9 @@ def derive(container: Container, policy: Policy) -> Derivation:
             found.problem("SERVICE_ID", service.id, f"ID already used; port {port.key} skipped")
             continue
         services[service.id] = service
+    kept = one_bind_each(tuple(services.values()), found)
     return Derivation(
-        tuple(services.values()),
+        kept,
         tuple(found.problems),
         tuple(found.skipped),
         connect_ignored=found.connect_ignored,

@@ -43,7 +43,16 @@ class RegistryUnavailable(RegistryError):
 
 
 class RegistryDenied(RegistryError):
-    """The registry answered 403: the token is missing a permission. Retrying will not help."""
+    """The registry answered 403: the token is missing a permission. Retrying will not help.
+
+    `hint` says what the registry's token needs, in the registry's own terms."""
+
+    hint = "the registry's token lacks a permission (see README, ACL)"
+
+    def __init__(self, detail: str, *, hint: str = "") -> None:
+        super().__init__(detail)
+        if hint:
+            self.hint = hint
 
 
 class RegistryRefused(RegistryError):

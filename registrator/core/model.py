@@ -285,6 +285,6 @@ class Derivation:
     #: for a kept container first seen after it exited: the service ID prefix whose
     #: registered services are kept (its earlier services are unknown)
     adopt: str = ""
-    #: a Connect key declared where Connect cannot be honoured (a Swarm task, a registry of
-    #: keys), "" when none was: the runtime says so once
+    #: a Connect key declared where Connect cannot be honoured (a Swarm task, a registry
+    #: other than the Consul agent), "" when none was: the runtime says so once
     connect_ignored: str = ""

@@ -113,25 +113,6 @@ class Plan:
         return counts
 
 
-def reported(service: Service) -> Service:
-    """`service` as the Consul agent reports it back, as far as comparing goes: checks without
-    definition or status; no tags when it has `EnableTagOverride`, since those are then the
-    catalog's to change (Consul copies edited catalog tags into the agent's copy); and no
-    tagged address that merely repeats the service's own address and port, which Consul adds
-    by itself when it is not sent."""
-    checks = sorted((c.reported() for c in service.checks), key=lambda c: c.id)
-    tags = () if service.enable_tag_override else service.tags
-    own = (service.address, service.port)
-    tagged = tuple(t for t in service.tagged_addresses if (t.address, t.port) != own)
-    connect = service.connect
-    if connect is not None and connect.checks:
-        proxy = sorted((c.reported() for c in connect.checks), key=lambda c: c.id)
-        connect = dataclasses.replace(connect, checks=tuple(proxy))
-    return dataclasses.replace(
-        service, checks=tuple(checks), tags=tags, tagged_addresses=tagged, connect=connect
-    )
-
-
 def plan(
     desired: Mapping[ServiceID, Service],
     actual: Mapping[ServiceID, Service],
@@ -139,7 +120,7 @@ def plan(
     scope: Collection[ServiceID] | None = None,
     adopt: Collection[str] = (),
     refresh: bool = False,
-    stored: Stored = reported,
+    stored: Stored,
 ) -> Plan:
     """The actions that turn `actual` into `desired`; with `scope`, for those IDs only.
 

@@ -8,9 +8,10 @@ real agent's behaviour. A new registry is one new folder under `registries/` tha
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Protocol
 
+from registrator.core.events import EngineEvent
 from registrator.core.model import (
     Check,
     Container,
@@ -19,16 +20,35 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
+from registrator.core.plan import Action
 
 
 class ContainerSource(Protocol):
-    """The Docker engine, as the reconcile path needs it."""
+    """The container engine, as the reconcile path needs it."""
 
     def containers(self) -> list[ContainerSummary]:
         """Every container, running or not: enough to notice which ones changed."""
 
     def inspect(self, container: ContainerID) -> Container | None:
         """The container (with its network peer, for `container:<id>`), or None when gone."""
+
+
+class Subscription(Protocol):
+    """An open event stream; `close()` from another thread ends the iteration."""
+
+    def __iter__(self) -> Iterator[EngineEvent]: ...
+    def close(self) -> None: ...
+
+
+class EventSource(Protocol):
+    """The container engine, as the daemon's watcher needs it."""
+
+    def events(self) -> Subscription: ...
+
+
+class ContainerEngine(ContainerSource, EventSource, Protocol):
+    """A container engine (Docker, or Podman through its Docker-compatible API): what the
+    adapter in `docker/` gives the runtime, opened by `docker.engine.open_engine`."""
 
 
 class Registry(Protocol):
@@ -62,6 +82,10 @@ class Registry(Protocol):
     def stored(self, service: Service) -> Service | None:
         """`service` as this registry would hold it, for comparing with `services()`;
         None when it would not hold it at all."""
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        """Its copy of a service (`held`: as it was) once `action` is written; None when it
+        holds none then. The runtime keeps its mirror of the registry with this."""
 
     def register(self, service: Service) -> None: ...
 

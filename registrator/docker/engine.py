@@ -207,3 +207,12 @@ class DockerEngine:
 def _error(detail: str, status: int) -> DockerError:
     """A server error may pass (a daemon restarting); anything else is the request's fault."""
     return DockerUnavailable(detail) if status >= 500 else DockerError(detail)
+
+
+def open_engine(
+    env: Mapping[str, str] | None = None, *, timeout: float = 30, only_label: str = ""
+) -> DockerEngine:
+    """The container engine the environment names (`DOCKER_HOST` and the other `DOCKER_*`
+    variables: Docker, or Podman's Docker-compatible socket), once it answers. The daemon,
+    `--resync`, `explain` and the readiness probe all open theirs here."""
+    return DockerEngine.connect(timeout=timeout, only_label=only_label, env=env)

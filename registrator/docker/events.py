@@ -5,73 +5,52 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from registrator.core.drain import signal_number
 from registrator.core.errors import DockerUnavailable
+from registrator.core.events import ContainerEvent, EngineEvent, Happened, ServiceUpdate
 from registrator.core.model import ContainerID
 from registrator.wire import TRANSPORT_ERRORS, Stream
 
-#: Docker event actions that can change what a container should have registered.
-RELEVANT_ACTIONS = frozenset(
-    {
-        "start",
-        "die",
-        "destroy",
-        "pause",
-        "unpause",
-        "rename",
-        "health_status",
-        "connect",
-        "disconnect",
-        "update",
-        "kill",
-    }
-)
+#: Docker's event actions that can change what a container should have registered, in
+#: registrator's words (Podman's compatible API says the same once `podman.docker_event` has
+#: translated its own).
+HAPPENED = {
+    "start": Happened.STARTED,
+    "die": Happened.EXITED,
+    "destroy": Happened.REMOVED,
+    "pause": Happened.PAUSED,
+    "unpause": Happened.UNPAUSED,
+    "rename": Happened.RENAMED,
+    "health_status": Happened.HEALTH_CHANGED,
+    "connect": Happened.CONNECTED,
+    "disconnect": Happened.DISCONNECTED,
+    "update": Happened.UPDATED,
+    "kill": Happened.SIGNALLED,
+}
+#: the actions asked of Docker's event filter
+RELEVANT_ACTIONS = frozenset(HAPPENED)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A Docker event about one container."""
-
-    container: ContainerID
-    action: str
-    #: for `die`: the exit code Docker reports with it
-    exit_code: int | None = None
-    #: for `kill`: the number of the signal Docker sent (`docker stop`, `docker kill -s`)
-    signal: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceEvent:
-    """A Swarm service changed (`docker service update`): its tasks here are derived again.
-
-    Only a manager receives these. Creating or removing a service needs none: its tasks start
-    and stop, and their container events say so.
-    """
-
-    service: str
-    action: str
-
-
-def event_from_docker(raw: dict[str, Any]) -> Event | ServiceEvent | None:
+def event_from_docker(raw: dict[str, Any]) -> EngineEvent | None:
     """The event in a raw Docker event, or None when it cannot change registrations."""
     kind = raw.get("Type")
     action = str(raw.get("Action") or raw.get("status") or "").split(":", 1)[0]
     actor = raw.get("Actor") or {}
     if kind == "service":
         service = str(actor.get("ID") or "")
-        return ServiceEvent(service, action) if service and action == "update" else None
+        return ServiceUpdate(service) if service and action == "update" else None
     if kind == "container":
         container = actor.get("ID") or raw.get("id")
     elif kind == "network":
         container = (actor.get("Attributes") or {}).get("container")
     else:
         return None
-    if action not in RELEVANT_ACTIONS or not container:
+    happened = HAPPENED.get(action)
+    if happened is None or not container:
         return None
-    return Event(ContainerID(str(container)), action, _exit_code(raw), _signal(raw))
+    return ContainerEvent(ContainerID(str(container)), happened, _exit_code(raw), _signal(raw))
 
 
 def _exit_code(raw: dict[str, Any]) -> int | None:
@@ -102,7 +81,7 @@ class EventStream:
         self._stream = stream
         self._translate = translate
 
-    def __iter__(self) -> Iterator[Event | ServiceEvent]:
+    def __iter__(self) -> Iterator[EngineEvent]:
         try:
             for line in self._stream.lines():
                 raw = json.loads(line)

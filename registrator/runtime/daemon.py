@@ -22,38 +22,21 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Protocol
+from collections.abc import Iterable
 
 from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
+from registrator.core.events import EngineEvent, Happened, ServiceUpdate
+from registrator.core.ports import EventSource, Subscription
 from registrator.runtime.executor import Outcome
 from registrator.runtime.heartbeat import Heartbeat, keep_alive
 from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.probes import ProbeRunner
 from registrator.runtime.reconciler import Reconciler
-from registrator.runtime.retry import RetryPolicy, Stopped
-from registrator.runtime.work import (
-    ContainerEvent,
-    FullPass,
-    Item,
-    Pending,
-    ServiceUpdate,
-    Timer,
-    is_service_update,
-)
-
-
-class Subscription(Protocol):
-    def __iter__(self) -> Iterator[ContainerEvent | ServiceUpdate]: ...
-    def close(self) -> None: ...
-
-
-class EventSource(Protocol):
-    def events(self) -> Subscription: ...
-
+from registrator.runtime.retry import FailureStreak, RetryPolicy, Stopped
+from registrator.runtime.work import FullPass, Item, Pending, Timer
 
 #: Threads reconciling containers named by events: each waits mostly on Docker or the agent.
 EVENT_WORKERS = 4
@@ -80,8 +63,7 @@ class Daemon:
         observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._observer = observer
-        #: Consul was unreachable on the last attempt; its return is counted as a reconnect
-        self._consul_lost = False
+        self._streak = FailureStreak()
         self._reconciler = reconciler
         self._events = events
         self._timers = [
@@ -96,7 +78,6 @@ class Daemon:
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[Item | None] = queue.Queue()
         self._subscription: Subscription | None = None
-        self._failures = 0
         self.reconciled = threading.Event()  # set after the first complete reconcile
         #: keyed by container ID, or by `SERVICE_LANE` + a Swarm service's ID
         self._lanes: Lanes[str, Pending] = Lanes(
@@ -157,7 +138,7 @@ class Daemon:
         self._observe(work, outcome, seconds)
         if not outcome.ok:
             return self._failed(work)
-        self._failures = 0
+        self._streak.ended()
         if work.full is not None and work.full.docker:
             self.reconciled.set()
         return Pending()
@@ -175,7 +156,7 @@ class Daemon:
         return self._reconciler.full(work.full)
 
     def _failed(self, work: Pending) -> Pending:
-        self._failures += 1
+        self._streak.failed()
         owed = Pending()
         owed.add(work.full or FullPass())
         owed.add(FullPass())
@@ -183,18 +164,19 @@ class Daemon:
 
     def _observe_failure(self, error: BackendError) -> None:
         self._observer.failed("reconcile.failed")
-        self._consul_lost = self._consul_lost or isinstance(error, RegistryUnavailable)
+        if isinstance(error, RegistryUnavailable):
+            self._streak.lost_registry()
 
     def _observe(self, work: Pending, outcome: Outcome, seconds: float) -> None:
         scope = "containers" if work.full is None else work.full.scope
         self._observer.reconciled(scope=scope, seconds=seconds, ok=outcome.ok)
-        if self._consul_lost:
-            self._observer.reconnected("consul")
-            self._consul_lost = False
+        if self._streak.registry_back():
+            self._observer.reconnected("registry")
 
     def _timeout(self, pending: Pending) -> float | None:
         if pending:
-            return self._retry.backoff(self._failures) if self._failures else 0.0
+            failures = self._streak.failures
+            return self._retry.backoff(failures) if failures else 0.0
         due = min(timer.due for timer, _ in self._timers)
         due = min(due, self._reconciler.drain_deadline() or float("inf"))
         return None if due == float("inf") else max(0.0, due - time.monotonic())
@@ -236,15 +218,17 @@ class Daemon:
                     self._observer.failed("docker.events.broken")
             reinspect = True
 
-    def _forward(self, events: Iterable[ContainerEvent | ServiceUpdate]) -> None:
+    def _forward(self, events: Iterable[EngineEvent]) -> None:
         for event in events:
-            if is_service_update(event):
-                logger.debug("docker.event", action=event.action, swarm_service=event.service)
+            if isinstance(event, ServiceUpdate):
+                logger.debug("engine.event", happened="updated", swarm_service=event.service)
                 self._lanes.add(SERVICE_LANE + event.service, event)
-            elif event.action != "kill" or self._reconciler.may_drain(
+            elif event.happened is not Happened.SIGNALLED or self._reconciler.may_drain(
                 event.container, event.signal
             ):  # `docker kill`'s SIGKILL, say, changes nothing: not even a lane's hand-over
-                logger.debug("docker.event", action=event.action, container=event.container[:12])
+                logger.debug(
+                    "engine.event", happened=event.happened, container=event.container[:12]
+                )
                 self._lanes.add(event.container, event)
 
     def _handle_events(self, work: Pending) -> None:

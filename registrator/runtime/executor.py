@@ -32,10 +32,6 @@ from registrator.core.refusals import fallback
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 
 _T = TypeVar("_T")
-ACL_HINT = (
-    "the ACL token needs agent:read and service:write "
-    "(consul-catalog://: node:write and service:write; see README, ACL)"
-)
 #: Runs a registry call under the retry policy: (what, call) -> its result.
 Call = Callable[[str, Callable[[], _T]], _T]
 
@@ -142,16 +138,16 @@ class Executor:
 
     def report_denied(self, error: RegistryDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
-        self._observer.failed("consul.permission_denied")
+        self._observer.failed("registry.permission_denied")
         with self._lock:  # lanes and full passes may be refused at the same moment
             reported, self._denied_reported = self._denied_reported, True
         if reported:
-            logger.debug("consul.permission_denied", error=str(error))
+            logger.debug("registry.permission_denied", error=str(error))
             return
         logger.error(
-            "consul.permission_denied",
+            "registry.permission_denied",
             error=str(error),
-            hint=getattr(error, "hint", ACL_HINT),
+            hint=error.hint,
         )
 
     def _substituted(self, service: Service) -> bool:
@@ -229,8 +225,8 @@ class Executor:
                 self._record(UpdateCheck(service.id, check))
 
     def _failed(self, service_id: ServiceID, error: RegistryError, errors: list[str]) -> bool:
-        logger.error("consul.write_failed", service=service_id, error=str(error))
-        self._observer.failed("consul.write_failed")
+        logger.error("registry.write_failed", service=service_id, error=str(error))
+        self._observer.failed("registry.write_failed")
         errors.append(f"{service_id}: {error}")
         return False
 

@@ -15,35 +15,29 @@ service (an event and a full pass, say) never both plan from the same state and 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
-from registrator.core.model import Check, Service, ServiceID
-from registrator.core.plan import (
-    Action,
-    ClearMaintenance,
-    Deregister,
-    Register,
-    SetMaintenance,
-    Stored,
-    UpdateCheck,
-    reported,
-)
+from registrator.core.model import Service, ServiceID
+from registrator.core.plan import Action
 
 #: Locks are striped: a service ID hashes to one of these; two services sharing a stripe
 #: only wait for each other.
 STRIPES = 64
 
 
-class Mirror:
-    """The registry's owned services as last read or written; `stored` says how the registry
-    holds a service it was given (see `core.plan`)."""
+#: what a write does to the registry's copy of a service (`Registry.applied`)
+Applied = Callable[[Action, Service | None], Service | None]
 
-    def __init__(self, stored: Stored = reported) -> None:
-        self._stored = stored
+
+class Mirror:
+    """The registry's owned services as last read or written; `applied` says what each write
+    does to the registry's copy (the registry's own `Registry.applied`)."""
+
+    def __init__(self, applied: Applied) -> None:
+        self._applied = applied
         self._lock = threading.Lock()
         self._services: dict[ServiceID, Service] = {}
         #: service ID -> number of the last write recorded for it
@@ -88,7 +82,7 @@ class Mirror:
             self._writes += 1
             self._written[action.service_id] = self._writes
             held = self._services.get(action.service_id)
-            after = applied(action, held, self._stored)
+            after = self._applied(action, held)
             if after is None:
                 self._services.pop(action.service_id, None)
             else:
@@ -105,46 +99,3 @@ class Mirror:
         finally:
             for index in reversed(stripes):
                 self._stripes[index].release()
-
-
-def applied(action: Action, held: Service | None, stored: Stored = reported) -> Service | None:
-    """The service as the registry holds it after `action` (None: not at all).
-
-    A registration ends maintenance mode and keeps the status of the checks it had (the agent
-    replaces a service's checks but not their state); a new check starts as its definition
-    says, or critical.
-    """
-    if isinstance(action, Register):
-        return _registered(action.service, held, stored)
-    if isinstance(action, Deregister) or held is None:
-        return None
-    if isinstance(action, SetMaintenance):
-        return dataclasses.replace(held, maintenance=action.reason or "maintenance")
-    if isinstance(action, ClearMaintenance):
-        return dataclasses.replace(held, maintenance="")
-    return _with_status(held, action)
-
-
-def _registered(service: Service, held: Service | None, stored: Stored) -> Service | None:
-    view = stored(service)
-    if view is None:
-        return None
-    before = {c.id: c for c in held.checks} if held is not None else {}
-    given = {c.id: c.status or "critical" for c in service.checks}
-    checks = tuple(_checked(c, before.get(c.id), given.get(c.id, "critical")) for c in view.checks)
-    return dataclasses.replace(view, maintenance="", checks=checks)
-
-
-def _checked(check: Check, before: Check | None, status: str) -> Check:
-    if before is not None:
-        return dataclasses.replace(check, status=before.status, output=before.output)
-    return dataclasses.replace(check, status=status, output="")
-
-
-def _with_status(held: Service, update: UpdateCheck) -> Service:
-    new = update.check
-    checks = tuple(
-        dataclasses.replace(c, status=new.status, output=new.output) if c.id == new.id else c
-        for c in held.checks
-    )
-    return dataclasses.replace(held, checks=checks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-Peer = Literal["docker", "consul"]
+Peer = Literal["docker", "registry"]
 
 
 class Observer(Protocol):

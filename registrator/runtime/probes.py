@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from registrator.core.health import Probe, Threshold, probes, with_statuses
 from registrator.core.model import ContainerID, Service, ServiceID
-from registrator.registries.catalog.health import Probe, Threshold, probes, with_statuses
 
 #: probes running at once: each waits on a socket, not on the CPU
 WORKERS = 4

@@ -27,11 +27,11 @@ from registrator.core.dead_hosts import (
     Reaping,
     TakeClaim,
     Tree,
+    Watched,
     decide,
     next_due,
 )
 from registrator.core.errors import BackendError, RegistryDenied
-from registrator.registries.catalog.liveness import DENIED_HINT, Watched
 from registrator.runtime.retry import RetryPolicy
 
 #: the longest a blocking query waits for a change (Consul's own default is 5 min)
@@ -39,10 +39,11 @@ WATCH_WAIT = 300.0
 #: how long it waits while this registrator has no session yet: taking one need not change
 #: a key (a restart adopts its live session), and until then it may claim nothing
 NO_SESSION_WAIT = 2.0
+DENIED_HINT = "the token needs the rules for dead hosts in catalog mode (README, ACL)"
 
 
 class Liveness(Protocol):
-    """What the reaper asks of `registries.catalog.liveness.Liveness`."""
+    """What the reaper asks of the liveness adapter (`registries/catalog/liveness.py`)."""
 
     @property
     def session(self) -> str: ...
@@ -187,8 +188,7 @@ class Reaper:
     def _failed(self, error: BackendError, *, again: bool) -> None:
         if isinstance(error, RegistryDenied):
             if not again:
-                hint = DENIED_HINT.format(node=self._node)
-                logger.error("catalog.liveness_denied", error=str(error), hint=hint)
+                logger.error("catalog.liveness_denied", error=str(error), hint=DENIED_HINT)
             return
         (logger.debug if again else logger.warning)("catalog.watch_failed", error=str(error))
 

@@ -65,7 +65,7 @@ class Reconciler:
         self._stop = stop
         self._observer = observer
         self.known = KnownContainers(policy, observer=observer)
-        self.mirror = Mirror(registry.stored)
+        self.mirror = Mirror(registry.applied)
         self._executor = Executor(
             registry,
             call=self._call,

@@ -154,3 +154,36 @@ def _log_wait(what: str) -> Callable[[tenacity.RetryCallState], None]:
         )
 
     return log
+
+
+class FailureStreak:
+    """Reconciles failed in a row, and whether the registry was unreachable in one of them;
+    lanes and the worker report to it at once, so it keeps its own lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._registry_lost = False
+
+    @property
+    def failures(self) -> int:
+        with self._lock:
+            return self._failures
+
+    def failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+
+    def ended(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def lost_registry(self) -> None:
+        with self._lock:
+            self._registry_lost = True
+
+    def registry_back(self) -> bool:
+        """True once after a reconcile that followed the registry's loss (a reconnect)."""
+        with self._lock:
+            back, self._registry_lost = self._registry_lost, False
+            return back

@@ -7,10 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from typing_extensions import TypeIs
-
+from registrator.core.events import NETWORK_CHANGES, ContainerEvent, Happened, ServiceUpdate
 from registrator.core.model import ContainerID
 
 
@@ -62,40 +60,8 @@ class FullPass:
         return "full" if self.docker else "agent"
 
 
-class ContainerEvent(Protocol):
-    """What the worker reads of a Docker event (`docker.events.Event`)."""
-
-    @property
-    def container(self) -> ContainerID: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def exit_code(self) -> int | None: ...
-    @property
-    def signal(self) -> int | None: ...
-
-
-class ServiceUpdate(Protocol):
-    """A Swarm service update (`docker.events.ServiceEvent`): its tasks here are read again."""
-
-    @property
-    def service(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-
-
-def is_service_update(item: object) -> TypeIs[ServiceUpdate]:
-    """A Swarm service update, told from a container event by its `service` (an attribute
-    test: `isinstance` with a runtime-checkable protocol costs ~10 us on every event)."""
-    return hasattr(item, "service")
-
-
 #: Everything the worker's queue carries.
 Item = ContainerEvent | ServiceUpdate | ContainerID | FullPass
-
-#: Docker sends these while it starts or cleans up a container too, not only on a user's
-#: `docker network connect`.
-NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 
 
 @dataclass
@@ -126,7 +92,7 @@ class Pending:
             self.signal_only.discard(item)
         elif isinstance(item, FullPass):
             self.full = item if self.full is None else self.full.merge(item)
-        elif is_service_update(item):
+        elif isinstance(item, ServiceUpdate):
             self.services.add(item.service)
         else:
             self._add_event(item)
@@ -142,19 +108,19 @@ class Pending:
         )
 
     def _add_event(self, item: ContainerEvent) -> None:
-        if item.action == "kill":
+        if item.happened is Happened.SIGNALLED:
             self._add_kill(item)
             return
         self.signal_only.discard(item.container)
-        if item.action in NETWORK_ACTIONS:
+        if item.happened in NETWORK_CHANGES:
             if item.container not in self.containers:
                 self.network_only.add(item.container)
         else:
             self.network_only.discard(item.container)
         self.containers.add(item.container)
-        if item.action == "die" and item.exit_code is not None:
+        if item.happened is Happened.EXITED and item.exit_code is not None:
             self.exited[item.container] = item.exit_code
-        elif item.action == "start":
+        elif item.happened is Happened.STARTED:
             self.exited.pop(item.container, None)
             self.signalled.pop(item.container, None)
 

@@ -14,18 +14,18 @@ from pathlib import Path
 import dns.resolver
 import pytest
 
-from harness import PrometheusServer, wait_until
-from harness.fleet import Fleet
+from harness import wait_until
+from harness.fleet import Fleet, HostRegistrator
 from registrator.registries.catalog.node import NODE_META_EXTERNAL, NODE_META_HOST
 from tests.integration.test_drain import GRACEFUL, running, stopping
 from tests.integration.test_fleet import (
     OnHosts,
+    churn_without_the_leader,
     converge,
+    discovered,
     on_hosts,
     passing_ids,
-    prometheus_config,
     srv_answer,
-    targets_of,
 )
 
 __all__ = ["on_hosts"]  # test_fleet's fixture, on this module's fleet
@@ -71,14 +71,7 @@ def test_every_hosts_containers_are_under_its_own_node_on_every_server_dns_and_p
     answers = {(address, port) for _, address, port in expected.values()}
     for server in range(len(fleet.servers)):
         assert srv_or_none(fleet, server, on_hosts.name) == answers
-    prometheus = PrometheusServer(tmp_path / "prometheus", prometheus_config(fleet, on_hosts.name))
-    try:
-        prometheus.start()
-        targets = wait_until(
-            lambda: targets_of(prometheus, on_hosts.name, len(expected)), timeout=45
-        )
-    finally:
-        prometheus.stop()
+    targets = discovered(fleet, on_hosts.name, len(expected), tmp_path)
     assert {t["labels"]["instance"]: t["labels"]["node"] for t in targets} == {
         f"{address}:{port}": node for node, address, port in expected.values()
     }
@@ -124,26 +117,8 @@ def test_losing_the_leader_during_churn_loses_nothing_and_duplicates_nothing(
         for _ in range(2):
             on_hosts.run(k)
     converge(fleet, on_hosts)
-    old = wait_until(fleet.leader, what="a leader")
 
-    old.kill()
-    try:
-        on_hosts.run(1)
-        on_hosts.remove(on_hosts.on(1)[0])
-        on_hosts.run(2)
-        on_hosts.remove(on_hosts.on(3)[0])
-        on_hosts.run(3)
-        new = wait_until(fleet.leader, timeout=30, what="a new leader")
-        assert new is not old
-        converge(fleet, on_hosts, timeout=90)  # exactly these, once each, on every live server
-        assert all(r.alive for r in fleet.registrators)
-        old.start()
-        fleet.wait_for_cluster()
-        converge(fleet, on_hosts)
-    finally:
-        if not old.alive:
-            old.start()
-            fleet.wait_for_cluster()
+    churn_without_the_leader(fleet, on_hosts)  # the registrators' writes retried through nginx
 
 
 def test_docker_stop_takes_a_draining_container_out_of_dns_before_it_exits(
@@ -164,3 +139,26 @@ def test_docker_stop_takes_a_draining_container_out_of_dns_before_it_exits(
             what="the draining instance out of DNS",
         )
         assert running(on_hosts.containers, web)
+
+
+def test_idle_passes_through_nginx_write_nothing(fleet: Fleet, on_hosts: OnHosts) -> None:
+    checked = {"SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "1s"}
+    for k in fleet.hosts:
+        on_hosts.run(k, **checked)
+    converge(fleet, on_hosts)
+    wait_until(lambda: len(passing_ids(fleet, on_hosts.name)) == HOSTS, timeout=30)
+    before = [(_writes(r), len(r.records("reconcile.done"))) for r in fleet.registrators]
+
+    def passes_since() -> bool:
+        done = [len(r.records("reconcile.done")) for r in fleet.registrators]
+        return all(now >= then + 3 for now, (_, then) in zip(done, before, strict=True))
+
+    wait_until(passes_since, timeout=30, what="three more passes on every host")
+
+    assert [_writes(r) for r in fleet.registrators] == [w for w, _ in before]
+
+
+def _writes(registrator: HostRegistrator) -> int:
+    """Services and check statuses written, from its `reconcile.done` lines."""
+    checks = sum(int(r.get("checks_updated", 0)) for r in registrator.records("reconcile.done"))
+    return registrator.writes() + checks

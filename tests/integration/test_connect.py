@@ -193,7 +193,7 @@ def test_docker_stop_drains_web_and_its_sidecar_and_the_die_removes_both(
 ) -> None:
     started(start_registrator, mesh_agent, identity)
     web = containers.run(
-        ports=LOOPBACK, env={"SERVICE_CONNECT": "sidecar"}, create={"stop_timeout": 10}
+        ports=LOOPBACK, env={"SERVICE_CONNECT": "sidecar"}, create={"stop_timeout": 20}
     )
     web_id = service_id(containers, identity, web)
     registered(mesh_agent, web_id, f"{web_id}{SIDECAR}")
@@ -203,7 +203,7 @@ def test_docker_stop_drains_web_and_its_sidecar_and_the_die_removes_both(
     try:
         wait_until(
             lambda: maintenance(mesh_agent, web_id) and maintenance(mesh_agent, web_id + SIDECAR),
-            timeout=8,
+            timeout=15,  # within the 20 s docker stop waits for httpd (PID 1 ignores TERM)
             what="web and its sidecar in maintenance at the stop signal",
         )
     finally:
@@ -213,6 +213,26 @@ def test_docker_stop_drains_web_and_its_sidecar_and_the_die_removes_both(
         timeout=30,
         what="both gone after the die",
     )
+
+
+def test_pause_puts_web_and_its_sidecar_in_maintenance_and_unpause_lifts_both(
+    mesh_agent: ConsulDevAgent,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+) -> None:
+    started(start_registrator, mesh_agent, identity)
+    web = containers.run(ports=LOOPBACK, env={"SERVICE_CONNECT": "sidecar"})
+    pair = (service_id(containers, identity, web), service_id(containers, identity, web) + SIDECAR)
+    registered(mesh_agent, *pair)
+
+    containers.api.pause(web)
+    wait_until(
+        lambda: all(maintenance(mesh_agent, sid) for sid in pair), what="both in maintenance"
+    )
+    containers.api.unpause(web)
+    wait_until(lambda: not any(maintenance(mesh_agent, sid) for sid in pair), what="both out of it")
+    assert set(pair) <= set(mesh_agent.services())
 
 
 def test_a_burst_of_connect_containers_leaves_nothing_stale(
@@ -336,24 +356,85 @@ def test_resync_dry_run_and_explain_show_the_sidecar_and_an_idle_resync_writes_n
     assert "    in Consul: registered, up to date" in lines
 
 
-def test_connect_keys_are_ignored_in_consul_kv_with_one_line(
+@pytest.mark.parametrize("scheme", ["consulkv", "consul-catalog"])
+def test_connect_keys_are_ignored_without_the_agent_with_one_line(
     mesh_agent: ConsulDevAgent,
     containers: Containers,
     start_registrator: StartRegistrator,
     identity: str,
+    scheme: str,
 ) -> None:
+    """Consul KV and catalog mode: the services register, their Connect keys are ignored."""
     asking = [
         app(containers, "first", SERVICE_CONNECT="sidecar"),
         app(containers, "second", SERVICE_CONNECT="native"),
     ]
-    reg = start_registrator("--hostname", identity, f"consulkv://{mesh_agent.address}/{identity}")
+    uri = f"{scheme}://{mesh_agent.address}" + (f"/{identity}" if scheme == "consulkv" else "")
+    reg = start_registrator("--hostname", identity, "--ip", "127.0.0.1", uri)
 
-    def keys() -> int:
-        try:
-            return len(mesh_agent.get(f"/v1/kv/{identity}?recurse=true") or ())
-        except urllib.error.HTTPError:
-            return 0  # none yet
-
-    wait_until(lambda: keys() == 2, what="both registered as keys all the same")
+    wait_until(
+        lambda: reg.log.count("service.registered") >= 2, what="both registered all the same"
+    )
     [line] = [line for line in reg.log.splitlines() if "connect.ignored" in line]
     assert any(f"container={containers.name(c)} " in line for c in asking)
+    catalog = mesh_agent.get("/v1/catalog/services") or {}
+    assert not any(SIDECAR in name for name in catalog if name.startswith(("first", "second")))
+
+
+#: what the Debian-built consul binary needs in a busybox container beside itself
+LIBRARIES = ("/lib64", "/lib/x86_64-linux-gnu")
+
+
+def test_sidecars_in_the_apps_network_namespaces_with_internal(
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    identity: str,
+    tmp_path: Path,
+) -> None:
+    """`docker run --network container:<app> ... consul connect proxy -sidecar-for <id>`: the
+    proxies reach the agent over its unix socket, mounted in, and each other at the apps'
+    container addresses; the request is made from inside the client container."""
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    config = {"addresses": {"http": f"127.0.0.1 unix://{sockets}/consul.sock"}}
+    agent = ConsulDevAgent(tmp_path / "consul", extra_config=config, sidecar_ports=4).start()
+    proxies: list[str] = []
+    try:
+        started(start_registrator, agent, identity, "--internal")
+        web = containers.run(expose=[80], env={"SERVICE_NAME": "web", "SERVICE_CONNECT": "sidecar"})
+        containers.exec(web, "sh", "-c", "echo hello-web > /www/index.html")
+        client = containers.run(
+            expose=[80], env={"SERVICE_NAME": "client", "SERVICE_CONNECT_UPSTREAMS": "web:9191"}
+        )
+        ids = {c: service_id(containers, identity, c) for c in (web, client)}
+        listed = registered(agent, *(f"{i}{SIDECAR}" for i in ids.values()))
+        sidecar = listed[f"{ids[web]}{SIDECAR}"]
+        assert sidecar["Proxy"]["LocalServiceAddress"] == containers.address(web)
+
+        binds = [f"{consul_binary()}:/consul:ro", f"{sockets}:/run/consul"]
+        binds += [f"{path}:{path}:ro" for path in LIBRARIES]
+        for app_container, sid in ids.items():
+            command = ["/consul", "connect", "proxy", "-sidecar-for", sid]
+            command += ["-http-addr", "unix:///run/consul/consul.sock", "-log-level", "debug"]
+            proxy = containers.run(command, network_mode=f"container:{app_container}", binds=binds)
+            proxies.append(proxy)
+
+        def through_the_mesh() -> str:
+            # busybox's wget crashes on this image; its nc speaks HTTP/1.0 well enough
+            request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 9191"
+            asked = ["sh", "-c", request]
+            answer = containers.api.exec_start(containers.api.exec_create(client, asked))
+            return str(answer.decode(errors="replace").strip().rpartition("\n")[2])
+
+        wait_until(lambda: through_the_mesh() == "hello-web", timeout=60, what="web via mTLS")
+
+        def passing() -> bool:
+            checks = (agent.get("/v1/agent/checks") or {}).values()
+            mine = [c["Status"] for c in checks if c["ServiceID"] == f"{ids[web]}{SIDECAR}"]
+            return bool(mine) and set(mine) == {"passing"}
+
+        wait_until(passing, timeout=60, what="Consul's own checks pass at the container address")
+    finally:
+        for proxy in proxies:  # shown when the test failed
+            print(f"--- proxy {proxy[:12]} ---\n{containers.api.logs(proxy).decode()[-5000:]}")
+        agent.stop()

@@ -77,11 +77,11 @@ def test_missing_token_is_reported_once_and_the_daemon_keeps_trying(
     )
 
     wait_until(
-        lambda: reg.log.count("consul.permission_denied") >= 3,
+        lambda: reg.log.count("registry.permission_denied") >= 3,
         timeout=30,
         what="several denied attempts",
     )
-    assert reg.log.count("ERROR consul.permission_denied") == 1
+    assert reg.log.count("ERROR registry.permission_denied") == 1
     assert reg.alive
     assert not acl_consul.services(owner=identity)
 

@@ -73,7 +73,7 @@ def processed(
 
     The watcher thread reads events in order, so once a container started now is registered,
     it has read every earlier one: each was either dropped there (a signal that drains
-    nothing) or handed to its container's lane, which logs `docker.event`. A lane runs on its
+    nothing) or handed to its container's lane, which logs `engine.event`. A lane runs on its
     own thread, so for each event handed over, wait for the `reconcile.done` line of a batch
     naming that container after it.
     """
@@ -83,7 +83,7 @@ def processed(
     def handled() -> bool:
         lines = reg.log.splitlines()
         for container in (c[:12] for c in watched):
-            handed = [n for n, ln in enumerate(lines) if "docker.event" in ln and container in ln]
+            handed = [n for n, ln in enumerate(lines) if "engine.event" in ln and container in ln]
             done = [n for n, ln in enumerate(lines) if "reconcile.done" in ln and container in ln]
             if handed and not (done and done[-1] > handed[-1]):
                 return False
@@ -210,7 +210,7 @@ def test_twenty_containers_stopped_at_once_are_all_drained_before_any_dies(
 
     log = reg.log
     drained = [log.find(f"service.maintenance service={i} ") for i in ids]
-    died = [log.find(f"docker.event action=die container={c[:12]}") for c in many]
+    died = [log.find(f"engine.event happened=exited container={c[:12]}") for c in many]
     assert -1 not in drained, "every service drained"
     assert -1 not in died, "every death seen"
     assert max(drained) < min(died), "the last drain was written before the first death"

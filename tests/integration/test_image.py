@@ -15,6 +15,7 @@ import requests.exceptions
 
 from harness import ROOT, ConsulDevAgent, start_on_free_ports, wait_until
 from harness.ports import exited
+from registrator import __version__
 from tests.integration.support import ISOLATION, Containers
 
 BASE_IMAGE = os.environ.get("REGISTRATOR_PYTHON_BASE", "registrator-test/python-base:bookworm")
@@ -149,4 +150,4 @@ def test_the_entrypoint_takes_the_gliderlabs_socket_path_and_stays_root_only_whe
 
     assert exit_code == 0, logs
     assert "/tmp/docker.sock is not group read-write (mode 600): running as root" in logs
-    assert "registrator 0.1.0" in logs
+    assert f"registrator {__version__}" in logs

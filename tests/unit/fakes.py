@@ -21,7 +21,8 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
-from registrator.core.plan import reported
+from registrator.core.plan import Action
+from registrator.registries.consul.held import applied, reported
 
 
 @dataclass
@@ -106,6 +107,9 @@ class FakeConsul:
 
     def stored(self, service: Service) -> Service:
         return reported(service)
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        return applied(action, held, self.stored)
 
     def register(self, service: Service) -> None:
         self._check()

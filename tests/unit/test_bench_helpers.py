@@ -155,7 +155,7 @@ def test_quiet_resyncs_leave_out_start_up_and_those_after_a_docker_event() -> No
     def done(scope: str, n: int) -> dict[str, Any]:
         return {"event": "reconcile.done", "scope": scope, "n": n}
 
-    event = {"event": "docker.event", "action": "die"}
+    event = {"event": "engine.event", "happened": "exited"}
     records = [
         done("full", 0),  # start-up
         done("full", 1),

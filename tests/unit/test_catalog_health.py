@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
+from registrator.core.health import Threshold, probe_of, probes, with_statuses
 from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
 from registrator.core.plan import Register, UpdateCheck, plan
-from registrator.registries.catalog.health import Threshold, probe_of, probes, with_statuses
 from tests.unit.fakes import FakeConsul
 
 SID = ServiceID("h:web:80")

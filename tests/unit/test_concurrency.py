@@ -27,9 +27,10 @@ from registrator.core.plan import (
     UpdateCheck,
 )
 from registrator.core.policy import Policy
+from registrator.registries.consul.held import applied
 from registrator.runtime.known import KnownContainers
 from registrator.runtime.lanes import Lanes
-from registrator.runtime.mirror import Mirror, applied
+from registrator.runtime.mirror import Mirror
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes
@@ -70,7 +71,7 @@ def web(cid: str = "c1", name: str = "web") -> Container:
 def test_the_mirror_holds_what_the_agent_holds_after_each_write(
     actions: list[Register | Deregister | SetMaintenance | ClearMaintenance | UpdateCheck],
 ) -> None:
-    consul, mirror = FakeConsul(), Mirror()
+    consul, mirror = FakeConsul(), Mirror(FakeConsul().applied)
     for action in actions:
         if isinstance(action, Register):
             consul.register(action.service)
@@ -88,7 +89,7 @@ def test_the_mirror_holds_what_the_agent_holds_after_each_write(
 
 
 def test_a_full_read_keeps_what_was_written_after_it_began() -> None:
-    mirror = Mirror()
+    mirror = Mirror(FakeConsul().applied)
     mirror.record(Register(service("h:a:80")))
     since = mirror.mark()
     read = {ServiceID("h:a:80"): service("h:a:80"), ServiceID("h:b:80"): service("h:b:80")}
@@ -108,7 +109,7 @@ def test_applied_is_none_for_an_update_of_a_service_the_agent_does_not_hold() ->
 
 
 def test_one_service_lock_is_held_by_one_thread_at_a_time() -> None:
-    mirror = Mirror()
+    mirror = Mirror(FakeConsul().applied)
     held, release, entered = threading.Event(), threading.Event(), threading.Event()
     ids = [ServiceID("h:a:80"), ServiceID("h:b:80")]
 

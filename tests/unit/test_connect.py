@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
@@ -22,14 +23,19 @@ from registrator.core.model import (
     SwarmTask,
     Upstream,
 )
-from registrator.core.plan import ClearMaintenance, Deregister, Register, SetMaintenance, plan
+from registrator.core.plan import ClearMaintenance, Deregister, Register, SetMaintenance
+from registrator.core.plan import plan as plan_for
 from registrator.core.policy import Policy
 from registrator.core.refusals import fallback
+from registrator.registries.consul.held import reported
 from registrator.registries.consul.payload import service_payload, services_from_agent
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes
 from tests.unit.fakes import FakeConsul, FakeDocker
+
+#: plans as against the Consul agent, which keeps a service as `reported` says
+plan = functools.partial(plan_for, stored=reported)
 
 POLICY = Policy(hostname="h", advertise_address="10.9.9.9")
 
@@ -399,3 +405,47 @@ def test_a_refused_sidecar_leaves_its_service_registered_without_connect_once() 
     assert held.connect is None
     assert [c.id for c in held.checks] == ["service:h:web:80"]
     assert consul.writes == 2  # refused once, then registered without its sidecar
+
+
+def two_ports(**env: str) -> Container:
+    ports = (
+        Port(80, "tcp", (Binding("127.0.0.1", 32768),)),
+        Port(81, "tcp", (Binding("127.0.0.1", 32769),)),
+        Port(53, "udp", (Binding("127.0.0.1", 32770),)),
+    )
+    return dataclasses.replace(app(), env=env, ports=ports)
+
+
+def test_a_local_port_is_bound_by_one_sidecar_of_the_container_and_udp_stays_out() -> None:
+    derivation = derive(two_ports(SERVICE_CONNECT_UPSTREAMS="db:9191"), POLICY)
+
+    upstreams = {s.id: (s.connect.upstreams if s.connect else None) for s in derivation.services}
+    assert upstreams == {
+        "h:web:53:udp": None,
+        "h:web:80": (Upstream("db", 9191),),
+        "h:web:81": (),
+    }
+    assert problems(derivation) == [("SERVICE_CONNECT_UPSTREAMS", "db:9191 (h:web:81)")]
+
+
+def test_per_port_upstreams_give_each_sidecar_its_own() -> None:
+    container = two_ports(
+        SERVICE_80_CONNECT_UPSTREAMS="db:9191", SERVICE_81_CONNECT_UPSTREAMS="db:9192"
+    )
+
+    derivation = derive(container, POLICY)
+
+    assert not derivation.problems
+    binds = [u.bind_port for s in derivation.services if s.connect for u in s.connect.upstreams]
+    assert binds == [9191, 9192]
+
+
+def test_connect_on_a_udp_only_container_is_a_problem() -> None:
+    container = dataclasses.replace(
+        app(SERVICE_CONNECT="sidecar"), ports=(Port(53, "udp", (Binding("127.0.0.1", 5353),)),)
+    )
+
+    service, derivation = derived(container)
+
+    assert service.connect is None
+    assert [p.key for p in derivation.problems] == ["SERVICE_CONNECT"]

@@ -6,8 +6,10 @@ import dataclasses
 
 import pytest
 
+from registrator.core.events import ContainerEvent
 from registrator.core.model import Binding, Container, ContainerID, Health, Port, ServiceID
 from registrator.core.policy import Policy
+from registrator.docker.events import HAPPENED
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
@@ -41,12 +43,11 @@ def test_work_coalesces_containers_and_full_requests() -> None:
     assert work.containers == {"a", "b"}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Event:
-    container: ContainerID
-    action: str
-    exit_code: int | None = None
-    signal: int | None = None
+def _Event(
+    container: ContainerID, action: str, exit_code: int | None = None, signal: int | None = None
+) -> ContainerEvent:
+    """The event the Docker adapter makes of Docker's `action`."""
+    return ContainerEvent(container, HAPPENED[action], exit_code, signal)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ class _Event:
     ],
 )
 def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
-    events: list[_Event], exited: dict[str, int]
+    events: list[ContainerEvent], exited: dict[str, int]
 ) -> None:
     work = Pending()
     for event in events:

@@ -4,6 +4,7 @@ ports, durations as Consul reads them, and comparing with what the agent reports
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
@@ -24,13 +25,18 @@ from registrator.core.model import (
     TaggedAddress,
     Weights,
 )
-from registrator.core.plan import Register, plan, reported
+from registrator.core.plan import Register
+from registrator.core.plan import plan as plan_for
 from registrator.core.policy import DEFAULT_DRIVEN_TTL, CheckPolicy, Policy
+from registrator.registries.consul.held import reported
 from registrator.registries.consul.payload import service_from_agent, service_payload
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import FullPass
 from tests.unit.fakes import FakeConsul, FakeDocker
+
+#: plans as against the Consul agent, which keeps a service as `reported` says
+plan = functools.partial(plan_for, stored=reported)
 
 POLICY = Policy(hostname="h", advertise_address="10.0.0.5")
 INTERNAL = dataclasses.replace(POLICY, internal=True)

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from registrator.core.events import ContainerEvent, Happened
 from registrator.core.model import ContainerID
-from registrator.docker.events import Event, event_from_docker
+from registrator.docker.events import event_from_docker
 
 
 def raw(action: str, **attributes: str) -> dict[str, Any]:
@@ -22,12 +23,14 @@ def raw(action: str, **attributes: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (raw("die", exitCode="137"), Event(ContainerID("c1"), "die", 137)),
-        (raw("die"), Event(ContainerID("c1"), "die", None)),
-        (raw("die", exitCode="x"), Event(ContainerID("c1"), "die", None)),
-        (raw("start", exitCode="1"), Event(ContainerID("c1"), "start", None)),
+        (raw("die", exitCode="137"), ContainerEvent(ContainerID("c1"), Happened.EXITED, 137)),
+        (raw("die"), ContainerEvent(ContainerID("c1"), Happened.EXITED, None)),
+        (raw("die", exitCode="x"), ContainerEvent(ContainerID("c1"), Happened.EXITED, None)),
+        (raw("start", exitCode="1"), ContainerEvent(ContainerID("c1"), Happened.STARTED, None)),
         (raw("exec_start: sh"), None),
     ],
 )
-def test_a_die_event_carries_its_exit_code(event: dict[str, Any], expected: Event | None) -> None:
+def test_a_die_event_carries_its_exit_code(
+    event: dict[str, Any], expected: ContainerEvent | None
+) -> None:
     assert event_from_docker(event) == expected

@@ -12,9 +12,10 @@ from registrator.app.metrics import Metrics
 from registrator.app.settings import Settings, derive_policy
 from registrator.core.decide import PAUSED, decide
 from registrator.core.drain import DRAINING, signal_name, signal_number
+from registrator.core.events import ContainerEvent, Happened
 from registrator.core.model import Binding, Container, ContainerID, Port, ServiceID
 from registrator.core.policy import DrainMode, Policy
-from registrator.docker.events import Event, event_from_docker
+from registrator.docker.events import HAPPENED, event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
@@ -98,7 +99,9 @@ def raw_kill(signal: str | None) -> dict[str, Any]:
     [("15", 15), ("1", 1), ("SIGQUIT", 3), ("x", None), (None, None)],
 )
 def test_a_kill_event_carries_its_signal(signal: str | None, expected: int | None) -> None:
-    assert event_from_docker(raw_kill(signal)) == Event(C1, "kill", None, expected)
+    assert event_from_docker(raw_kill(signal)) == ContainerEvent(
+        C1, Happened.SIGNALLED, None, expected
+    )
 
 
 # -- the rule, in the core ----------------------------------------------------------------
@@ -412,12 +415,11 @@ def test_many_containers_signalled_in_one_batch_are_drained_in_one_pass(
 # -- the worker: what events pile up, and when it wakes -----------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Event:
-    container: ContainerID
-    action: str
-    exit_code: int | None = None
-    signal: int | None = None
+def _Event(
+    container: ContainerID, action: str, exit_code: int | None = None, signal: int | None = None
+) -> ContainerEvent:
+    """The event the Docker adapter makes of Docker's `action`."""
+    return ContainerEvent(container, HAPPENED[action], exit_code, signal)
 
 
 @pytest.mark.parametrize(
@@ -432,7 +434,7 @@ class _Event:
     ],
 )
 def test_work_keeps_the_signals_since_the_last_start(
-    events: list[_Event], signalled: dict[str, set[int]], signal_only: bool
+    events: list[ContainerEvent], signalled: dict[str, set[int]], signal_only: bool
 ) -> None:
     work = Pending()
     for event in events:

@@ -14,6 +14,13 @@ from registrator.runtime.work import Changes, FullPass
 from tests.unit.fakes import FakeConsul, FakeDocker, compared
 
 IDS = [ContainerID(f"c{n}") for n in range(3)]
+#: how a container asks for Consul Connect: not, behind a sidecar (with upstreams), natively
+CONNECT = {
+    "": {},
+    "sidecar": {"SERVICE_80_CONNECT": "sidecar"},
+    "upstreams": {"SERVICE_80_CONNECT_UPSTREAMS": "db:9191"},
+    "native": {"SERVICE_80_CONNECT": "native"},
+}
 
 
 def container(cid: ContainerID, state: dict[str, object]) -> Container:
@@ -22,7 +29,7 @@ def container(cid: ContainerID, state: dict[str, object]) -> Container:
         cid,
         str(state.get("name", cid)),
         "img",
-        env={"SERVICE_TAGS": str(state.get("tags", ""))},
+        env={"SERVICE_TAGS": str(state.get("tags", "")), **CONNECT[str(state.get("mesh", ""))]},
         ports=(Port(80, "tcp", (Binding("", 1),)), Port(53, "udp", (Binding("", 2),))),
         running=bool(state.get("running", True)),
         status="running" if state.get("running", True) else "exited",
@@ -37,6 +44,7 @@ changes = st.fixed_dictionaries(
     optional={
         "name": st.sampled_from(["a", "b", "c"]),
         "tags": st.sampled_from(["", "x", "x,y"]),
+        "mesh": st.sampled_from(sorted(CONNECT)),
         "running": st.booleans(),
         "paused": st.booleans(),
         "exit": st.sampled_from([0, 1, 137]),
@@ -75,7 +83,8 @@ def test_events_keep_the_mirror_equal_to_the_agent_and_a_full_pass_is_exact(
             code = int(state.get("exit", 0)) if how == "die" else None  # type: ignore[call-overload]
             exited = {cid: code} if code is not None else {}
             reconciler.changes(Changes(frozenset({cid}), exited))
-        assert compared(reconciler.mirror.view()) == compared(consul.registered)
+        # as the agent lists them: each sidecar read into its service
+        assert compared(reconciler.mirror.view()) == compared(consul.services(owner="h"))
 
     reconciler.full(FullPass(reinspect=True))
     writes = consul.writes

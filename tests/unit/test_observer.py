@@ -111,12 +111,12 @@ def test_bad_declarations_and_refused_writes_are_counted_by_kind(recorder: Recor
 
     assert recorder.of("failed") == [
         ("failed", "container.bad_declaration"),
-        ("failed", "consul.write_failed"),
+        ("failed", "registry.write_failed"),
     ]
     assert recorder.of("owned") == [("owned", 0)]
 
 
-def test_a_failed_pass_is_counted_and_consul_coming_back_is_a_reconnect(
+def test_a_failed_pass_is_counted_and_the_registry_coming_back_is_a_reconnect(
     recorder: Recorder,
 ) -> None:
     docker, consul = FakeDocker(), FakeConsul()
@@ -131,7 +131,7 @@ def test_a_failed_pass_is_counted_and_consul_coming_back_is_a_reconnect(
     assert [c for c in recorder.calls if c[0] in {"failed", "reconciled", "reconnected"}] == [
         ("failed", "reconcile.failed"),
         ("reconciled", "full", True),
-        ("reconnected", "consul"),
+        ("reconnected", "registry"),
         ("reconciled", "full", True),
     ]
 

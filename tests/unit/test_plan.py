@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from registrator.core.model import Check, Service, ServiceID
 from registrator.core.plan import (
@@ -12,8 +13,14 @@ from registrator.core.plan import (
     Register,
     SetMaintenance,
     UpdateCheck,
-    plan,
 )
+from registrator.core.plan import (
+    plan as plan_for,
+)
+from registrator.registries.consul.held import reported
+
+#: plans as against the Consul agent, which keeps a service as `reported` says
+plan = functools.partial(plan_for, stored=reported)
 
 
 def svc(sid: str, port: int = 80, name: str = "web") -> Service:

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from registrator.core.derive import derive
+from registrator.core.events import ContainerEvent, Happened
 from registrator.core.model import Container, ContainerID
 from registrator.core.policy import Policy
 from registrator.docker import podman
 from registrator.docker.engine import event_filters
-from registrator.docker.events import Event, event_from_docker
+from registrator.docker.events import event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.docker.pods import LIBPOD, Member, PodReader, member_from_inspect, port_owner
 from tests.support import FIXTURES, load_fixture
@@ -37,14 +38,14 @@ def captured_events() -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
-def translated(action: str, name: str | None = None) -> list[Event]:
+def translated(action: str, name: str | None = None) -> list[ContainerEvent]:
     """The events of the captured stream with this action (and container name), translated."""
     found = []
     for raw in captured_events():
         attributes = raw["Actor"]["Attributes"]
         if raw["Action"] == action and name in {None, attributes.get("name")}:
             event = event_from_docker(podman.docker_event(raw))
-            assert isinstance(event, Event | None)
+            assert isinstance(event, ContainerEvent | None)
             found.extend([event] if event is not None else [])
     return found
 
@@ -67,9 +68,9 @@ def test_a_die_keeps_its_exit_code_and_a_remove_is_a_destroy() -> None:
     dies = translated("die", "pub-any")
     removes = translated("remove")
 
-    assert [(e.action, e.exit_code) for e in dies] == [("die", 137)]
+    assert [(e.happened, e.exit_code) for e in dies] == [(Happened.EXITED, 137)]
     assert removes
-    assert {e.action for e in removes} == {"destroy"}
+    assert {e.happened for e in removes} == {Happened.REMOVED}
 
 
 def test_an_exit_code_only_in_container_exit_code_is_read() -> None:
@@ -79,7 +80,7 @@ def test_an_exit_code_only_in_container_exit_code_is_read() -> None:
 
     event = event_from_docker(podman.docker_event(raw))
 
-    assert isinstance(event, Event)
+    assert isinstance(event, ContainerEvent)
     assert event.exit_code == 3
 
 
@@ -87,7 +88,7 @@ def test_a_network_event_names_its_container_by_its_actor() -> None:
     (connect,) = translated("connect")
     (disconnect,) = translated("disconnect")
 
-    assert connect.action == "connect"
+    assert connect.happened is Happened.CONNECTED
     assert disconnect.container == connect.container
     assert connect.container.startswith("e2d5853771")
 
@@ -96,7 +97,7 @@ def test_bare_health_status_events_each_ask_for_an_inspect() -> None:
     events = translated("health_status")
 
     assert len(events) >= 2
-    assert {e.action for e in events} == {"health_status"}
+    assert {e.happened for e in events} == {Happened.HEALTH_CHANGED}
 
 
 def test_a_kill_carries_no_signal_so_it_never_starts_a_drain() -> None:

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from registrator.core.dead_hosts import Claim, Lock, Tree
+from registrator.core.dead_hosts import Claim, Lock, Tree, Watched
 from registrator.core.errors import RegistryDenied
-from registrator.registries.catalog.liveness import Watched
 from registrator.registries.catalog.liveness_keys import parse_tree
 from registrator.runtime.reaping import NO_SESSION_WAIT, Reaper
 from registrator.runtime.retry import RetryPolicy

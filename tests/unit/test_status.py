@@ -61,10 +61,11 @@ def test_metrics_count_what_the_observer_is_told(metrics: Metrics, server: Statu
     metrics.written("service.registered")
     metrics.written("service.updated")
     metrics.written("service.deregistered")
-    metrics.failed("consul.write_failed")
+    metrics.failed("registry.write_failed")
     metrics.reconciled(scope="full", seconds=0.2, ok=True)
     metrics.owned(7)
     metrics.reconnected("docker")
+    metrics.reconnected("registry")
 
     status, text = get(server, "/metrics")
 
@@ -73,12 +74,16 @@ def test_metrics_count_what_the_observer_is_told(metrics: Metrics, server: Statu
         "registrator_registrations_total 2.0",
         "registrator_updates_total 1.0",
         "registrator_deregistrations_total 1.0",
-        'registrator_errors_total{kind="consul.write_failed"} 1.0',
+        'registrator_errors_total{kind="registry.write_failed"} 1.0',
+        'registrator_errors_total{kind="consul.write_failed"} 1.0',  # the old name, one release
+        'registrator_errors_total{kind="registry.permission_denied"} 0.0',
+        'registrator_errors_total{kind="consul.permission_denied"} 0.0',
         'registrator_errors_total{kind="reconcile.failed"} 0.0',
         'registrator_reconcile_duration_seconds_count{scope="full"} 1.0',
         'registrator_reconcile_duration_seconds_bucket{le="0.25",scope="full"} 1.0',
         'registrator_reconnects_total{peer="docker"} 1.0',
-        'registrator_reconnects_total{peer="consul"} 0.0',
+        'registrator_reconnects_total{peer="registry"} 1.0',
+        'registrator_reconnects_total{peer="consul"} 1.0',
         "registrator_services_owned 7.0",
         'registrator_build_info{version="',
     ):

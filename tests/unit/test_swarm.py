@@ -10,6 +10,7 @@ from loguru import logger
 
 from registrator.app.explain import ConsulView, report
 from registrator.core.derive import derive
+from registrator.core.events import ContainerEvent, Happened, ServiceUpdate
 from registrator.core.model import (
     Binding,
     Container,
@@ -20,7 +21,7 @@ from registrator.core.model import (
     SwarmTask,
 )
 from registrator.core.policy import Policy
-from registrator.docker.events import Event, ServiceEvent, event_from_docker
+from registrator.docker.events import event_from_docker
 from registrator.docker.inspect import container_from_inspect, swarm_task
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.known import KnownContainers
@@ -206,7 +207,7 @@ def _raw_service(action: str) -> dict[str, Any]:
 
 
 def test_a_service_update_is_an_event_and_create_or_remove_are_not() -> None:
-    assert event_from_docker(_raw_service("update")) == ServiceEvent("svc1", "update")
+    assert event_from_docker(_raw_service("update")) == ServiceUpdate("svc1")
     assert event_from_docker(_raw_service("create")) is None
     assert event_from_docker(_raw_service("remove")) is None
 
@@ -227,13 +228,13 @@ def test_a_service_update_re_derives_its_tasks_here_and_only_those() -> None:
     docker.add(task(service_labels={"SERVICE_TAGS": "blue"}))
     docker.add(Container(ContainerID("plain"), "plain", "img", ports=(Port(80, "tcp"),)))
     work = Pending()
-    work.add(Event(ContainerID("c1"), "start"))
+    work.add(ContainerEvent(ContainerID("c1"), Happened.STARTED))
     daemon.step(work)
     docker.add(task(service_labels={"SERVICE_TAGS": "green"}))
     docker.inspected.clear()
 
     work = Pending()
-    work.add(ServiceEvent("svc1", "update"))
+    work.add(ServiceUpdate("svc1"))
     daemon.step(work)
 
     assert docker.inspected == ["c1"]
@@ -243,7 +244,7 @@ def test_a_service_update_re_derives_its_tasks_here_and_only_those() -> None:
 def test_an_update_of_a_service_without_tasks_here_costs_nothing() -> None:
     daemon, docker, consul = _daemon()
     work = Pending()
-    work.add(ServiceEvent("elsewhere", "update"))
+    work.add(ServiceUpdate("elsewhere"))
 
     assert work
     assert not daemon.step(work)

@@ -29,10 +29,9 @@ node meta (`node.py`) is never written.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-from registrator.core.dead_hosts import Tree
+from registrator.core.dead_hosts import Watched
 from registrator.core.errors import RegistryDenied, RegistryUnavailable
 from registrator.registries.catalog.liveness_keys import parse_tree
 from registrator.registries.catalog.node import is_registrators
@@ -51,15 +50,6 @@ DENIED_HINT = (
     "watching for dead hosts needs session write on node {node!r}, key_prefix "
     '"registrator/catalog/" write and node_prefix "" write (README, ACL)'
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Watched:
-    """One answer of the watch: Consul's index, the keys, and the keys that made no sense."""
-
-    index: int
-    tree: Tree
-    bad: tuple[tuple[str, str], ...] = ()
 
 
 class NodeLockTaken(RegistryDenied):

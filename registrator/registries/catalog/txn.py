@@ -23,6 +23,9 @@ from registrator.core.model import Check, Service
 from registrator.registries.consul.agent import MAINTENANCE_CHECK_PREFIX
 from registrator.registries.consul.payload import check_payload, service_payload
 
+#: what a refusal for a missing permission means in catalog mode
+CATALOG_ACL_HINT = "the ACL token needs node:write and service:write (see README, ACL)"
+
 #: Consul 1.8 runs at most this many operations in one transaction
 MAX_OPS = 64
 #: the fields of a check that are not part of its definition
@@ -97,5 +100,5 @@ def raise_errors(what: str, answer: Any) -> None:
     errors = (answer or {}).get("Errors") or ()
     text = "; ".join(str(e.get("What", "")) for e in errors) or "rolled back"
     if any("permission denied" in str(e.get("What", "")).lower() for e in errors):
-        raise RegistryDenied(f"{what}: {text}")
+        raise RegistryDenied(f"{what}: {text}", hint=CATALOG_ACL_HINT)
     raise RegistryRefused(f"{what}: {text}")

@@ -26,7 +26,8 @@ from registrator.core.errors import (
     RegistryUnavailable,
 )
 from registrator.core.model import OWNER_META_KEY, SIDECAR_SUFFIX, Check, Service, ServiceID
-from registrator.core.plan import reported
+from registrator.core.plan import Action
+from registrator.registries.consul.held import applied, reported
 from registrator.registries.consul.payload import (
     check_from_agent,
     service_payload,
@@ -34,6 +35,9 @@ from registrator.registries.consul.payload import (
 )
 from registrator.registries.consul.target import ConsulTarget
 from registrator.wire import TRANSPORT_ERRORS, Answer, Connections, Endpoint, path_segment
+
+#: what a 403 from the agent means
+ACL_HINT = "the ACL token needs agent:read and service:write (see README, ACL)"
 
 #: Consul names the check behind a service's maintenance mode `_service_maintenance:<id>`.
 MAINTENANCE_CHECK_PREFIX = "_service_maintenance:"
@@ -164,6 +168,9 @@ class ConsulAgent:
         """The agent holds the whole service; it reports checks back without definitions."""
         return reported(service)
 
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        return applied(action, held, self.stored)
+
     def update_ttl(self, check: Check) -> None:
         """Set a TTL check's status and output; this also restarts its TTL."""
         self._request(
@@ -230,7 +237,7 @@ class ConsulAgent:
             return answer
         detail = f"{method} {path}: {answer.status} {answer.text.strip()[:200]}"
         if answer.status == 403:
-            raise RegistryDenied(detail)
+            raise RegistryDenied(detail, hint=ACL_HINT)
         if answer.status == 400 or _refused_500(answer):
             raise RegistryRefused(detail)
         if answer.status >= 500:

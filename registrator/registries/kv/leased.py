@@ -25,6 +25,8 @@ from typing import Protocol
 
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
 from registrator.core.model import Check, Service, ServiceID
+from registrator.core.plan import Action
+from registrator.registries.consul.held import applied
 from registrator.registries.kv.layout import Layout, held
 from registrator.registries.kv.owned import OwnedKeys
 
@@ -139,6 +141,9 @@ class LeasedRegistry:
 
     def stored(self, service: Service) -> Service | None:
         return held(service, health=self._health)
+
+    def applied(self, action: Action, held: Service | None) -> Service | None:
+        return applied(action, held, self.stored)
 
     def register(self, service: Service) -> None:
         refusal = self._layout.refusal(service)
