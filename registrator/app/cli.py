@@ -43,8 +43,9 @@ from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
 from registrator.runtime.probes import ProbeRunner, kept_statuses
+from registrator.runtime.reaping import Reaper, start_reaper
 from registrator.runtime.reconciler import Reconciler, Statuses
-from registrator.runtime.retry import Stopped, first_contact
+from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +83,7 @@ def open_from(settings: Settings) -> Opened:
         ttl=settings.ttl,
         ttl_refresh=settings.ttl_refresh,
         health=settings.kv_health,
+        session_ttl=settings.session_ttl,
     )
 
 
@@ -108,6 +110,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
         return 0
+    _watch_for_dead_hosts(settings, opened, policy.hostname, stop=stop, retry=retry)
     daemon = Daemon(
         reconciler,
         docker,
@@ -142,6 +145,17 @@ def _agentless(
     opened.own_node(identity, ip)
     runner = None if once else ProbeRunner()
     return runner, runner.statuses if runner else kept_statuses
+
+
+def _watch_for_dead_hosts(
+    settings: Settings, opened: Opened, node: str, *, stop: threading.Event, retry: RetryPolicy
+) -> None:
+    """Catalog mode: the reaper of the fleet's dead hosts, on a thread of its own."""
+    if opened.liveness is not None:
+        reaper = Reaper(
+            opened.liveness, node=node, reap_after=settings.reap_after, stop=stop, retry=retry
+        )
+        start_reaper(reaper)
 
 
 def _first_contact(
