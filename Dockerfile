@@ -4,6 +4,11 @@
 #   docker run -d --name registrator --net=host --restart=unless-stopped \
 #     -v /var/run/docker.sock:/var/run/docker.sock:ro registrator consul://127.0.0.1:8500
 #
+# On a Podman host, the same image with Podman's socket in Docker's place:
+#   podman run -d --name registrator --net=host \
+#     -v /run/podman/podman.sock:/var/run/docker.sock:ro registrator consul://127.0.0.1:8500
+#   (rootless: -v $XDG_RUNTIME_DIR/podman/podman.sock:/var/run/docker.sock:ro)
+#
 # BASE_IMAGE must provide python3 (>= 3.11) with venv; the default is the usual public image.
 # Where no registry or package index is reachable, build from a local base and wheels:
 #   docker build --build-arg BASE_IMAGE=registrator-test/python-base:bookworm \

@@ -31,6 +31,7 @@ from benchmarks.docker_side import (
     Interrupted,
     leftovers,
 )
+from benchmarks.engines import ENGINES, engine
 from benchmarks.proxy import CountingProxy
 from benchmarks.report import Results, SubjectResults, merge, table
 from benchmarks.scenarios import (
@@ -82,6 +83,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="sample registrator with py-spy into WORKDIR/profile-registrator.txt",
+    )
+    p.add_argument(
+        "--engine",
+        action="append",
+        choices=ENGINES,
+        help="the engine(s) to run against, one table each (default docker); "
+        "podman: a Podman API service of the run's own",
     )
     p.add_argument(
         "--attempts", type=int, default=3, help="runs to try when dockerd restarts under one"
@@ -259,14 +267,29 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, args.attempts + 1):
-            try:
-                results = run_all(subjects, args, workdir)
-                print(table(results))
-                return 0
-            except (Interrupted, *DOCKER_GONE) as e:
-                print(f"run {attempt} interrupted: {e}", file=sys.stderr)
-    return 1
+        failed = 0
+        for name in args.engine or ["docker"]:
+            with engine(name) as described:
+                where = workdir if name == "docker" else workdir / name
+                failed += not _run_with_attempts(subjects, args, where, described)
+    return 1 if failed else 0
+
+
+def _run_with_attempts(
+    subjects: list[Subject], args: argparse.Namespace, workdir: Path, engine: str
+) -> bool:
+    """One table for this engine; False when every attempt was interrupted."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, args.attempts + 1):
+        try:
+            results = run_all(subjects, args, workdir)
+            if args.engine:  # named on the command line: say which table is whose
+                print(f"Engine: {engine}\n")
+            print(table(results))
+            return True
+        except (Interrupted, *DOCKER_GONE) as e:
+            print(f"run {attempt} interrupted: {e}", file=sys.stderr)
+    return False
 
 
 if __name__ == "__main__":

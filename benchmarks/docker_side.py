@@ -7,6 +7,7 @@ removed at the end; the benchmark never touches a container it did not create.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,13 @@ from typing import Any
 import docker
 import requests.exceptions
 
+from benchmarks.engines import is_podman
 from harness import TEST_IMAGE, wait_until
 
 BENCH_LABEL = "org.registrator.bench.run"
+#: the PID of the benchmark process that made the container: another run's, while it lives,
+#: is never a leftover (several benchmarks may share one daemon)
+BENCH_PID_LABEL = "org.registrator.bench.pid"
 #: how many Docker API calls the benchmark makes at once when it starts or removes a burst
 PARALLEL_CALLS = 16
 
@@ -43,7 +48,8 @@ class EventTimes:
             filters={
                 "type": "container",
                 "label": f"{BENCH_LABEL}={run}",
-                "event": ["start", "die"],
+                # Podman's filter calls `die` `died` (its events still say `die`)
+                "event": ["start", "die", *(["died"] if is_podman(api) else [])],
             },
         )
         self._thread = threading.Thread(target=self._follow, name="docker-events", daemon=True)
@@ -109,7 +115,7 @@ class BenchContainers:
             TEST_IMAGE,
             command=["sleep", "3600"],
             environment=self.env,
-            labels={BENCH_LABEL: self.run},
+            labels={BENCH_LABEL: self.run, BENCH_PID_LABEL: str(os.getpid())},
             ports=[80],
             name=name,
             host_config=self.api.create_host_config(port_bindings={80: 0}),
@@ -153,6 +159,22 @@ class BenchContainers:
 
 
 def leftovers(api: docker.APIClient, *, run: str = "") -> list[str]:
-    """Containers of the benchmark's run `run`, or of any run (left by one that was killed)."""
+    """Containers of the benchmark's run `run`, or of any run whose process is gone (killed
+    before it could clean up)."""
     label = f"{BENCH_LABEL}={run}" if run else BENCH_LABEL
-    return [str(row["Id"]) for row in api.containers(all=True, filters={"label": label})]
+    rows = api.containers(all=True, filters={"label": label})
+    return [str(row["Id"]) for row in rows if run or not _alive(row.get("Labels") or {})]
+
+
+def _alive(labels: dict[str, str]) -> bool:
+    """Whether the benchmark process that made a container still runs."""
+    pid = labels.get(BENCH_PID_LABEL, "")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

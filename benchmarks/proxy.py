@@ -37,6 +37,8 @@ class Exchange:
     answered_ns: int
     #: the service ID a register or deregister names ("" for anything else)
     service: str = ""
+    #: the request's body (a catalog transaction's operations, say)
+    body: bytes = b""
 
     @property
     def write(self) -> bool:
@@ -79,8 +81,12 @@ class CountingProxy:
     benchmark keys by container name, which every registrator puts in its service IDs.
     """
 
-    def __init__(self, upstream: str, *, key: Callable[[str], str] = str) -> None:
+    def __init__(
+        self, upstream: str, *, key: Callable[[str], str] = str, timeout: float = 30
+    ) -> None:
+        """`timeout`: how long an answer may take (more than a blocking query's wait)."""
         self.upstream = upstream
+        self.timeout = timeout
         self._key = key
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
@@ -162,7 +168,13 @@ class _Handler(BaseHTTPRequestHandler):
         answered = time.time_ns()
         path = urlsplit(self.path).path
         exchange = Exchange(
-            self.command, path, status, started, answered, service_named(self.command, path, body)
+            self.command,
+            path,
+            status,
+            started,
+            answered,
+            service_named(self.command, path, body),
+            body,
         )
         # recorded before the client has its answer, so whoever it tells finds the record
         cast(_Server, self.server).proxy.record(exchange)
@@ -179,9 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         for attempt in (1, 2):
             if self._upstream is None:
-                self._upstream = http.client.HTTPConnection(
-                    cast(_Server, self.server).proxy.upstream, timeout=30
-                )
+                proxy = cast(_Server, self.server).proxy
+                self._upstream = http.client.HTTPConnection(proxy.upstream, timeout=proxy.timeout)
             try:
                 self._upstream.request(self.command, self.path, body=body, headers=headers)
                 response = self._upstream.getresponse()

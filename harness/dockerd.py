@@ -51,7 +51,7 @@ class PrivateDockerd:
             raise ValueError(f"{workdir} is too long a path for dockerd's sockets")
         self.workdir = workdir
         self.storage_driver: str | None = None  # the daemon's default until a start says otherwise
-        self.subnet = _unused_subnet()
+        self.subnet = unused_subnet()
         self.bridge = f"rt-br-{workdir.name[-8:]}"  # an interface name: 15 characters at most
         self.process: subprocess.Popen[bytes] | None = None
         self._api: docker.APIClient | None = None
@@ -163,19 +163,19 @@ class PrivateDockerd:
         self.stop()
         if Path(f"/sys/class/net/{self.bridge}").exists():  # made by _own_bridge
             subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
-        for mount in reversed(_mounts_under(self.workdir)):  # deepest last mounted, first off
+        for mount in reversed(mounts_under(self.workdir)):  # deepest last mounted, first off
             subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _mounts_under(directory: Path) -> list[str]:
+def mounts_under(directory: Path) -> list[str]:
     """Mount points at or below `directory`, in the order they were mounted."""
     prefix = str(directory.resolve())
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
-def _unused_subnet() -> ipaddress.IPv4Network:
+def unused_subnet() -> ipaddress.IPv4Network:
     """A /24 of SUBNETS that overlaps no route of the host (other daemons' bridges included)."""
     routes = subprocess.run(
         ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True, check=True

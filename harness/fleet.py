@@ -6,6 +6,8 @@ registrator per simulated host. The fleet tests and the fleet benchmark both sta
     nginx          PREFIX.1     round-robin over the servers' HTTP ports: where readers look
     registrators   host-1..K    `python -m registrator` per host: `--hostname host-k`, talking
                                 to host k's client agent, `--require-label FLEET_LABEL=<run>.host-k`
+                                (`agentless`: no client agents; each registrator writes the
+                                catalog through nginx, `consul-catalog://`, its node at PREFIX.1k)
 
 PREFIX is `127.X.Y` with X and Y drawn per fleet: Linux routes all of 127.0.0.0/8 to lo, so
 each agent has an address of its own (its host's services are registered at it) and two fleets
@@ -77,15 +79,23 @@ class Fleet:
         registrator_args: tuple[str, ...] = (),
         anti_entropy: str = "",
         run: str | None = None,
+        agentless: bool = False,
     ) -> None:
         """`anti_entropy` shortens how often agents compare their services with the catalog:
-        the one way a write an agent could not pass on during a leader election reaches it."""
+        the one way a write an agent could not pass on during a leader election reaches it.
+        `agentless` hosts run no client agent: each registrator writes the catalog through
+        nginx (`consul-catalog://`), as host k's node at `host_address(k)`."""
         self.workdir = workdir
+        self.agentless = agentless
+        self._hosts = hosts
         self.anti_entropy = anti_entropy
         self.run = run or uuid.uuid4().hex[:8]
         self.prefix = f"127.{random.randint(2, 254)}.{random.randint(0, 255)}"
         self.servers = [self._node(f"server-{i}", i, server=True) for i in range(1, SERVERS + 1)]
-        self.clients = [self._node(f"host-{k}", 10 + k, server=False) for k in range(1, hosts + 1)]
+        self.clients = [
+            self._node(f"host-{k}", 10 + k, server=False)
+            for k in range(1, 0 if agentless else hosts + 1)
+        ]
         self.nginx = Nginx(workdir / "nginx", self.servers[0].address, [])
         self.registrator_args = registrator_args
         self.registrators: list[HostRegistrator] = []
@@ -93,7 +103,11 @@ class Fleet:
     @property
     def hosts(self) -> range:
         """Host numbers, 1-based: host k is `clients[k - 1]`, `registrators[k - 1]`."""
-        return range(1, len(self.clients) + 1)
+        return range(1, self._hosts + 1)
+
+    def host_address(self, k: int) -> str:
+        """Host k's address: its client agent's, or its catalog node's when agentless."""
+        return f"{self.prefix}.{10 + k}"
 
     def _node(self, name: str, last: int, *, server: bool) -> ConsulNode:
         address = f"{self.prefix}.{last}"
@@ -101,8 +115,11 @@ class Fleet:
         return ConsulNode(name, address, workdir, server=server, anti_entropy=self.anti_entropy)
 
     def _registrator(self, k: int, extra: tuple[str, ...]) -> HostRegistrator:
-        agent = self.clients[k - 1]
-        args = [f"consul://{agent.http}", "--hostname", f"host-{k}"]
+        if self.agentless:
+            args = [f"consul-catalog://{self.nginx.http}", "--hostname", f"host-{k}"]
+            args += ["--ip", self.host_address(k)]
+        else:
+            args = [f"consul://{self.clients[k - 1].http}", "--hostname", f"host-{k}"]
         args += ["--require-label", f"{FLEET_LABEL}={self.label_value(k)}"]
         args += ["--log-format", "json", "--log-level", "DEBUG", *extra]
         log = self.workdir / f"registrator-host-{k}.log"

@@ -28,7 +28,7 @@ from typing import Any
 import docker
 import requests.exceptions
 
-from harness.dockerd import _mounts_under, _unused_subnet
+from harness.dockerd import mounts_under, unused_subnet
 from harness.processes import stop_process
 from harness.waits import wait_until
 
@@ -53,7 +53,7 @@ class PodmanService:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.network = f"rt-pm-{workdir.name[-8:]}"  # also its bridge: 15 characters at most
-        self.subnet = _unused_subnet()
+        self.subnet = unused_subnet()
         self.process: subprocess.Popen[bytes] | None = None
         self._api: docker.APIClient | None = None
 
@@ -171,7 +171,7 @@ class PodmanService:
                 self.podman("pod", "rm", "--all", "--force", "--time=0", timeout=120)
                 self.podman("rm", "--all", "--force", "--time=0", timeout=120)
         self.stop()
-        for mount in reversed(_mounts_under(self.workdir)):
+        for mount in reversed(mounts_under(self.workdir)):
             subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
         if Path(f"/sys/class/net/{self.network}").exists():
             subprocess.run(["ip", "link", "delete", self.network], capture_output=True, check=False)

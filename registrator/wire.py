@@ -42,6 +42,12 @@ class Answer:
 
     status: int
     body: bytes
+    #: the answer's headers as sent (Consul's `X-Consul-Index` for a blocking query)
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def header(self, name: str) -> str:
+        """The first header called `name` (any case), else ""."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), "")
 
     @property
     def ok(self) -> bool:
@@ -177,7 +183,7 @@ class Connections:
             connection.sock.settimeout(wait)
         connection.request(method, url, body=body, headers=headers)
         response = connection.getresponse()
-        answer = Answer(response.status, response.read())
+        answer = Answer(response.status, response.read(), tuple(response.getheaders()))
         if response.will_close:
             self._drop(connection)
         return answer

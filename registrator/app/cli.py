@@ -38,12 +38,14 @@ from registrator.core.errors import (
     RegistryDenied,
     RegistryUnavailable,
 )
-from registrator.docker.engine import open_engine
+from registrator.docker.engine import DockerEngine, open_engine
 from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
-from registrator.runtime.reconciler import Reconciler
-from registrator.runtime.retry import Stopped, first_contact
+from registrator.runtime.probes import ProbeRunner, kept_statuses
+from registrator.runtime.reaping import Reaper, start_reaper
+from registrator.runtime.reconciler import Reconciler, Statuses
+from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,6 +83,7 @@ def open_from(settings: Settings) -> Opened:
         ttl=settings.ttl,
         ttl_refresh=settings.ttl_refresh,
         health=settings.kv_health,
+        session_ttl=settings.session_ttl,
     )
 
 
@@ -95,22 +98,19 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         docker = connect("docker.connect", engine, stop=stop)
     except Stopped:
         return 0
-    identity = settings.hostname or docker.host_name() or socket.gethostname()
-    if opened.own_node is not None:
-        opened.own_node(identity, settings.ip)
     checked = for_registry(settings, keyed=opened.keyed)
+    identity = settings.hostname or docker.host_name() or socket.gethostname()
     policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
-    registry = opened.registry
-    reconciler = Reconciler(docker, registry, policy, retry=retry, stop=stop, observer=observer)
-    logger.info(
-        "registrator.started", version=__version__, hostname=identity, registry=opened.where
+    runner, probed = _agentless(opened, identity, settings.ip, once=once)
+    reconciler = Reconciler(
+        docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
-    for limitation in docker.limitations():
-        logger.warning("docker.limitation", limitation=limitation)
+    _log_started(identity, opened, docker)
     if once:
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
         return 0
+    _watch_for_dead_hosts(settings, opened, policy.hostname, stop=stop, retry=retry)
     daemon = Daemon(
         reconciler,
         docker,
@@ -119,11 +119,43 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         refresh_interval=0 if opened.agentless else check_policy(checked).refresh_interval,
         heartbeat=opened.heartbeat,
         heartbeat_interval=opened.heartbeat_interval,
+        probes=runner,
         retry=retry,
         stop=stop,
         observer=observer,
     )
     return _serve(settings, daemon, reconciler)
+
+
+def _log_started(identity: str, opened: Opened, docker: DockerEngine) -> None:
+    logger.info(
+        "registrator.started", version=__version__, hostname=identity, registry=opened.where
+    )
+    for feature, limitation in docker.limitations().items():
+        logger.warning("docker.limitation", feature=feature, limitation=limitation)
+
+
+def _agentless(
+    opened: Opened, identity: str, ip: str, *, once: bool
+) -> tuple[ProbeRunner | None, Statuses | None]:
+    """Catalog mode: the node is the host identity at `--ip`; the daemon probes the checks,
+    a one-shot `--resync` keeps the statuses the catalog holds. Neither for an agent."""
+    if opened.own_node is None:
+        return None, None
+    opened.own_node(identity, ip)
+    runner = None if once else ProbeRunner()
+    return runner, runner.statuses if runner else kept_statuses
+
+
+def _watch_for_dead_hosts(
+    settings: Settings, opened: Opened, node: str, *, stop: threading.Event, retry: RetryPolicy
+) -> None:
+    """Catalog mode: the reaper of the fleet's dead hosts, on a thread of its own."""
+    if opened.liveness is not None:
+        reaper = Reaper(
+            opened.liveness, node=node, reap_after=settings.reap_after, stop=stop, retry=retry
+        )
+        start_reaper(reaper)
 
 
 def _first_contact(

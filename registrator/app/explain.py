@@ -13,25 +13,21 @@ from __future__ import annotations
 import dataclasses
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from registrator.app.settings import Settings
 from registrator.core.decide import decide
 from registrator.core.drain import DRAINING, drain_for, lifted_after, signal_name
 from registrator.core.errors import BackendError
+from registrator.core.health import probes
 from registrator.core.model import Check, Container, ContainerID, Derivation, Service, ServiceID
-from registrator.core.plan import (
-    ClearMaintenance,
-    Register,
-    SetMaintenance,
-    Stored,
-    plan,
-)
+from registrator.core.plan import ClearMaintenance, Register, SetMaintenance, Stored, plan
 from registrator.core.policy import Policy
 from registrator.docker.engine import open_engine
 from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
+from registrator.runtime.probes import run_probe
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
 TIMEOUT = 5.0
@@ -66,7 +62,7 @@ def run(
 ) -> int:
     """Explain the container named or identified by `reference`; 1 when it cannot be found."""
     try:
-        container, engine_name = _inspect(reference)
+        container, engine_name, limitations = _inspect(reference)
     except BackendError as e:
         print(f"registrator: error: {e}", file=sys.stderr)
         return 1
@@ -80,14 +76,28 @@ def run(
     view = consul_view(opened, policy)
     if view.address and not policy.host_ip:
         policy = dataclasses.replace(policy, advertise_address=view.address)
-    out.write(report(container, decide(container, policy), policy=policy, consul=view))
+    derivation = decide(container, policy)
+    out.write(report(container, derivation, policy=policy, consul=view, limitations=limitations))
+    if opened.agentless:
+        out.write(probe_report(derivation.services))
     return 0
 
 
-def _inspect(reference: str) -> tuple[Container | None, str]:
+def probe_report(services: Sequence[Service]) -> str:
+    """Catalog mode: each check registrator probes itself, probed once now."""
+    found = probes({s.id: s for s in services})
+    lines = ["", f"probes run by registrator ({len(found)}):" if found else "probes: none"]
+    for check, probe in sorted(found.items()):
+        result, output = run_probe(probe)
+        lines.append(f"  {check}: {result} now ({output}); every {probe.interval:g}s")
+    return "\n".join(lines) + "\n"
+
+
+def _inspect(reference: str) -> tuple[Container | None, str, Mapping[str, str]]:
     docker = open_engine(timeout=TIMEOUT)
     try:
-        return docker.inspect(ContainerID(reference)), docker.host_name()
+        found = docker.inspect(ContainerID(reference))
+        return found, docker.host_name(), docker.limitations()
     finally:
         docker.close()
 
@@ -111,15 +121,25 @@ def consul_view(opened: Opened, policy: Policy) -> ConsulView:
 
 
 def report(
-    container: Container, derivation: Derivation, *, policy: Policy, consul: ConsulView
+    container: Container,
+    derivation: Derivation,
+    *,
+    policy: Policy,
+    consul: ConsulView,
+    limitations: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole explanation as text. Pure, so every line of it is unit-tested."""
+    """The whole explanation as text. Pure, so every line of it is unit-tested.
+
+    `limitations` are the engine's (Podman's), by feature: a drain that cannot start replaces
+    the drain line; the others follow it.
+    """
+    limits = dict(limitations or {})
     state = "running" if container.running else container.status
     lines = [
         f"container {container.name} ({container.id[:12]}), image {container.image}, {state}",
         *_swarm_lines(container),
         f"host identity {policy.hostname}; {_address_source(policy, consul)}",
-        *_drain_lines(container, derivation, policy),
+        *_engine_lines(_drain_lines(container, derivation, policy), limits),
         "",
         f"services ({len(derivation.services)}):" if derivation.services else "services: none",
     ]
@@ -137,6 +157,13 @@ def report(
         lines += ["", "problems (each logged once as container.bad_declaration):"]
         lines += [f"  {p.key}={p.value}: {p.reason}" for p in derivation.problems]
     return "\n".join(lines) + "\n"
+
+
+def _engine_lines(drain: list[str], limits: Mapping[str, str]) -> list[str]:
+    """The drain lines, unless the engine cannot drain; then what else it cannot do."""
+    if drain and "drain" in limits:
+        drain = [f"on its stop signal: not drained: {limits['drain']}"]
+    return [*drain, *(f"engine: {t}" for f, t in sorted(limits.items()) if f != "drain")]
 
 
 def _swarm_lines(container: Container) -> list[str]:

@@ -163,6 +163,24 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         },
     ),
     (
+        ("--reap-after",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "consul-catalog: deregister a dead host's node SECONDS after it was marked "
+            "critical (default 300; 0: never)",
+        },
+    ),
+    (
+        ("--session-ttl",),
+        {
+            "type": int,
+            "metavar": "SECONDS",
+            "help": "consul-catalog: TTL of the session that keeps this host's node alive "
+            "(default 15)",
+        },
+    ),
+    (
         ("--metrics-addr",),
         {"metavar": "HOST:PORT", "help": "serve /metrics, /healthz and /readyz on this address"},
     ),

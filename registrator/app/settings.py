@@ -72,6 +72,10 @@ class Settings(BaseModel):
     retry_attempts: int = Field(default=-1, ge=-1)
     retry_interval: int = Field(default=2000, ge=0, description="milliseconds")
     give_up_after: float = Field(default=30, gt=0, description="seconds; one-shot commands")
+    # catalog mode: dead hosts (registries/catalog/liveness.py)
+    reap_after: float = Field(default=300, ge=0, description="seconds; 0: never reap")
+    #: Consul takes session TTLs from 10 s (its servers' `session_ttl_min`) to 24 h
+    session_ttl: int = Field(default=15, ge=1, le=86400, description="seconds")
     # operations
     metrics_addr: str = ""
     log_format: Literal["text", "json"] = "text"

@@ -89,9 +89,10 @@ class DockerEngine:
             engine._pods = PodReader(engine._get)
         return engine
 
-    def limitations(self) -> tuple[str, ...]:
-        """What this engine's API cannot tell registrator (Podman's), to be logged once."""
-        return podman.LIMITATIONS if self._pods is not None else ()
+    def limitations(self) -> Mapping[str, str]:
+        """What this engine's API cannot tell registrator (Podman's), by the feature it costs:
+        logged once at start-up, shown by `explain`."""
+        return podman.LIMITATIONS if self._pods is not None else {}
 
     def host_name(self) -> str:
         """The engine's host name: stable even when registrator itself runs in a container."""

@@ -28,12 +28,13 @@ PODMAN_ENGINE = "Podman Engine"
 FILTER_NAMES = {"die": "died", "destroy": "remove"}
 #: Podman's actions -> Docker's
 ACTIONS = {"died": "die", "remove": "destroy"}
-LIMITATIONS = (
-    "drain before stop does not start: Podman's stop sends no kill event and its kill event "
-    "names no signal; services are deregistered when the container dies",
-    "Podman runs HEALTHCHECK probes from systemd timers: without systemd no probe runs "
-    "unless something calls `podman healthcheck run`",
-)
+#: what cannot work through Podman's API, by the feature it costs
+LIMITATIONS: Mapping[str, str] = {
+    "drain": "drain before stop does not start: Podman's stop sends no kill event and its "
+    "kill event names no signal; services are deregistered when the container dies",
+    "healthcheck": "Podman runs HEALTHCHECK probes from systemd timers: without systemd no "
+    "probe runs unless something calls `podman healthcheck run`",
+}
 
 
 def is_podman(version: Mapping[str, Any]) -> bool:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from registrator.core.errors import ConfigError
 from registrator.core.ports import Registry
+from registrator.registries.catalog.liveness import SESSION_TTL, Liveness
 from registrator.registries.consul.agent import ConsulAgent
 from registrator.registries.consul.target import consul_target
 from registrator.registries.consulkv.store import ConsulKVStore
@@ -61,6 +62,8 @@ class Opened:
     lease_ttl: int = 0
     #: the catalog registry's node: named by the host identity, at `--ip` (catalog mode)
     own_node: Callable[[str, str], None] | None = None
+    #: catalog mode's session and node lock, for the reaper of dead hosts
+    liveness: Liveness | None = None
 
     @property
     def agentless(self) -> bool:
@@ -81,6 +84,7 @@ def open_registry(
     health: bool = True,
     env: Mapping[str, str] | None = None,
     timeout: float = 10,
+    session_ttl: int = 0,
 ) -> Opened:
     """The registry `uri` names (else $CONSUL_HTTP_ADDR, else the local Consul agent)."""
     parts = urlsplit(uri)
@@ -93,7 +97,7 @@ def open_registry(
         registry, where = _etcd(uri, scheme, lease=lease, health=health, timeout=timeout)
         return _leased(registry, scheme, where, interval=interval, lease=lease)
     if scheme in {"consul-catalog", "consul-catalog-tls"}:
-        return _catalog(uri, scheme, env=env, timeout=timeout)
+        return _catalog(uri, scheme, env=env, timeout=timeout, session_ttl=session_ttl)
     if scheme in {"consulkv", "consulkv-tls"}:
         kv = _consulkv(uri, scheme, lease=lease, health=health, env=env, timeout=timeout)
         return _leased(kv, "consulkv", uri, interval=interval, lease=lease)
@@ -127,7 +131,9 @@ def _leased(
     )
 
 
-def _catalog(uri: str, scheme: str, *, env: Mapping[str, str] | None, timeout: float) -> Opened:
+def _catalog(
+    uri: str, scheme: str, *, env: Mapping[str, str] | None, timeout: float, session_ttl: int = 0
+) -> Opened:
     from registrator.registries.catalog.registry import ConsulCatalog  # noqa: PLC0415
 
     agent_scheme = "consul-tls" if scheme.endswith("-tls") else "consul"
@@ -135,7 +141,27 @@ def _catalog(uri: str, scheme: str, *, env: Mapping[str, str] | None, timeout: f
     target = consul_target(f"{agent_scheme}://{netloc}", os.environ if env is None else env)
     catalog = ConsulCatalog(target, timeout=timeout)
     ping = lambda seconds: catalog.ping(timeout=seconds)  # noqa: E731
-    return Opened(catalog, "consul-catalog", uri, ping, catalog.close, own_node=catalog.own_node)
+    liveness = Liveness(ConsulAgent(target, timeout=timeout), ttl=session_ttl or SESSION_TTL)
+
+    def own_node(name: str, address: str) -> None:
+        catalog.own_node(name, address)
+        liveness.own(name)
+
+    def close() -> None:
+        catalog.close()
+        liveness.close()
+
+    return Opened(
+        catalog,
+        "consul-catalog",
+        uri,
+        ping,
+        close,
+        own_node=own_node,
+        heartbeat=liveness.heartbeat,
+        heartbeat_interval=liveness.ttl / 3,
+        liveness=liveness,
+    )
 
 
 def _etcd(

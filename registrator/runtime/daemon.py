@@ -12,7 +12,8 @@ when all is well) and the re-assertion of the TTL checks registrator drives (Doc
 `--ttl`). The worker also wakes at the deadline of each drain in progress, to lift a drain
 whose container was not stopped after all. A Swarm service update goes to a lane of its own
 (its tasks here are derived again). A registry whose keys hang on a lease (etcd, Consul KV)
-gets a thread of its own (`heartbeat`). Any failed reconcile owes a full pass. Stopping is one
+gets a thread of its own (`heartbeat`), and so do catalog mode's probes (`probes`). Any
+failed reconcile owes a full pass. Stopping is one
 `threading.Event`; closing the event stream unblocks the watcher.
 """
 
@@ -32,6 +33,7 @@ from registrator.runtime.executor import Outcome
 from registrator.runtime.heartbeat import Heartbeat, keep_alive
 from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
+from registrator.runtime.probes import ProbeRunner
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import FailureStreak, RetryPolicy, Stopped
 from registrator.runtime.work import FullPass, Item, Pending, Timer
@@ -55,6 +57,7 @@ class Daemon:
         refresh_interval: float = 0,
         heartbeat: Heartbeat | None = None,
         heartbeat_interval: float = 0,
+        probes: ProbeRunner | None = None,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
@@ -72,6 +75,7 @@ class Daemon:
         ]
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
+        self._probes = probes
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[Item | None] = queue.Queue()
@@ -90,6 +94,9 @@ class Daemon:
             beats = (self._heartbeat, self._heartbeat_interval)
             lost = {"stop": self.stop, "on_lost": lambda: self._queue.put(FullPass(docker=False))}
             threading.Thread(target=keep_alive, args=beats, kwargs=lost, daemon=True).start()
+        if self._probes is not None:  # a changed status reconciles its container, on its lane
+            tell = (self.stop, lambda container: self._lanes.add(container, container))
+            threading.Thread(target=self._probes.run, args=tell, name="probes", daemon=True).start()
         pending = Pending()
         try:
             while not self.stop.is_set():

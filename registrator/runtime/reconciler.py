@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
 from registrator.core.errors import RegistryDenied
@@ -33,6 +33,11 @@ from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
 
 _T = TypeVar("_T")
+#: (desired, actual, scope) -> desired with the statuses of the checks registrator runs itself
+Statuses = Callable[
+    [dict[ServiceID, Service], Mapping[ServiceID, Service], Collection[ServiceID] | None],
+    dict[ServiceID, Service],
+]
 #: Docker inspects and registry writes a full pass has in flight at once: they wait on other
 #: processes (dockerd, the agent), so a few overlap well even on two cores.
 PARALLEL_CALLS = 4
@@ -50,8 +55,11 @@ class Reconciler:
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
+        statuses: Statuses | None = None,
     ) -> None:
         self._docker = docker
+        #: catalog mode: the statuses registrator probed, put into what is desired
+        self._statuses = statuses
         self._registry = registry
         self._retry = retry or RetryPolicy()
         self._stop = stop
@@ -152,8 +160,11 @@ class Reconciler:
         scope: Collection[ServiceID] | None = None,
         refresh: bool = False,
     ) -> Plan:
+        desired = self.known.desired(scope)
+        if self._statuses is not None:
+            desired = self._statuses(desired, actual, scope)
         return plan(
-            self._executor.substitute(self.known.desired(scope)),
+            self._executor.substitute(desired),
             actual,
             scope=scope,
             adopt=self.known.adopt(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ LOOPBACK: dict[int | str, Any] = {80: ("127.0.0.1",)}
 SECOND = 1_000_000_000
 #: the deadline for what a loaded 2-core machine does in a moment
 WAIT = 60
+#: engine calls in flight at once in a burst
+BURST_CALLS = 8
 
 
 @dataclass
@@ -114,6 +117,31 @@ def test_a_stop_drains_on_docker_and_deregisters_at_death_on_podman(
     gone(consul, service_id)
 
 
+#: serves, then exits 3 once /tmp/exit exists
+FAILS_ON_DEMAND = [
+    "sh",
+    "-c",
+    "httpd -p 80 -h /www; until [ -e /tmp/exit ]; do sleep 0.1; done; exit 3",
+]
+
+
+def test_on_success_keeps_a_failed_container_by_the_exit_code_the_engine_reports(
+    engine: Engine, consul: ConsulDevAgent, start_registrator: StartRegistrator, identity: str
+) -> None:
+    reg = engine.registrator(start_registrator, consul, identity, "-deregister", "on-success")
+    failing = engine.containers.run(FAILS_ON_DEMAND, ports=LOOPBACK)
+    killed = engine.containers.run(ports=LOOPBACK)
+    ids = {c: engine.service_id(identity, c) for c in (failing, killed)}
+    registered(consul, *ids.values())
+
+    engine.containers.exec(failing, "touch", "/tmp/exit")
+    engine.containers.api.kill(killed)  # SIGKILL: an exit by a signal (137)
+    gone(consul, ids[killed])
+    kept = f"container.exited_kept container={engine.containers.name(failing)}"
+    reg.wait_for_log(kept, timeout=WAIT)
+    assert ids[failing] in consul.services()
+
+
 def test_pause_is_maintenance_and_unpause_lifts_it(
     engine: Engine, consul: ConsulDevAgent, start_registrator: StartRegistrator, identity: str
 ) -> None:
@@ -149,21 +177,25 @@ def test_the_engines_healthcheck_is_mirrored(
     wait_until(lambda: status("critical"), timeout=WAIT, interval=0.5, what="unhealthy")
 
 
+#: 50 containers made, registered, half removed and the rest removed at teardown: minutes on a
+#: loaded 2-core machine, and a teardown cut short would leave containers for later tests
+@pytest.mark.timeout(600)
 def test_a_burst_of_fifty_leaves_exactly_the_running_ones(
     engine: Engine, consul: ConsulDevAgent, start_registrator: StartRegistrator, identity: str
 ) -> None:
     engine.registrator(start_registrator, consul, identity)
-    made = [engine.containers.run(ports=LOOPBACK) for _ in range(50)]
+    with ThreadPoolExecutor(BURST_CALLS) as pool:
+        made = list(pool.map(lambda _: engine.containers.run(ports=LOOPBACK), range(50)))
     ids = {c: engine.service_id(identity, c) for c in made}
     registered(consul, *ids.values())
 
     stopped, kept = made[::2], made[1::2]
-    for container in stopped:
-        engine.containers.api.remove_container(container, force=True)
+    with ThreadPoolExecutor(BURST_CALLS) as pool:
+        list(pool.map(lambda c: engine.containers.api.remove_container(c, force=True), stopped))
 
     wait_until(
         lambda: set(consul.services(owner=identity)) == {ids[c] for c in kept},
-        timeout=WAIT * 2,
+        timeout=WAIT * 3,
         what="exactly the running ones",
     )
 

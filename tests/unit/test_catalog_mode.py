@@ -6,8 +6,19 @@ import pytest
 from pydantic import ValidationError
 
 from registrator.app.settings import Settings, check_policy
+from registrator.core.derive import derive
 from registrator.core.errors import RegistryRefused
-from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
+from registrator.core.model import (
+    OWNER_META_KEY,
+    Binding,
+    Check,
+    Container,
+    ContainerID,
+    Port,
+    Service,
+    ServiceID,
+)
+from registrator.core.policy import CheckPolicy, Policy
 from registrator.registries.catalog.txn import check_op, maintenance_op, service_ops
 
 HTTP = Check(
@@ -68,3 +79,32 @@ def test_catalog_mode_has_no_agent_to_run_checks() -> None:
 
     assert check_policy(catalog).agentless
     assert not check_policy(Settings(registry_uri="consul://c:8500")).agentless
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SERVICE_CHECK_SCRIPT", "true"),
+        ("SERVICE_CHECK_DOCKER", "true"),
+        ("SERVICE_CHECK_GRPC", "1"),
+    ],
+)
+def test_checks_no_agent_could_run_are_refused_in_catalog_mode_naming_key_and_value(
+    key: str, value: str
+) -> None:
+    container = Container(
+        id=ContainerID("c0ffee"),
+        name="app",
+        image="web",
+        env={key: value, "SERVICE_CHECK_TCP": "true"},
+        ports=(Port(80, "tcp", (Binding("0.0.0.0", 32768),)),),
+    )
+    policy = CheckPolicy(enable_script_checks=True, agentless=True)
+
+    found = derive(container, Policy(hostname="h", host_ip="10.0.0.5", checks=policy))
+
+    [service] = found.services
+    assert [c.kind for c in service.checks] == ["tcp"]
+    [problem] = found.problems
+    assert (problem.container, problem.key, problem.value) == ("app", key, value)
+    assert "catalog mode" in problem.reason

@@ -78,6 +78,7 @@ def test_another_node_answering_stops_deregistrations_and_is_reported_once(
     assert ServiceID("h:a:80") in consul.registered
     assert [(e["first"], e["now"]) for e in errors] == [("server-1", "server-2")]
     assert "local" in errors[0]["hint"]
+    assert "consul-catalog://" in errors[0]["hint"]  # the fix for a host without an agent
 
 
 def test_each_new_node_is_reported_once_and_registrations_go_on(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from registrator.app.explain import ConsulView, report
 from registrator.core.derive import derive
 from registrator.core.events import ContainerEvent, Happened
 from registrator.core.model import Container, ContainerID
@@ -238,3 +239,18 @@ def test_outside_a_pod_nothing_changes() -> None:
     get.answers[f"{LIBPOD}/containers/{plain.id}/json"] = {"Pod": ""}
 
     assert PodReader(get).with_own_ports(plain) == plain
+
+
+def test_explain_says_a_podman_container_is_not_drained_and_why() -> None:
+    container = inspected("pod1-web")
+    derivation = derive(container, POLICY)
+
+    text = report(
+        container, derivation, policy=POLICY, consul=ConsulView(), limitations=podman.LIMITATIONS
+    )
+    on_docker = report(container, derivation, policy=POLICY, consul=ConsulView())
+
+    assert f"on its stop signal: not drained: {podman.LIMITATIONS['drain']}" in text
+    assert f"engine: {podman.LIMITATIONS['healthcheck']}" in text
+    assert "drained (maintenance)" not in text
+    assert "drained (maintenance)" in on_docker

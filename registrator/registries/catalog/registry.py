@@ -13,6 +13,9 @@ round of heartbeats on two reads per full pass, and makes "not in the catalog" m
 
 A node of the same name that is not registrator's (no `registrator_host` node meta) is never
 written: every call raises `NodeTaken`, a `RegistryDenied`, which the runtime reports once.
+
+Writes of several services that come at the same moment (a burst, a full pass) go in one
+transaction (`batch.py`), up to Consul 1.8's 64 operations.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from typing import Any
 from registrator.core.errors import RegistryDenied, RegistryError
 from registrator.core.model import OWNER_META_KEY, Check, Service, ServiceID
 from registrator.core.plan import Action
+from registrator.registries.catalog.batch import Batches
 from registrator.registries.catalog.node import is_registrators, node_op
 from registrator.registries.catalog.txn import (
+    CATALOG_ACL_HINT,
     MAX_OPS,
     check_op,
     maintenance_op,
@@ -67,6 +72,8 @@ class ConsulCatalog:
         #: check ID -> its service, status and output, as last read or written: a status
         #: write names the check's service, and a registration keeps a check's state
         self._held: dict[str, tuple[ServiceID, str, str]] = {}
+        head = lambda: [node_op(self._node, self._address)]  # noqa: E731
+        self._batches = Batches(self._txn_once, limit=MAX_OPS, head=head)
 
     def own_node(self, name: str, address: str) -> None:
         """Work with the node `name` (the host identity) at `address` (`--ip`)."""
@@ -153,7 +160,7 @@ class ConsulCatalog:
         """Remove `service` and its checks; one already gone counts as removed."""
         self._ensure_own()
         body = {"Node": self._node, "ServiceID": service}
-        self._api.request("PUT", "/v1/catalog/deregister", payload=body)
+        self._deregister(body)
         with self._lock:
             self._held = {c: held for c, held in self._held.items() if held[0] != service}
 
@@ -164,7 +171,7 @@ class ConsulCatalog:
             return
         self._ensure_own()
         body = {"Node": self._node, "CheckID": f"{MAINTENANCE_CHECK_PREFIX}{service}"}
-        self._api.request("PUT", "/v1/catalog/deregister", payload=body)
+        self._deregister(body)
 
     def update_ttl(self, check: Check) -> None:
         """Write a check's status and output (a check registrator runs or drives)."""
@@ -179,18 +186,27 @@ class ConsulCatalog:
         """Run `ops` in transactions of at most `MAX_OPS`; the results of the last one."""
         result: Any = None
         for start in range(0, len(ops), MAX_OPS):
-            answer = self._api.request(
-                "PUT", "/v1/txn", payload=ops[start : start + MAX_OPS], conflict_ok=True
-            )
-            if answer.status == 409:
-                raise_errors(what, answer.json())
-            result = answer.json()
+            result = self._txn_once(what, ops[start : start + MAX_OPS])
         return result
 
+    def _txn_once(self, what: str, ops: list[dict[str, Any]]) -> Any:
+        answer = self._api.request("PUT", "/v1/txn", payload=ops, conflict_ok=True)
+        if answer.status == 409:
+            raise_errors(what, answer.json())
+        return answer.json()
+
     def _txn(self, what: str, ops: list[dict[str, Any]]) -> None:
-        """`ops` with the node set first (a node removed meanwhile comes back), on our node."""
+        """`ops` on our node, with the node set first (a node removed meanwhile comes back),
+        in one transaction with the writes of other services that come at the same time."""
         self._ensure_own()
-        self.txn(what, [node_op(self._node, self._address), *ops])
+        self._batches.write(what, ops)
+
+    def _deregister(self, body: dict[str, str]) -> None:
+        """`PUT /v1/catalog/deregister`: a service or a check of our node, gone already or not."""
+        try:
+            self._api.request("PUT", "/v1/catalog/deregister", payload=body)
+        except RegistryDenied as e:  # the agent's hint names agent permissions
+            raise RegistryDenied(str(e), hint=CATALOG_ACL_HINT) from e
 
     def _ensure_own(self) -> None:
         with self._lock:
