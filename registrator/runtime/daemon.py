@@ -22,7 +22,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from loguru import logger
 
@@ -61,15 +61,17 @@ class Daemon:
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._observer = observer
+        self._clock = clock  # the timers' and the drain deadlines' (tests pass a fake one)
         self._streak = FailureStreak()
         self._reconciler = reconciler
         self._events = events
         self._timers = [
-            (Timer(resync_interval), FullPass()),
-            (Timer(agent_check_interval), FullPass(docker=False)),
-            (Timer(refresh_interval), FullPass(docker=False, refresh=True)),
+            (Timer(resync_interval, clock=clock), FullPass()),
+            (Timer(agent_check_interval, clock=clock), FullPass(docker=False)),
+            (Timer(refresh_interval, clock=clock), FullPass(docker=False, refresh=True)),
         ]
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
@@ -102,7 +104,7 @@ class Daemon:
                 for timer, item in self._timers:
                     if timer.fire():
                         pending.add(item)
-                for container in self._reconciler.lift_drains(time.monotonic()):
+                for container in self._reconciler.lift_drains(self._clock()):
                     self._lanes.add(container, container)
                 if pending and not self.stop.is_set():
                     pending = self.step(pending)
@@ -179,7 +181,7 @@ class Daemon:
             return self._retry.backoff(failures) if failures else 0.0
         due = min(timer.due for timer, _ in self._timers)
         due = min(due, self._reconciler.drain_deadline() or float("inf"))
-        return None if due == float("inf") else max(0.0, due - time.monotonic())
+        return None if due == float("inf") else max(0.0, due - self._clock())
 
     def _collect(self, pending: Pending, timeout: float | None) -> Pending:
         """Wait up to `timeout` for work, then take everything already queued with it."""

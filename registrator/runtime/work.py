@@ -5,7 +5,7 @@ the next one."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from registrator.core.events import NETWORK_CHANGES, ContainerEvent, Happened, ServiceUpdate
@@ -137,16 +137,18 @@ class Pending:
 
 @dataclass
 class Timer:
-    """A repeating deadline on the monotonic clock; an interval of 0 never fires."""
+    """A repeating deadline on `clock` (the monotonic one); an interval of 0 never fires."""
 
     interval: float
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     due: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.due = time.monotonic() + self.interval if self.interval > 0 else float("inf")
+        self.due = self.clock() + self.interval if self.interval > 0 else float("inf")
 
     def fire(self) -> bool:
-        if time.monotonic() < self.due:
+        now = self.clock()
+        if now < self.due:
             return False
-        self.due = time.monotonic() + self.interval
+        self.due = now + self.interval
         return True

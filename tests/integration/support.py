@@ -13,7 +13,15 @@ from typing import Any, Protocol
 
 import docker
 
-from harness import CLI, ROOT, TEST_IMAGE, TEST_LABEL, RegistratorProcess
+from harness import (
+    CLI,
+    ROOT,
+    TEST_IMAGE,
+    TEST_LABEL,
+    ConsulDevAgent,
+    RegistratorProcess,
+    wait_until,
+)
 
 SESSION = uuid.uuid4().hex[:12]
 #: Registrator sees every container on the host, and other test runs may have containers of
@@ -139,3 +147,21 @@ def _port_spec(port: int | str) -> int | tuple[int, str]:
     """docker-py wants `(53, "udp")` where Docker says `53/udp`."""
     number, _, protocol = str(port).partition("/")
     return (int(number), protocol) if protocol else int(number)
+
+
+def registered(
+    agent: ConsulDevAgent, *service_ids: str, timeout: float = 60
+) -> dict[str, dict[str, Any]]:
+    """The agent's services once all of `service_ids` are among them (a generous deadline: the
+    machine is shared and often loaded)."""
+
+    def listed() -> dict[str, dict[str, Any]] | None:
+        found = agent.services()
+        return found if set(service_ids) <= set(found) else None
+
+    return wait_until(listed, timeout=timeout, what=f"{service_ids} registered")
+
+
+def registered_service(agent: ConsulDevAgent, service_id: str) -> dict[str, Any]:
+    """One service as the agent holds it, once it is registered."""
+    return registered(agent, service_id)[service_id]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness import ConsulDevAgent, wait_until
-from tests.integration.support import ISOLATION, Containers, StartRegistrator, run_registrator
-
-
-def registered(consul: ConsulDevAgent, service_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = wait_until(
-        lambda: consul.services().get(service_id), what=f"{service_id} registered"
-    )
-    return found
+from harness import ConsulDevAgent
+from tests.integration.support import (
+    ISOLATION,
+    Containers,
+    StartRegistrator,
+    registered_service,
+    run_registrator,
+)
 
 
 def test_a_gliderlabs_command_line_runs_unchanged(
@@ -34,7 +31,7 @@ def test_a_gliderlabs_command_line_runs_unchanged(
         isolated=False,
     )
 
-    service = registered(consul, f"{identity}:{containers.name(app)}:80")
+    service = registered_service(consul, f"{identity}:{containers.name(app)}:80")
     assert (service["Address"], service["Port"]) == (containers.address(app), 80)
     assert service["Tags"] == ["web", "prod"]
 

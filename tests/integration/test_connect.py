@@ -26,7 +26,7 @@ import pytest
 from harness import ConsulDevAgent, RegistratorProcess, consul_binary, wait_until
 from harness.ports import free_port_range
 from harness.processes import stop_process
-from tests.integration.support import Containers, StartRegistrator, run_registrator
+from tests.integration.support import Containers, StartRegistrator, registered, run_registrator
 
 #: Published on loopback only: the proxies run on this host and reach the apps there.
 LOOPBACK: dict[int | str, Any] = {80: ("127.0.0.1",)}
@@ -96,16 +96,6 @@ def get(port: int) -> str | None:
             return str(answer.read().decode().strip())
     except (OSError, urllib.error.URLError):
         return None
-
-
-def registered(agent: ConsulDevAgent, *ids: str) -> dict[str, dict[str, Any]]:
-    """The agent's services once all of `ids` are among them."""
-
-    def listed() -> dict[str, dict[str, Any]] | None:
-        found = agent.services()
-        return found if set(ids) <= set(found) else None
-
-    return wait_until(listed, timeout=30, what=f"{ids} registered")
 
 
 def maintenance(agent: ConsulDevAgent, sid: str) -> str | None:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from harness import ConsulDevAgent, wait_until
-from tests.integration.support import Containers, StartRegistrator, run_registrator
+from tests.integration.support import (
+    Containers,
+    StartRegistrator,
+    registered_service,
+    run_registrator,
+)
 
 AGENT_ADDRESS = "127.0.0.1"  # what the dev agent advertises
-
-
-def registered(consul: ConsulDevAgent, service_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = wait_until(
-        lambda: consul.services().get(service_id), what=f"{service_id} registered"
-    )
-    return found
 
 
 def gone(consul: ConsulDevAgent, service_id: str) -> None:
@@ -33,8 +30,8 @@ def test_published_tcp_and_udp_ports_and_a_specific_host_ip(
     start_registrator(consul.uri, "--hostname", identity, "-ip", "192.0.2.1")
     prefix = f"{identity}:{containers.name(dns)}"
 
-    tcp = registered(consul, f"{prefix}:80")
-    udp = registered(consul, f"{prefix}:53:udp")
+    tcp = registered_service(consul, f"{prefix}:80")
+    udp = registered_service(consul, f"{prefix}:53:udp")
 
     assert (tcp["Service"], tcp["Address"], tcp["Tags"]) == ("dns-80", "192.0.2.1", [])
     assert tcp["Port"] == containers.host_port(dns)
@@ -58,8 +55,8 @@ def test_host_network_registers_exposed_ports_at_the_agent_address(
     start_registrator(consul.uri, "--hostname", identity)
     prefix = f"{identity}:{containers.name(host)}"
 
-    tcp = registered(consul, f"{prefix}:{port}")
-    udp = registered(consul, f"{prefix}:{udp_port}:udp")
+    tcp = registered_service(consul, f"{prefix}:{port}")
+    udp = registered_service(consul, f"{prefix}:{udp_port}:udp")
 
     assert (tcp["Address"], tcp["Port"]) == (AGENT_ADDRESS, port)
     assert (udp["Address"], udp["Port"], udp["Tags"]) == (AGENT_ADDRESS, udp_port, ["udp"])
@@ -77,9 +74,9 @@ def test_internal_registers_container_addresses_on_user_defined_networks(
     containers.api.connect_container_to_network(compose, back)
     start_registrator(consul.uri, "--hostname", identity, "--internal", "-ip", "192.0.2.1")
 
-    exposed = registered(consul, f"{identity}:{containers.name(default)}:80")
-    published = registered(consul, f"{identity}:{containers.name(default)}:8080")
-    chosen = registered(consul, f"{identity}:{containers.name(compose)}:80")
+    exposed = registered_service(consul, f"{identity}:{containers.name(default)}:80")
+    published = registered_service(consul, f"{identity}:{containers.name(default)}:8080")
+    chosen = registered_service(consul, f"{identity}:{containers.name(compose)}:80")
 
     assert (exposed["Address"], exposed["Port"]) == (containers.address(default), 80)
     assert (published["Address"], published["Port"]) == (containers.address(default), 8080)
@@ -101,7 +98,7 @@ def test_network_connect_and_disconnect_follow_service_network(
     assert service_id not in consul.services()
 
     containers.api.connect_container_to_network(app, back)
-    service = registered(consul, service_id)
+    service = registered_service(consul, service_id)
     assert service["Address"] == containers.address(app, back)
 
     containers.api.disconnect_container_from_network(app, back)
@@ -119,14 +116,14 @@ def test_several_networks_without_a_choice_take_the_first_by_name_and_log_it(
     containers.api.connect_container_to_network(app, first)
     reg = start_registrator(consul.uri, "--hostname", identity, "--internal")
 
-    service = registered(consul, f"{identity}:{containers.name(app)}:80")
+    service = registered_service(consul, f"{identity}:{containers.name(app)}:80")
 
     assert service["Address"] == containers.address(app, first)
     reg.wait_for_log(f"container={containers.name(app)} key=SERVICE_NETWORK")
     chosen = start_registrator(
         consul.uri, "--hostname", f"{identity}-b", "--internal", "--network", second
     )
-    other = registered(consul, f"{identity}-b:{containers.name(app)}:80")
+    other = registered_service(consul, f"{identity}-b:{containers.name(app)}:80")
     assert other["Address"] == containers.address(app, second)
     assert "key=SERVICE_NETWORK" not in chosen.log
 
@@ -147,7 +144,7 @@ def test_network_mode_container_registers_at_the_peers_published_port(
     )
     start_registrator(consul.uri, "--hostname", identity)
 
-    service = registered(consul, f"{identity}:{containers.name(app)}:80")
+    service = registered_service(consul, f"{identity}:{containers.name(app)}:80")
 
     assert (service["Service"], service["Address"]) == ("app", AGENT_ADDRESS)
     assert service["Port"] == containers.host_port(peer)
@@ -165,7 +162,7 @@ def test_address_from_a_label_with_and_without_prefix_length_and_missing(
     reg = start_registrator(consul.uri, "--hostname", identity, "-useIpFromLabel", "svc.ip")
 
     addresses = [
-        registered(consul, f"{identity}:{containers.name(c)}:80")["Address"]
+        registered_service(consul, f"{identity}:{containers.name(c)}:80")["Address"]
         for c in (cidr, plain, missing)
     ]
 
@@ -182,12 +179,12 @@ def test_rename_replaces_the_service_id(
     web = containers.run(ports={80: None})
     start_registrator(consul.uri, "--hostname", identity)
     old_id = f"{identity}:{containers.name(web)}:80"
-    registered(consul, old_id)
+    registered_service(consul, old_id)
     new_name = f"rt-renamed-{uuid.uuid4().hex[:8]}"
 
     containers.api.rename(web, new_name)
 
-    registered(consul, f"{identity}:{new_name}:80")
+    registered_service(consul, f"{identity}:{new_name}:80")
     gone(consul, old_id)
 
 
@@ -233,7 +230,7 @@ def test_a_bad_key_is_logged_and_skipped_while_the_rest_registers(
     reg = start_registrator(consul.uri, "--hostname", identity)
     name = containers.name(shop)
 
-    service = registered(consul, f"{identity}:{name}:80")
+    service = registered_service(consul, f"{identity}:{name}:80")
 
     assert service["Meta"] == {"region": "eu", "registrator_host": identity}
     reg.wait_for_log(f'container={name} key=SERVICE_443_NAME value="my shop"')
@@ -241,6 +238,6 @@ def test_a_bad_key_is_logged_and_skipped_while_the_rest_registers(
     reg.wait_for_log(f"container={name} key=SERVICE_8081_NAME value=typo")
     assert f"{identity}:{name}:443" not in consul.services()
     later = containers.run(ports={80: None})
-    registered(consul, f"{identity}:{containers.name(later)}:80")
+    registered_service(consul, f"{identity}:{containers.name(later)}:80")
     assert reg.process is not None
     assert reg.process.poll() is None

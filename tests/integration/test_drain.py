@@ -21,7 +21,7 @@ import pytest
 from harness import ConsulDevAgent, RegistratorProcess, wait_until
 from registrator.core.drain import DRAINING
 from tests.integration.balancer import Client, HAProxy
-from tests.integration.support import Containers, StartRegistrator
+from tests.integration.support import Containers, StartRegistrator, registered
 
 #: Published on loopback only: these tests read Consul, not the service.
 LOOPBACK: dict[int | str, Any] = {80: ("127.0.0.1",)}
@@ -51,15 +51,6 @@ def maintenance(consul: ConsulDevAgent, service_id: str) -> str | None:
 
 def service_of(containers: Containers, identity: str, container: str) -> str:
     return f"{identity}:{containers.name(container)}:80"
-
-
-def registered(consul: ConsulDevAgent, *service_ids: str) -> None:
-    """All of them registered (a generous deadline: the machine is shared and often loaded)."""
-    wait_until(
-        lambda: set(service_ids) <= set(consul.services()),
-        timeout=30,
-        what=f"{service_ids} registered",
-    )
 
 
 def processed(

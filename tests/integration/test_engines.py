@@ -19,7 +19,7 @@ import pytest
 
 from harness import ConsulDevAgent, PodmanService, RegistratorProcess, wait_until
 from registrator.core.drain import DRAINING
-from tests.integration.support import Containers, StartRegistrator
+from tests.integration.support import Containers, StartRegistrator, registered
 
 #: Published on loopback only.
 LOOPBACK: dict[int | str, Any] = {80: ("127.0.0.1",)}
@@ -63,14 +63,6 @@ def engine(request: pytest.FixtureRequest, docker_api: docker.APIClient) -> Iter
         found = Engine("podman", made, env={"DOCKER_HOST": podman.host}, probe=podman.healthcheck)
     yield found
     made.remove_all()
-
-
-def registered(consul: ConsulDevAgent, *service_ids: str) -> None:
-    wait_until(
-        lambda: set(service_ids) <= set(consul.services()),
-        timeout=WAIT,
-        what=f"{service_ids} registered",
-    )
 
 
 def gone(consul: ConsulDevAgent, *service_ids: str) -> None:

@@ -5,11 +5,15 @@ The integration suite never uses these: it talks to the real daemon and agent.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import queue
+import threading
+import time
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.errors import RegistryError, RegistryRefused, RegistryUnavailable
+from registrator.core.events import EngineEvent
 from registrator.core.model import (
     OWNER_META_KEY,
     SIDECAR_SUFFIX,
@@ -44,6 +48,45 @@ class FakeDocker:
         if found is None or peer is None:
             return found
         return replace(found, network_peer=self.containers_by_id.get(peer))
+
+
+@dataclass
+class FakeClock:
+    """A monotonic clock that moves only when told to. It starts where the real one stands:
+    what the daemon does not take it from (a drain's start) reads the real one."""
+
+    now: float = field(default_factory=time.monotonic)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeEvents:
+    """Docker's event stream, one subscription at a time: `push` sends it an event; `close`
+    (the daemon's, on stop) ends it, as closing the real stream does."""
+
+    def __init__(self) -> None:
+        self._items: queue.Queue[EngineEvent | None] = queue.Queue()
+        self.subscribed = threading.Event()
+        self.closed = threading.Event()
+
+    def events(self) -> FakeEvents:
+        self.subscribed.set()
+        return self
+
+    def push(self, event: EngineEvent) -> None:
+        self._items.put(event)
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        while (item := self._items.get()) is not None:
+            yield item
+
+    def close(self) -> None:
+        self.closed.set()
+        self._items.put(None)
 
 
 @dataclass

@@ -11,9 +11,8 @@ from registrator.core.label_address import address_from_label
 from registrator.core.model import Binding, Container, ContainerID, NetworkAddress, Port
 from registrator.core.policy import Policy
 from registrator.docker.inspect import container_from_inspect
-from tests.support import load_fixture
+from tests.support import POLICY, load_fixture
 
-POLICY = Policy(hostname="host1", advertise_address="10.0.0.5")
 INTERNAL = dataclasses.replace(POLICY, internal=True)
 
 
@@ -40,8 +39,8 @@ def test_published_tcp_and_udp_ports_use_host_ports_and_a_specific_host_ip() -> 
     d = derive(captured("udp-dns"), POLICY)
 
     assert [(s.id, s.name, s.address, s.port, s.tags) for s in d.services] == [
-        ("host1:udp-dns:53", "dns", "10.0.0.5", 8053, ()),
-        ("host1:udp-dns:53:udp", "dns", "127.0.0.1", 8054, ("udp",)),
+        ("h:udp-dns:53", "dns", "10.0.0.5", 8053, ()),
+        ("h:udp-dns:53:udp", "dns", "127.0.0.1", 8054, ("udp",)),
     ]
 
 
@@ -55,8 +54,8 @@ def test_host_network_registers_exposed_ports_at_the_host_address(
     c = captured("host-net")
 
     assert endpoints(c, policy) == [
-        ("host1:host-net:7001", address, 7001),
-        ("host1:host-net:7002:udp", address, 7002),
+        ("h:host-net:7001", address, 7001),
+        ("h:host-net:7002:udp", address, 7002),
     ]
     assert endpoints(c, dataclasses.replace(policy, internal=True)) == endpoints(c, policy)
 
@@ -69,7 +68,7 @@ def test_exposed_but_unpublished_ports_are_skipped_unless_internal() -> None:
 
     assert d.services == ()
     assert ("80/tcp", "exposed but not published") in d.skipped
-    assert endpoints(c, INTERNAL) == [("host1:exposed-only:80", ip, 80)]
+    assert endpoints(c, INTERNAL) == [("h:exposed-only:80", ip, 80)]
 
 
 def test_internal_registers_the_container_ip_and_port_even_when_published() -> None:
@@ -77,8 +76,8 @@ def test_internal_registers_the_container_ip_and_port_even_when_published() -> N
     ip = c.networks["bridge"].ipv4
 
     assert endpoints(c, dataclasses.replace(INTERNAL, host_ip="192.0.2.1")) == [
-        ("host1:udp-dns:53", ip, 53),
-        ("host1:udp-dns:53:udp", ip, 53),
+        ("h:udp-dns:53", ip, 53),
+        ("h:udp-dns:53:udp", ip, 53),
     ]
 
 
@@ -87,7 +86,7 @@ def test_service_network_label_chooses_among_user_defined_networks() -> None:
 
     d = derive(c, INTERNAL)
 
-    assert endpoints(c, INTERNAL) == [("host1:two-nets:8080", c.networks["cap-back"].ipv4, 8080)]
+    assert endpoints(c, INTERNAL) == [("h:two-nets:8080", c.networks["cap-back"].ipv4, 8080)]
     assert d.problems == ()
 
 
@@ -127,7 +126,7 @@ def test_a_service_network_the_container_is_not_on_skips_the_port() -> None:
 def test_service_network_is_only_consulted_for_container_addresses() -> None:
     c = container(env={"SERVICE_NETWORK": "backend"})
 
-    assert endpoints(c) == [("host1:app:80", "10.0.0.5", 32768)]
+    assert endpoints(c) == [("h:app:80", "10.0.0.5", 32768)]
     assert derive(c, POLICY).problems == ()
 
 
@@ -157,9 +156,9 @@ def test_network_mode_container_uses_the_peers_published_port_and_address() -> N
 
     (s,) = derive(app, POLICY).services
 
-    assert (s.id, s.name, s.address) == ("host1:pod-app:80", "app", "10.0.0.5")
+    assert (s.id, s.name, s.address) == ("h:pod-app:80", "app", "10.0.0.5")
     assert s.port == peer.ports[0].bindings[0].host_port
-    assert endpoints(app, INTERNAL) == [("host1:pod-app:80", peer.networks["bridge"].ipv4, 80)]
+    assert endpoints(app, INTERNAL) == [("h:pod-app:80", peer.networks["bridge"].ipv4, 80)]
 
 
 def test_network_mode_container_with_an_unknown_peer_registers_nothing() -> None:
@@ -173,7 +172,7 @@ def test_network_mode_container_of_a_host_network_peer_uses_host_rules() -> None
     peer = captured("host-net")
     app = dataclasses.replace(captured("pod-app"), network_peer=peer)
 
-    assert endpoints(app) == [("host1:pod-app:80", "10.0.0.5", 80)]
+    assert endpoints(app) == [("h:pod-app:80", "10.0.0.5", 80)]
 
 
 @pytest.mark.parametrize("policy", [POLICY, INTERNAL])

@@ -22,9 +22,9 @@ from registrator.core.model import (
     Service,
     ServiceID,
 )
-from registrator.core.policy import DEFAULT_DRIVEN_TTL, CheckPolicy, Policy
+from registrator.core.policy import CheckPolicy
 from registrator.docker.inspect import container_from_inspect
-from tests.support import load_fixture
+from tests.support import POLICY, load_fixture
 
 SID = "h:app:80"
 
@@ -41,9 +41,7 @@ def app(env: dict[str, str] | None = None, **changes: Any) -> Container:
 
 
 def derived(container: Container, **policy: Any) -> Derivation:
-    return derive(
-        container, Policy(hostname="h", advertise_address="10.0.0.5", checks=CheckPolicy(**policy))
-    )
+    return derive(container, dataclasses.replace(POLICY, checks=CheckPolicy(**policy)))
 
 
 def checks_of(container: Container, **policy: Any) -> dict[str, Check]:
@@ -294,7 +292,7 @@ def test_bad_input_holds_that_check_critical_and_names_key_and_value(
     assert check.kind == "ttl"
     assert check.status == "critical"
     assert f"SERVICE_CHECK_{key}={value}" in check.output
-    assert definition(check) == {"TTL": f"{DEFAULT_DRIVEN_TTL}s"}
+    assert definition(check) == {"TTL": "600s"}
 
 
 def test_a_bad_key_spoils_only_the_checks_it_applies_to() -> None:
@@ -379,23 +377,25 @@ def test_check_keys_never_leak_into_meta() -> None:
 
 
 @pytest.mark.parametrize(
-    ("health", "initial", "status"),
+    ("health", "initial", "status", "output"),
     [
-        (Health("starting"), None, "critical"),
-        (Health("starting"), "warning", "warning"),
-        (Health("healthy", "ok"), "warning", "passing"),
-        (Health("unhealthy", "boom"), None, "critical"),
+        (Health("starting"), None, "critical", "Docker health: starting"),
+        (Health("starting"), "warning", "warning", "Docker health: starting"),
+        (Health("healthy", "ok"), "warning", "passing", "ok"),
+        (Health("unhealthy", "boom"), None, "critical", "boom"),
     ],
 )
-def test_docker_health_is_mirrored(health: Health, initial: str | None, status: str) -> None:
+def test_docker_health_is_mirrored(
+    health: Health, initial: str | None, status: str, output: str
+) -> None:
     env = {"SERVICE_CHECK_INITIAL_STATUS": initial} if initial else {}
 
     (check,) = checks_of(app(env, health=health)).values()
 
-    assert check.id == f"service:{SID}:docker-health"
+    assert check.id == "service:h:app:80:docker-health"
     assert (check.kind, check.status) == ("ttl", status)
-    assert check.output == (health.output or f"Docker health: {health.status}")
-    assert definition(check) == {"TTL": f"{DEFAULT_DRIVEN_TTL}s"}
+    assert check.output == output
+    assert definition(check) == {"TTL": "600s"}  # ten minutes, with no --ttl
 
 
 def test_docker_health_status_is_not_part_of_the_definition() -> None:
@@ -429,7 +429,7 @@ def test_ttl_option_adds_a_passing_check_to_every_service_and_sets_driven_ttls()
 
 @pytest.mark.parametrize(
     ("ttl", "refresh", "interval"),
-    [(0, 0, DEFAULT_DRIVEN_TTL / 3), (30, 0, 10.0), (30, 5, 5.0)],
+    [(0, 0, 200.0), (30, 0, 10.0), (30, 5, 5.0)],
 )
 def test_driven_checks_are_refreshed_well_within_their_ttl(
     ttl: int, refresh: int, interval: float
@@ -459,7 +459,7 @@ def test_a_captured_unhealthy_container_gets_a_critical_mirror_with_the_probe_ou
 
 def test_checks_of_an_internal_service_probe_the_container_address_and_port() -> None:
     c = app({"SERVICE_CHECK_HTTP": "/h"}, networks={"bridge": NetworkAddress("172.17.0.9")})
-    policy = Policy(hostname="h", advertise_address="10.0.0.5", internal=True)
+    policy = dataclasses.replace(POLICY, internal=True)
 
     (service,) = derive(c, policy).services
 

@@ -11,11 +11,9 @@ import pytest
 
 from harness import wait_until
 from registrator.core.model import (
-    Binding,
     Check,
     Container,
     ContainerID,
-    Port,
     Service,
     ServiceID,
 )
@@ -34,6 +32,7 @@ from registrator.runtime.mirror import Mirror
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes
+from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 TTL = Check("service:s:ttl", "ttl", "ttl", (("TTL", "30s"),), status="passing", output="ok")
@@ -41,10 +40,6 @@ TTL = Check("service:s:ttl", "ttl", "ttl", (("TTL", "30s"),), status="passing", 
 
 def service(sid: str = "h:web:80", **changes: object) -> Service:
     return dataclasses.replace(Service(ServiceID(sid), "web", "10.0.0.1", 80), **changes)  # type: ignore[arg-type]
-
-
-def web(cid: str = "c1", name: str = "web") -> Container:
-    return Container(ContainerID(cid), name, "img", ports=(Port(80, "tcp", (Binding("", 1),)),))
 
 
 @pytest.mark.parametrize(

@@ -32,12 +32,11 @@ from registrator.registries.consul.payload import service_payload, services_from
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes
+from tests.support import POLICY
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 #: plans as against the Consul agent, which keeps a service as `reported` says
 plan = functools.partial(plan_for, stored=reported)
-
-POLICY = Policy(hostname="h", advertise_address="10.9.9.9")
 
 
 def app(labels: dict[str, str] | None = None, **env: str) -> Container:

@@ -1,20 +1,23 @@
-"""The worker loop's step: coalescing, and what remains owed after a failure."""
+"""The worker: coalescing, what remains owed after a failure, and the loop itself (run, stop)."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
+from harness import wait_until
 from registrator.core.events import ContainerEvent
-from registrator.core.model import Binding, Container, ContainerID, Health, Port, ServiceID
+from registrator.core.model import ContainerID, Health, ServiceID
 from registrator.core.policy import Policy
-from registrator.docker.events import HAPPENED
 from registrator.runtime.daemon import Daemon
+from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
-from registrator.runtime.work import FullPass, Pending
-from tests.unit.fakes import FakeConsul, FakeDocker
+from registrator.runtime.work import FullPass, Pending, Timer
+from tests.support import docker_event, running, web
+from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 
 
 class NoEvents:
@@ -29,10 +32,6 @@ def make() -> tuple[Daemon, FakeDocker, FakeConsul]:
     return daemon, docker, consul
 
 
-def web(name: str = "web", cid: str = "c") -> Container:
-    return Container(ContainerID(cid), name, "img", ports=(Port(80, "tcp", (Binding("", 1),)),))
-
-
 def test_work_coalesces_containers_and_full_requests() -> None:
     work = Pending()
     for item in (ContainerID("a"), ContainerID("a"), FullPass(docker=False), ContainerID("b")):
@@ -43,20 +42,22 @@ def test_work_coalesces_containers_and_full_requests() -> None:
     assert work.containers == {"a", "b"}
 
 
-def _Event(
-    container: ContainerID, action: str, exit_code: int | None = None, signal: int | None = None
-) -> ContainerEvent:
-    """The event the Docker adapter makes of Docker's `action`."""
-    return ContainerEvent(container, HAPPENED[action], exit_code, signal)
-
-
 @pytest.mark.parametrize(
     ("events", "exited"),
     [
-        ([_Event(ContainerID("a"), "die", 1)], {"a": 1}),
-        ([_Event(ContainerID("a"), "die", 0), _Event(ContainerID("a"), "disconnect")], {"a": 0}),
-        ([_Event(ContainerID("a"), "die", 0), _Event(ContainerID("a"), "start")], {}),
-        ([_Event(ContainerID("a"), "start"), _Event(ContainerID("a"), "die", 2)], {"a": 2}),
+        ([docker_event("a", "die", 1)], {"a": 1}),
+        (
+            [
+                docker_event("a", "die", 0),
+                docker_event("a", "disconnect"),
+            ],
+            {"a": 0},
+        ),
+        ([docker_event("a", "die", 0), docker_event("a", "start")], {}),
+        (
+            [docker_event("a", "start"), docker_event("a", "die", 2)],
+            {"a": 2},
+        ),
     ],
 )
 def test_work_remembers_containers_whose_last_lifecycle_event_was_die(
@@ -85,7 +86,7 @@ def test_work_knows_containers_with_only_network_events(
 ) -> None:
     work = Pending()
     for action in actions:
-        work.add(_Event(ContainerID("a"), action, 0 if action == "die" else None))
+        work.add(docker_event("a", action, 0 if action == "die" else None))
 
     assert work.containers == {"a"}
     assert ("a" in work.network_only) is network_only
@@ -96,7 +97,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
     docker.add(web())
     consul.down = True
 
-    owed = daemon.step(Pending(containers={ContainerID("c")}))
+    owed = daemon.step(Pending(containers={ContainerID("c1")}))
 
     assert owed.full == FullPass()
     consul.down = False
@@ -107,12 +108,12 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 
 def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
     daemon, docker, consul = make()
-    docker.add(web("old"))
+    docker.add(web(name="old"))
     daemon.step(Pending(full=FullPass()))
-    docker.add(web("new"))
+    docker.add(web(name="new"))
     consul.down = True
 
-    owed = daemon.step(Pending(containers={ContainerID("c")}))
+    owed = daemon.step(Pending(containers={ContainerID("c1")}))
     consul.down = False
     daemon.step(owed)
 
@@ -153,24 +154,96 @@ def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon.step(Pending(full=FullPass()))
     docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
 
-    daemon.step(Pending(full=full, containers={ContainerID("c")}))
+    daemon.step(Pending(full=full, containers={ContainerID("c1")}))
 
     (check,) = consul.registered[ServiceID("h:web:80")].checks
     assert (check.status, check.output) == ("passing", "ok")
 
 
-def test_a_drain_started_on_a_lane_wakes_the_worker_to_set_its_alarm() -> None:
-    """The worker may sleep with no deadline at all; the drain's deadline is its to keep."""
-    daemon, docker, _ = make()
-    docker.add(dataclasses.replace(web(), stop_timeout=0))
-    daemon._reconciler.full()
-    assert daemon._timeout(Pending()) is None
-    work = Pending()
-    work.add(_Event(ContainerID("c"), "kill", signal=15))
+# -- the loop itself: run() on a thread, request_stop() -----------------------------------
 
-    daemon._handle_events(work)
 
-    assert daemon._queue.get_nowait() is None  # the wake-up
-    timeout = daemon._timeout(Pending())
-    assert timeout is not None
-    assert 0 < timeout <= 5
+def looping(docker: FakeDocker, consul: FakeConsul, **options: Any) -> tuple[Daemon, FakeEvents]:
+    events = FakeEvents()
+    reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    return Daemon(reconciler, events, retry=RetryPolicy.without_waits(), **options), events
+
+
+def test_the_loop_registers_what_runs_then_follows_events_until_asked_to_stop(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    docker.add(web())
+    daemon, events = looping(docker, consul)
+
+    with running(daemon) as thread:
+        assert daemon.reconciled.wait(timeout=15)
+        assert list(consul.registered) == ["h:web:80"]
+        docker.add(web("d", "api"))
+        events.push(docker_event("d", "start"))
+        wait_until(lambda: "h:api:80" in consul.registered, what="the started container")
+        del docker.containers_by_id[ContainerID("c1")]
+        events.push(docker_event("c1", "die", exit_code=0))
+        wait_until(lambda: "h:web:80" not in consul.registered, what="the dead one gone")
+
+    assert not thread.is_alive()
+    assert events.closed.is_set()  # closing the stream is what unblocked the watcher
+    assert list(consul.registered) == ["h:api:80"]
+
+
+class Failures(NullObserver):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def failed(self, kind: str) -> None:
+        self.seen.append(kind)
+
+
+def test_an_event_that_fails_owes_the_worker_a_full_pass(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    failures = Failures()
+    daemon, events = looping(docker, consul, observer=failures)
+
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        docker.add(web())
+        consul.down = True
+        events.push(docker_event("c1", "start"))
+        wait_until(lambda: failures.seen, what="the event's failed reconcile")
+        consul.down = False
+        wait_until(lambda: "h:web:80" in consul.registered, what="the owed pass")
+
+    assert failures.seen[0] == "reconcile.failed"
+
+
+def test_the_agent_check_runs_when_the_daemons_clock_reaches_it(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    """A worker asleep with its timer due is woken by its next work: here a lane's, after a
+    `kill` (a drain may have started); the timer is read on the daemon's clock."""
+    docker.add(web())
+    clock = FakeClock()
+    daemon, events = looping(docker, consul, agent_check_interval=60, clock=clock)
+
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        consul.registered.clear()  # the agent restarted empty
+        clock.advance(60)
+        events.push(docker_event("gone", "kill", signal=1))
+        wait_until(lambda: "h:web:80" in consul.registered, what="the agent check's repair")
+
+    assert docker.inspected.count(ContainerID("c1")) == 1  # the start-up's: the check reads none
+
+
+def test_timers_fire_on_their_clock_and_an_interval_of_0_never_does() -> None:
+    clock = FakeClock(now=100.0)
+    timer, never = Timer(30, clock=clock), Timer(0, clock=clock)
+
+    clock.advance(29)
+    assert not timer.fire()
+    clock.advance(1)
+    assert timer.fire()
+    assert not timer.fire()  # due again 30 s after it fired
+    assert timer.due == 160.0
+    clock.advance(1e9)
+    assert not never.fire()

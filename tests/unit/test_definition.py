@@ -33,12 +33,12 @@ from registrator.registries.consul.payload import service_from_agent, service_pa
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import FullPass
+from tests.support import POLICY
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 #: plans as against the Consul agent, which keeps a service as `reported` says
 plan = functools.partial(plan_for, stored=reported)
 
-POLICY = Policy(hostname="h", advertise_address="10.0.0.5")
 INTERNAL = dataclasses.replace(POLICY, internal=True)
 
 

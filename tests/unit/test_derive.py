@@ -8,11 +8,8 @@ import pytest
 
 from registrator.core.derive import default_name, derive
 from registrator.core.model import Binding, Container, ContainerID, Port
-from registrator.core.policy import Policy
 from registrator.docker.inspect import container_from_inspect
-from tests.support import load_fixture
-
-POLICY = Policy(hostname="host1", advertise_address="10.0.0.5")
+from tests.support import POLICY, load_fixture
 
 
 def container(**changes: object) -> Container:
@@ -30,12 +27,12 @@ def test_captured_container_gets_one_service_with_env_metadata() -> None:
 
     (s,) = derive(c, POLICY).services
 
-    assert s.id == "host1:web-published:80"
+    assert s.id == "h:web-published:80"
     assert s.name == "web"
     assert s.address == "10.0.0.5"
     assert s.port == c.ports[0].bindings[0].host_port
     assert s.tags == ("a", "b,c")
-    assert dict(s.meta) == {"region": "eu", "registrator_host": "host1"}
+    assert dict(s.meta) == {"region": "eu", "registrator_host": "h"}
 
 
 def test_captured_two_port_container_suffixes_names_and_skips_exposed_only() -> None:
@@ -44,8 +41,8 @@ def test_captured_two_port_container_suffixes_names_and_skips_exposed_only() -> 
     d = derive(c, POLICY)
 
     assert [(s.id, s.name, s.address) for s in d.services] == [
-        ("host1:two-ports:80", "busybox-80", "10.0.0.5"),
-        ("host1:two-ports:8080", "admin", "127.0.0.1"),
+        ("h:two-ports:80", "busybox-80", "10.0.0.5"),
+        ("h:two-ports:8080", "admin", "127.0.0.1"),
     ]
     assert ("9000/tcp", "exposed but not published") in d.skipped
 
@@ -159,7 +156,7 @@ def test_bad_meta_keys_are_dropped_and_reported_while_the_service_registers() ->
 
     d = derive(c, POLICY)
 
-    assert dict(d.services[0].meta) == {"good": "y", "registrator_host": "host1"}
+    assert dict(d.services[0].meta) == {"good": "y", "registrator_host": "h"}
     assert {p.key for p in d.problems} == {"SERVICE_BAD.KEY", "SERVICE_LONG"}
 
 
@@ -226,13 +223,13 @@ def test_every_port_of_the_container_counts_for_the_suffix_as_in_gliderlabs() ->
 @pytest.mark.parametrize(
     ("c", "env", "ids"),
     [
-        ("one", {}, ["host1:app:80"]),
+        ("one", {}, ["h:app:80"]),
         ("one", {"SERVICE_ID": "web-1"}, ["web-1"]),
         ("one", {"SERVICE_80_ID": "web-1"}, ["web-1"]),
         ("two", {"SERVICE_ID": "web"}, ["web-80", "web-443"]),
         ("two", {"SERVICE_80_ID": "a", "SERVICE_443_ID": "b"}, ["a", "b"]),
         ("two", {"SERVICE_ID": "web", "SERVICE_443_ID": "tls"}, ["web-80", "tls"]),
-        ("udp", {}, ["host1:app:53", "host1:app:53:udp"]),
+        ("udp", {}, ["h:app:53", "h:app:53:udp"]),
         ("udp", {"SERVICE_53_ID": "dns"}, ["dns", "dns:udp"]),
     ],
 )
@@ -250,7 +247,7 @@ def test_service_ids(c: str, env: dict[str, str], ids: list[str]) -> None:
 def test_an_unusable_service_id_is_reported_and_the_default_used(value: str) -> None:
     d = derive(container(env={"SERVICE_ID": value}), POLICY)
 
-    assert [s.id for s in d.services] == ["host1:app:80"]
+    assert [s.id for s in d.services] == ["h:app:80"]
     assert [p.key for p in d.problems] == ["SERVICE_ID"]
 
 
@@ -344,7 +341,7 @@ def test_check_keys_never_leak_into_meta_and_reserved_keys_neither() -> None:
 
     (s,) = derive(container(env=env), POLICY).services
 
-    assert dict(s.meta) == {"version": "2", "registrator_host": "host1"}
+    assert dict(s.meta) == {"version": "2", "registrator_host": "h"}
 
 
 def test_per_port_ignore_leaves_the_other_ports() -> None:

@@ -7,32 +7,28 @@ from typing import Any
 
 import pytest
 
+from harness import wait_until
 from registrator.app.explain import ConsulView, report
 from registrator.app.metrics import Metrics
 from registrator.app.settings import Settings, derive_policy
 from registrator.core.decide import PAUSED, decide
 from registrator.core.drain import DRAINING, signal_name, signal_number
 from registrator.core.events import ContainerEvent, Happened
-from registrator.core.model import Binding, Container, ContainerID, Port, ServiceID
-from registrator.core.policy import DrainMode, Policy
-from registrator.docker.events import HAPPENED, event_from_docker
+from registrator.core.model import Container, ContainerID, ServiceID
+from registrator.core.policy import DrainMode
+from registrator.docker.events import event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass, Pending
-from tests.unit.fakes import FakeConsul, FakeDocker
+from tests.support import POLICY, docker_event, running, web
+from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 from tests.unit.test_cli import settings_from
 
-POLICY = Policy(hostname="h", advertise_address="10.0.0.9")
 SID = ServiceID("h:web:80")
 C1 = ContainerID("c1")
-
-
-def web(**changes: Any) -> Container:
-    base = Container(C1, "web", "nginx", ports=(Port(80, "tcp", (Binding("0.0.0.0", 32768),)),))
-    return dataclasses.replace(base, **changes)
 
 
 # -- the stop signal, as Docker writes it -------------------------------------------------
@@ -163,16 +159,6 @@ def test_bad_drain_declarations_are_problems_and_the_default_applies() -> None:
 
 
 # -- the runtime: from the event alone, bounded, kept across resyncs ---------------------
-
-
-@pytest.fixture
-def docker() -> FakeDocker:
-    return FakeDocker()
-
-
-@pytest.fixture
-def consul() -> FakeConsul:
-    return FakeConsul()
 
 
 def reconciler(docker: FakeDocker, consul: FakeConsul, **policy: Any) -> Reconciler:
@@ -415,22 +401,19 @@ def test_many_containers_signalled_in_one_batch_are_drained_in_one_pass(
 # -- the worker: what events pile up, and when it wakes -----------------------------------
 
 
-def _Event(
-    container: ContainerID, action: str, exit_code: int | None = None, signal: int | None = None
-) -> ContainerEvent:
-    """The event the Docker adapter makes of Docker's `action`."""
-    return ContainerEvent(container, HAPPENED[action], exit_code, signal)
-
-
 @pytest.mark.parametrize(
     ("events", "signalled", "signal_only"),
     [
-        ([_Event(C1, "kill", signal=15)], {C1: {15}}, True),
-        ([_Event(C1, "kill", signal=1), _Event(C1, "kill", signal=15)], {C1: {1, 15}}, True),
-        ([_Event(C1, "kill", signal=15), _Event(C1, "start")], {}, False),
-        ([_Event(C1, "start"), _Event(C1, "kill", signal=15)], {C1: {15}}, False),
-        ([_Event(C1, "kill", signal=15), _Event(C1, "die", 143)], {C1: {15}}, False),
-        ([_Event(C1, "kill")], {}, True),
+        ([docker_event(C1, "kill", signal=15)], {C1: {15}}, True),
+        (
+            [docker_event(C1, "kill", signal=1), docker_event(C1, "kill", signal=15)],
+            {C1: {1, 15}},
+            True,
+        ),
+        ([docker_event(C1, "kill", signal=15), docker_event(C1, "start")], {}, False),
+        ([docker_event(C1, "start"), docker_event(C1, "kill", signal=15)], {C1: {15}}, False),
+        ([docker_event(C1, "kill", signal=15), docker_event(C1, "die", 143)], {C1: {15}}, False),
+        ([docker_event(C1, "kill")], {}, True),
     ],
 )
 def test_work_keeps_the_signals_since_the_last_start(
@@ -445,18 +428,25 @@ def test_work_keeps_the_signals_since_the_last_start(
     assert work.changes().signalled == {c: frozenset(s) for c, s in signalled.items()}
 
 
-def test_the_worker_wakes_for_the_next_drain_deadline(
+def test_the_loop_lifts_a_drain_at_its_deadline_with_no_timer_to_wake_it(
     docker: FakeDocker, consul: FakeConsul
 ) -> None:
-    r = started(docker, consul, web(stop_timeout=0))
-    daemon = Daemon(r, None, retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
-    assert daemon._timeout(Pending()) is None
+    """The worker may sleep with no deadline at all: the lane that starts a drain wakes it to
+    set its alarm for the drain's deadline (stop timeout 0 plus five seconds, real ones: the
+    worker's sleep is), and at that alarm it reads its own clock to lift it."""
+    events, clock, drains = FakeEvents(), FakeClock(), Drains()
+    docker.add(web(stop_timeout=0))
+    r = Reconciler(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
+    daemon = Daemon(r, events, retry=RetryPolicy.without_waits(), clock=clock)
 
-    r.changes(killed(15))
-
-    timeout = daemon._timeout(Pending())
-    assert timeout is not None
-    assert 0 < timeout <= 5
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        events.push(docker_event(C1, "kill", signal=15))
+        wait_until(lambda: drains.seen == [False], what="the drain")
+        wait_until(lambda: consul.registered[SID].maintenance == DRAINING, what="draining")
+        clock.advance(3600)  # when the alarm rings, the daemon's clock says the drain is due
+        wait_until(lambda: drains.seen == [False, True], timeout=30, what="the drain lifted")
+        wait_until(lambda: not consul.registered[SID].maintenance, what="maintenance ended")
 
 
 # -- what operators see: options, metrics, explain ----------------------------------------

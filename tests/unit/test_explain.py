@@ -19,8 +19,7 @@ from registrator.core.model import (
     ServiceID,
 )
 from registrator.core.policy import Policy
-
-POLICY = Policy(hostname="h", advertise_address="10.0.0.9")
+from tests.support import POLICY
 
 
 def shop(**env: str) -> Container:
@@ -40,15 +39,15 @@ def test_report_lists_services_skips_with_hints_and_problems() -> None:
 
     assert text.splitlines() == [
         "container shop (0123456789ab), image nginx:1.25, running",
-        "host identity h; published ports are registered at 10.0.0.9 (the Consul agent's address)",
+        "host identity h; published ports are registered at 10.0.0.5 (the Consul agent's address)",
         "on its stop signal (SIGTERM, docker stop): drained (maintenance) until it dies, 15s at"
         " most (--drain maintenance)",
         "",
         "services (1):",
         "  h:shop:80",
         "    name     shop-80",
-        "    address  10.0.0.9:32768",
-        "    tagged   lan_ipv4=10.0.0.9:32768",
+        "    address  10.0.0.5:32768",
+        "    tagged   lan_ipv4=10.0.0.5:32768",
         "    weights  passing 1, warning 1",
         "    tags     a, b",
         "    meta     registrator_host=h",
@@ -68,7 +67,7 @@ def test_report_lists_services_skips_with_hints_and_problems() -> None:
 def test_report_compares_with_what_consul_holds() -> None:
     container = shop()
     [service] = derive(container, POLICY).services
-    stale = Service(service.id, "shop", "10.0.0.9", 1, meta=service.meta)
+    stale = Service(service.id, "shop", "10.0.0.5", 1, meta=service.meta)
 
     same = report(
         container,

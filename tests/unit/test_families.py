@@ -19,9 +19,8 @@ from registrator.core.model import (
 )
 from registrator.core.policy import Policy
 from registrator.docker.inspect import container_from_inspect
-from tests.support import load_fixture
+from tests.support import POLICY, load_fixture
 
-POLICY = Policy(hostname="h", advertise_address="10.0.0.5")
 INTERNAL = dataclasses.replace(POLICY, internal=True)
 DUAL = NetworkAddress("172.31.251.2", "fd42:7e57:1::2")
 

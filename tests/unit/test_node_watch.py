@@ -11,19 +11,15 @@ import pytest
 from loguru import logger
 
 from registrator.core.errors import RegistryDenied
-from registrator.core.model import Binding, Container, ContainerID, Port, ServiceID
+from registrator.core.model import ContainerID, ServiceID
 from registrator.core.policy import Policy
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
+from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 AGENT_CHECK = FullPass(docker=False)
-
-
-def web(cid: str, name: str) -> Container:
-    port = Port(80, "tcp", (Binding("0.0.0.0", 32768),))
-    return Container(ContainerID(cid), name, "nginx", ports=(port,))
 
 
 @pytest.fixture

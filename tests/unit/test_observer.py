@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from registrator.core.errors import RegistryError
-from registrator.core.model import Binding, Container, ContainerID, Port, Service
+from registrator.core.model import ContainerID, Service
 from registrator.core.policy import Policy
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observers, Peer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import FullPass, Pending
+from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker
 
 
@@ -50,11 +51,6 @@ class Recorder:
 class RefusingConsul(FakeConsul):
     def register(self, service: Service) -> None:
         raise RegistryError("400 bad check")
-
-
-def web(cid: str, name: str, *, env: dict[str, str] | None = None) -> Container:
-    port = Port(80, "tcp", (Binding("0.0.0.0", 32768),))
-    return Container(ContainerID(cid), name, "nginx", env=env or {}, ports=(port,))
 
 
 def reconciler_with(

@@ -12,15 +12,13 @@ from registrator.app.explain import ConsulView, report
 from registrator.core.derive import derive
 from registrator.core.events import ContainerEvent, Happened
 from registrator.core.model import Container, ContainerID
-from registrator.core.policy import Policy
 from registrator.docker import podman
 from registrator.docker.engine import event_filters
 from registrator.docker.events import event_from_docker
 from registrator.docker.inspect import container_from_inspect
 from registrator.docker.pods import LIBPOD, Member, PodReader, member_from_inspect, port_owner
-from tests.support import FIXTURES, load_fixture
+from tests.support import FIXTURES, POLICY, load_fixture
 
-POLICY = Policy(hostname="host1", advertise_address="10.0.0.5")
 INTERNAL = dataclasses.replace(POLICY, internal=True)
 POD = load_fixture("podman-pod.json")
 MEMBERS = {c["Name"]: c["Id"] for c in POD["Containers"]}
@@ -214,8 +212,8 @@ def inspected(name: str) -> Container:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("pod1-web", [("host1:pod1-web:80", "web", "127.0.0.1", 43571)]),
-        ("pod1-side", [("host1:pod1-side:9000", "side", "127.0.0.1", 40651)]),
+        ("pod1-web", [("h:pod1-web:80", "web", "127.0.0.1", 43571)]),
+        ("pod1-side", [("h:pod1-side:9000", "side", "127.0.0.1", 40651)]),
         ("94ce5ef3d603-infra", []),
     ],
 )
@@ -231,7 +229,7 @@ def test_an_exposed_port_of_a_pod_registers_with_internal_at_the_pods_address() 
     services = derive(inspected("pod1-exp"), INTERNAL).services
 
     assert [(s.id, s.address, s.port) for s in services] == [
-        ("host1:pod1-exp:8080", "10.88.0.10", 8080)
+        ("h:pod1-exp:8080", "10.88.0.10", 8080)
     ]
 
 

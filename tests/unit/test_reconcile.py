@@ -9,7 +9,6 @@ import pytest
 from registrator.core.errors import RegistryRefused, RegistryUnavailable
 from registrator.core.model import (
     OWNER_META_KEY,
-    Binding,
     Container,
     ContainerID,
     Health,
@@ -21,26 +20,8 @@ from registrator.core.policy import CheckPolicy, Policy
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
+from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker, compared
-
-
-def web(cid: str = "c1", name: str = "web", host_port: int = 32768) -> Container:
-    return Container(
-        id=ContainerID(cid),
-        name=name,
-        image="nginx",
-        ports=(Port(80, "tcp", (Binding("0.0.0.0", host_port),)),),
-    )
-
-
-@pytest.fixture
-def docker() -> FakeDocker:
-    return FakeDocker()
-
-
-@pytest.fixture
-def consul() -> FakeConsul:
-    return FakeConsul()
 
 
 def changed(
