@@ -8,6 +8,7 @@ What tests import (Containers, run_registrator, ISOLATION, ...) is in support.py
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +36,11 @@ def docker_api() -> Iterator[docker.APIClient]:
     yield api
     mine = {"label": f"{TEST_LABEL}={SESSION}"}
     for row in api.containers(all=True, filters=mine):
-        api.remove_container(row["Id"], force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # gone meanwhile (auto-removed)
+            api.remove_container(row["Id"], force=True)
     for network in api.networks(filters=mine):
-        api.remove_network(network["Id"])
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_network(network["Id"])
     api.close()
 
 
