@@ -138,8 +138,9 @@ class Reaper:
 
     def _mark(self, action: MarkDead) -> None:
         result = self._liveness.mark_dead(action.node, action.index)
-        if result == "marked":
+        if result != "changed":  # marked, or nothing to mark: the reap, when due, tidies up
             self._marked.add((action.node, action.index))
+        if result == "marked":
             reap_in = round(self._reap_after) if self._reap_after > 0 else "never"
             logger.warning("catalog.node_dead", node=action.node, reap_in=reap_in)
         elif result == "foreign":

@@ -200,3 +200,19 @@ def test_a_session_taken_without_any_key_changing_is_used_at_once() -> None:
     loop.step()
     assert fake.indexes[-1] == 0
     assert fake.writes == [("claim", "host-2")]
+
+
+def test_a_dead_node_already_gone_is_not_marked_again_at_every_wake() -> None:
+    """Its lock left behind by a node removed by hand: one look, then only the reap, when due,
+    which deletes the keys."""
+    fake = FakeLiveness(locks={"host-2": Lock("host-2", False, 9)})
+
+    def gone(node: str, index: int) -> str:
+        fake.writes.append(("mark", node))
+        return "gone"
+
+    fake.mark_dead = gone  # type: ignore[method-assign]
+    loop = reaper(fake, Clock())
+    for _ in range(4):
+        loop.step()
+    assert fake.writes == [("claim", "host-2"), ("mark", "host-2")]

@@ -211,21 +211,23 @@ class Liveness:
 
     def reap(self, node: str, index: int) -> tuple[str, int]:
         """Deregister the node, if its lock is still at `index`: ("reaped", services it had),
-        or ("changed" | "gone" | "foreign", 0). Its keys are deleted with it."""
+        or ("changed" | "gone" | "foreign", 0). Its keys are deleted with it (a foreign node's
+        too: it is left as it is, and no longer watched)."""
         found = self._node_of(node)
-        if found is not None and not is_registrators(found.get("Node"), node):
-            return "foreign", 0
+        foreign = found is not None and not is_registrators(found.get("Node"), node)
         lock = self._api.request("GET", self._key("nodes", node), missing_ok=True)
         current = (lock.json() or [{}])[0] if lock.status != 404 else {}
         if current and (current.get("Session") or current.get("ModifyIndex") != index):
             return "changed", 0
-        if found is not None:
+        if found is not None and not foreign:
             self._api.request("PUT", "/v1/catalog/deregister", payload={"Node": node})
         if current:
             params = {"cas": str(index)}
             self._api.request("DELETE", self._key("nodes", node), params=params)
         self._api.request("DELETE", self._key("reap", node))
-        return ("reaped", len(found.get("Services") or {})) if found else ("gone", 0)
+        if foreign or not found:
+            return ("foreign" if foreign else "gone"), 0
+        return "reaped", len(found.get("Services") or {})
 
     def drop_claim(self, node: str, index: int) -> None:
         """Delete the claim on `node`, if nobody changed it since `index`."""
