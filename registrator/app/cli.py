@@ -91,7 +91,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     retry = retry_policy(settings, one_shot=once)
     stop = threading.Event()
     _on_signals(stop.set)
-    observer = _observer(settings, opened, once=once)
+    runner = None if once or opened.own_node is None else ProbeRunner()
+    observer = _observer(settings, opened, once=once, reports=runner)
     connect = retry.call if once else retry.forever
     try:
         engine = partial(open_engine, only_label=settings.require_label)
@@ -101,7 +102,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     checked = for_registry(settings, keyed=opened.keyed)
     identity = settings.hostname or docker.host_name() or socket.gethostname()
     policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
-    runner, probed = _agentless(opened, identity, settings.ip, once=once)
+    probed = _agentless(opened, identity, settings.ip, runner)
     reconciler = Reconciler(
         docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
@@ -136,15 +137,14 @@ def _log_started(identity: str, opened: Opened, docker: DockerEngine) -> None:
 
 
 def _agentless(
-    opened: Opened, identity: str, ip: str, *, once: bool
-) -> tuple[ProbeRunner | None, Statuses | None]:
-    """Catalog mode: the node is the host identity at `--ip`; the daemon probes the checks,
-    a one-shot `--resync` keeps the statuses the catalog holds. Neither for an agent."""
+    opened: Opened, identity: str, ip: str, runner: ProbeRunner | None
+) -> Statuses | None:
+    """Catalog mode: the node is the host identity at `--ip`; the daemon's `runner` probes the
+    checks, a one-shot `--resync` keeps the statuses the catalog holds. Neither for an agent."""
     if opened.own_node is None:
-        return None, None
+        return None
     opened.own_node(identity, ip)
-    runner = None if once else ProbeRunner()
-    return runner, runner.statuses if runner else kept_statuses
+    return runner.statuses if runner else kept_statuses
 
 
 def _watch_for_dead_hosts(
@@ -195,8 +195,11 @@ def _serve(settings: Settings, daemon: Daemon, reconciler: Reconciler) -> int:
     return 0
 
 
-def _observer(settings: Settings, opened: Opened, *, once: bool) -> Observer:
-    """Progress lines always; metrics and the status endpoints when --metrics-addr is set."""
+def _observer(
+    settings: Settings, opened: Opened, *, once: bool, reports: ProbeRunner | None
+) -> Observer:
+    """Progress lines always; metrics and the status endpoints when --metrics-addr is set
+    (in catalog mode, with the TTL checks' reports)."""
     progress = ProgressLog()
     if once or not settings.metrics_addr:
         return progress
@@ -204,7 +207,7 @@ def _observer(settings: Settings, opened: Opened, *, once: bool) -> Observer:
     from registrator.app.status import serve_status  # noqa: PLC0415
 
     metrics = Metrics()
-    server = serve_status(settings.metrics_addr, metrics=metrics, registry=opened)
+    server = serve_status(settings.metrics_addr, metrics=metrics, registry=opened, reports=reports)
     logger.info("status.listening", address=settings.metrics_addr, port=server.port)
     return Observers(metrics, progress)
 

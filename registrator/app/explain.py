@@ -27,7 +27,7 @@ from registrator.core.policy import Policy
 from registrator.docker.engine import open_engine
 from registrator.registries.consul.held import reported
 from registrator.registries.open import Opened
-from registrator.runtime.probes import run_probe
+from registrator.runtime.probes import explained
 
 #: Seconds to wait for Docker or Consul: explain is interactive.
 TIMEOUT = 5.0
@@ -84,12 +84,11 @@ def run(
 
 
 def probe_report(services: Sequence[Service]) -> str:
-    """Catalog mode: each check registrator probes itself, probed once now."""
+    """Catalog mode: each check registrator probes itself, probed once now (a TTL: its TTL)."""
     found = probes({s.id: s for s in services})
     lines = ["", f"probes run by registrator ({len(found)}):" if found else "probes: none"]
     for check, probe in sorted(found.items()):
-        result, output = run_probe(probe)
-        lines.append(f"  {check}: {result} now ({output}); every {probe.interval:g}s")
+        lines.append(f"  {check}: {explained(probe)}")
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from registrator.app.check_reports import CheckReports, Reports, body_length
 from registrator.app.listen import parse_listen_address
 from registrator.app.metrics import Metrics
 from registrator.core.errors import BackendError, ConfigError
@@ -55,8 +56,15 @@ class Readiness:
 class StatusServer:
     """An HTTP server on its own daemon thread; `close()` stops it and frees the port."""
 
-    def __init__(self, address: tuple[str, int], *, metrics: Metrics, readiness: Readiness):
-        handler = _handler(metrics, readiness)
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        metrics: Metrics,
+        readiness: Readiness,
+        reports: CheckReports | None = None,
+    ):
+        handler = _handler(metrics, readiness, reports)
         server_class = _V6Server if ":" in address[0] else ThreadingHTTPServer
         self._server = server_class(address, handler)
         self._thread = threading.Thread(
@@ -83,7 +91,9 @@ class _V6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
-def _handler(metrics: Metrics, readiness: Readiness) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    metrics: Metrics, readiness: Readiness, reports: CheckReports | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -97,6 +107,17 @@ def _handler(metrics: Metrics, readiness: Readiness) -> type[BaseHTTPRequestHand
                 self._send(503 if failing else 200, body.encode())
             else:
                 self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+        def do_PUT(self) -> None:
+            """Catalog mode: an application's report on its TTL check (`check_reports`)."""
+            length = body_length(self.headers.get("Content-Length"))
+            if length is None:
+                self._send(413, b"a report's body is at most 64 KiB\n")
+                return
+            body = self.rfile.read(length)
+            found = reports.answer(self.path, body) if reports else None
+            status, text = found or (404, "not found: no TTL checks are reported here\n")
+            self._send(status, text.encode())
 
         def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
             self.send_response(status)
@@ -130,10 +151,13 @@ class _DockerProbe:
             raise
 
 
-def serve_status(address: str, *, metrics: Metrics, registry: Opened) -> StatusServer:
+def serve_status(
+    address: str, *, metrics: Metrics, registry: Opened, reports: Reports | None = None
+) -> StatusServer:
     """Start the status endpoints on `address` (HOST:PORT); ConfigError when it cannot bind.
 
-    The registry's probe is named after it (`consul`, `etcd`, `consulkv`, `skydns2`)."""
+    The registry's probe is named after it (`consul`, `etcd`, `consulkv`, `skydns2`). In
+    catalog mode `reports` takes the applications' reports on their TTL checks."""
     probes: dict[str, Probe] = {
         "docker": _DockerProbe(lambda: open_engine(timeout=PROBE_TIMEOUT)),
         registry.kind: lambda: registry.ping(PROBE_TIMEOUT),
@@ -143,6 +167,7 @@ def serve_status(address: str, *, metrics: Metrics, registry: Opened) -> StatusS
             parse_listen_address(address),
             metrics=metrics,
             readiness=Readiness(metrics, probes),
+            reports=CheckReports(reports) if reports else None,
         )
     except OSError as e:
         raise ConfigError(f"--metrics-addr {address}: {e.strerror or e}") from e

@@ -4,7 +4,9 @@ Pure: no sockets, no clock (times are passed in). `runtime/probes.py` runs the p
 feeds the results here.
 
 In catalog mode no agent runs a service's HTTP or TCP check, so registrator runs it from the
-host (`Probe`, read from the check's definition) and holds its status in a `Threshold`: a
+host (`Probe`, read from the check's definition), and no agent runs a `SERVICE_CHECK_TTL`
+check's TTL, so registrator does (a "ttl" probe: the result is the application's last report,
+`core/ttl.py`) and holds its status in a `Threshold`: a
 status changes only after `success_before_passing` passes in a row, or
 `failures_before_critical` failures in a row (Consul's own meaning of the two; 0 changes at
 once). Only a change is a new status; the output written is the output of the probe that
@@ -24,7 +26,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from registrator.core.durations import nanoseconds
+from registrator.core.durations import DurationError, nanoseconds
 from registrator.core.model import Check, ContainerID, Service, ServiceID
 
 #: Consul's timeout for an HTTP or TCP check that declares none
@@ -38,7 +40,8 @@ class Probe:
     check: str
     service: ServiceID
     container: ContainerID
-    #: "http" (`target` is the URL) or "tcp" (`target` is HOST:PORT)
+    #: "http" (`target` is the URL), "tcp" (`target` is HOST:PORT) or "ttl" (no target: the
+    #: application reports, `core.ttl`; `interval` is the TTL)
     kind: str
     target: str
     interval: float
@@ -54,8 +57,10 @@ class Probe:
 
 
 def probe_of(service: Service, check: Check) -> Probe | None:
-    """The probe an HTTP or TCP check of `service` asks for; None for any other check."""
+    """The probe an HTTP, TCP or TTL check of `service` asks for; None for any other check."""
     spec = dict(check.definition)
+    if "TTL" in spec and check.status is None:
+        return _ttl_of(service, check, spec)
     kind, target = ("http", spec.get("HTTP")) if "HTTP" in spec else ("tcp", spec.get("TCP"))
     if not isinstance(target, str) or check.status is not None:
         return None
@@ -74,6 +79,27 @@ def probe_of(service: Service, check: Check) -> Probe | None:
         tls_skip_verify=spec.get("TLSSkipVerify") is True,
         success_before_passing=_count(spec.get("SuccessBeforePassing")),
         failures_before_critical=_count(spec.get("FailuresBeforeCritical")),
+        deregister_after=_seconds(spec.get("DeregisterCriticalServiceAfter")),
+        initial=str(spec.get("Status") or "critical"),
+    )
+
+
+def _ttl_of(service: Service, check: Check, spec: Mapping[str, object]) -> Probe | None:
+    """A declared TTL check (not one registrator drives: those have a status); None for a TTL
+    Go cannot parse, which the registry refuses anyway."""
+    try:
+        ttl = _seconds(spec["TTL"])
+    except DurationError:
+        return None
+    if ttl <= 0:
+        return None
+    return Probe(
+        check=check.id,
+        service=service.id,
+        container=ContainerID(service.container),
+        kind="ttl",
+        target="",
+        interval=ttl,
         deregister_after=_seconds(spec.get("DeregisterCriticalServiceAfter")),
         initial=str(spec.get("Status") or "critical"),
     )

@@ -1,12 +1,16 @@
-"""The health runner of catalog mode: registrator probes HTTP(S) and TCP checks from the host.
+"""The health runner of catalog mode: registrator probes HTTP(S) and TCP checks, runs TTLs.
 
-No agent runs these checks, so registrator does (`registries.catalog.health` holds the pure
+No agent runs these checks, so registrator does (`core.health` holds the pure
 part: what a check asks for, thresholds, the statuses planned). One scheduler thread wakes at
 the next probe due and hands it to a small pool (`WORKERS` threads), so a slow or hanging
 target costs its own timeout and nobody else's, and no probe ever runs in an event's path.
 A result that changes a check's status asks for a reconcile of its container
 (`on_change`); the plan then writes that status, once. A result that changes nothing writes
 nothing.
+
+A `SERVICE_CHECK_TTL` check is probed by nobody: its result is the application's last report
+(`report`, from the agent API registrator answers in `app/check_reports.py`), and the scheduler
+wakes at the end of its TTL instead, to make it critical when no report came (`core.ttl`).
 
 Which checks to probe is learnt from the plans themselves: every plan passes its desired
 services through `statuses`, so the probes always follow what is desired (a full plan
@@ -28,6 +32,12 @@ from loguru import logger
 
 from registrator.core.health import Probe, Threshold, probes, with_statuses
 from registrator.core.model import ContainerID, Service, ServiceID
+from registrator.core.ttl import Report, Ttl, started
+
+
+class UnknownCheck(LookupError):
+    """A report on a check that is not a TTL check of a service registered here."""
+
 
 #: probes running at once: each waits on a socket, not on the CPU
 WORKERS = 4
@@ -86,10 +96,18 @@ class ProbeRunner:
                 service = {probe.service: desired[probe.service]}
                 start = with_statuses(service, actual, {})[probe.service]
                 status = next(c for c in start.checks if c.id == check)
-                self._states[check] = Threshold(status.status or "critical", status.output)
-                self._probes[check] = probe
-                self._due[check] = self._clock()
-                self._wake.set()
+                self._start(probe, status.status or "critical", status.output)
+
+    def _start(self, probe: Probe, status: str, output: str) -> None:
+        """A probe first seen (or redefined): probed now, or its TTL run from now."""
+        now = self._clock()
+        if probe.kind == "ttl":
+            state = started(probe, status, output, now=now)
+            self._states[probe.check], self._due[probe.check] = state, state.due(probe)
+        else:
+            self._states[probe.check], self._due[probe.check] = Threshold(status, output), now
+        self._probes[probe.check] = probe
+        self._wake.set()
 
     def _forget(self, check: str) -> None:
         self._probes.pop(check, None)
@@ -116,14 +134,37 @@ class ProbeRunner:
         now = self._clock()
         with self._lock:
             due = [c for c, at in self._due.items() if at <= now and c not in self._running]
-            for check in due:
-                self._running.add(check)
-                self._due[check] = now + self._probes[check].interval
-            jobs = [self._probes[c] for c in due]
+            jobs = [self._probes[c] for c in due if self._probes[c].kind != "ttl"]
+            for probe in jobs:
+                self._running.add(probe.check)
+                self._due[probe.check] = now + probe.interval
+            told = [p.container for p in map(self._probes.get, due) if p and self._lapse(p, now)]
             upcoming = min(self._due.values(), default=now + 1.0)
         for probe in jobs:
             self._pool.submit(self._probe, probe)
+        for container in told:
+            self._on_change(container)
         return max(0.01, min(1.0, upcoming - now))
+
+    def _lapse(self, probe: Probe, now: float) -> bool:
+        """A TTL check due (under the lock): whether its TTL ran out, or its service is to go."""
+        if probe.kind != "ttl":
+            return False
+        state = self._states[probe.check]
+        assert isinstance(state, Ttl)
+        changed = state.lapse(probe, now=now)
+        self._due[probe.check] = state.due(probe)
+        if changed:
+            logger.info("check.ttl_expired", check=probe.check, ttl=probe.interval)
+        return self._settled(probe, state, changed, now)
+
+    def _settled(self, probe: Probe, state: Threshold, changed: bool, now: float) -> bool:
+        """Whether the container is to be told (under the lock): its status changed, or it has
+        just been critical for the check's `deregister_critical_service_after`."""
+        expired = state.expired(probe, now)
+        newly = expired and probe.check not in self._expired
+        (self._expired.add if expired else self._expired.discard)(probe.check)
+        return changed or newly
 
     def _probe(self, probe: Probe) -> None:
         try:
@@ -136,12 +177,27 @@ class ProbeRunner:
             if state is None or self._probes.get(probe.check) != probe:
                 return  # no longer desired, or redefined meanwhile
             changed = state.observe(probe, result, output, now=self._clock())
-            expired = state.expired(probe, self._clock())
-            newly = expired and probe.check not in self._expired
-            (self._expired.add if expired else self._expired.discard)(probe.check)
+            tell = self._settled(probe, state, changed, self._clock())
         if changed:
             logger.debug("check.probed", check=probe.check, status=result, output=output)
-        if changed or newly:
+        if tell:
+            self._on_change(probe.container)
+
+    def report(self, check: str, report: Report) -> None:
+        """An application's report on its TTL check (`core.ttl`): its TTL starts again, and a
+        status or output to write tells its container. `UnknownCheck` for any other check."""
+        now = self._clock()
+        with self._lock:
+            probe = self._probes.get(check)
+            state = self._states.get(check)
+            if probe is None or probe.kind != "ttl" or not isinstance(state, Ttl):
+                raise UnknownCheck(check)
+            changed = state.report(probe, report, now=now)
+            self._due[check] = state.due(probe)
+            tell = self._settled(probe, state, changed, now)
+        if changed:
+            logger.debug("check.reported", check=check, status=report.status, output=report.output)
+        if tell:
             self._on_change(probe.container)
 
 
@@ -153,6 +209,17 @@ def kept_statuses(
     """Without a runner (a one-shot `--resync`): each probed check keeps the status the
     catalog holds, so a resync never undoes what the daemon's probes found."""
     return with_statuses(desired, actual, {})
+
+
+def explained(probe: Probe) -> str:
+    """For `explain`: a probe's result now, or what a TTL check waits for."""
+    if probe.kind == "ttl":
+        return (
+            f"TTL {probe.interval:g}s, reported by the application to registrator's "
+            f"--metrics-addr (PUT /v1/agent/check/pass/{probe.check})"
+        )
+    result, output = run_probe(probe)
+    return f"{result} now ({output}); every {probe.interval:g}s"
 
 
 def run_probe(probe: Probe) -> tuple[str, str]:

@@ -43,11 +43,15 @@ def test_a_probe_is_read_from_the_checks_definition() -> None:
     assert (probe.initial, probe.container) == ("passing", "c1")
 
 
-def test_a_driven_or_ttl_check_is_not_probed() -> None:
+def test_a_driven_check_is_not_probed_and_a_declared_ttl_is_run_as_a_ttl() -> None:
     driven = Check("d", "docker", "ttl", (("TTL", "600s"),), status="passing")
     ttl = Check("t", "ttl", "ttl", (("TTL", "30s"),))
 
-    assert probes({SID: web(driven, ttl)}) == {}
+    [(check, probe)] = probes({SID: web(driven, ttl)}).items()
+
+    assert check == "t"
+    assert (probe.kind, probe.target, probe.interval) == ("ttl", "", 30.0)
+    assert probe.initial == "critical"
 
 
 @pytest.mark.parametrize(
