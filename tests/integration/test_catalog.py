@@ -7,7 +7,9 @@ test has a host identity of its own, hence a node of its own, removed at teardow
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -376,3 +378,44 @@ def test_probes_that_hang_never_hold_back_an_event(
         for c in node_checks(consul, node).values()
         if c["ServiceID"] in ids
     )
+
+
+def test_a_ttl_check_is_driven_by_registrator_from_the_applications_reports(
+    consul: ConsulDevAgent,
+    node: str,
+    containers: Containers,
+    start_registrator: StartRegistrator,
+    proxy: CountingProxy,
+) -> None:
+    uri = f"consul-catalog://{proxy.address}"
+    proc = start_registrator(uri, "--hostname", node, "--ip", IP, "--metrics-addr", f"{IP}:0")
+    port = proc.listening_port()
+    web = containers.run(ports={80: 0}, env={"SERVICE_CHECK_TTL": "5s"})
+    check_id = f"service:{node}:{containers.name(web)}:80"
+
+    def status() -> str:
+        return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+
+    def report(verb: str = "pass") -> int:
+        url = f"http://{IP}:{port}/v1/agent/check/{verb}/{check_id}?note=ok"
+        request = urllib.request.Request(url, b"", method="PUT")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    wait_until(lambda: status() == "critical", timeout=30, what=f"{check_id} registered")
+    wait_until(lambda: report() == 200 and status() == "passing", timeout=30, what="passing")
+    wait_until(lambda: status() == "critical", timeout=30, what=f"{check_id} TTL expired")
+    assert "TTL expired" in node_checks(consul, node)[check_id]["Output"]
+    wait_until(lambda: report() == 200 and status() == "passing", timeout=30, what="again")
+
+    wait_until(lambda: ALIVE_CHECK in node_checks(consul, node), what="its liveness check")
+    since = proxy.mark()
+    # identical reports all along (each poll reports): nothing to write, and no TTL runs out
+    reported = lambda: report() == 200 and _reads(proxy, since) >= 2  # noqa: E731
+    wait_until(reported, timeout=30, what="two full passes, reported all along")
+    assert [e for e in proxy.exchanges(since=since) if _changes(e)] == []
+    assert report("update") == 400
+    assert status() == "passing"
