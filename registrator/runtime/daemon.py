@@ -69,9 +69,9 @@ class Daemon:
         self._reconciler = reconciler
         self._events = events
         self._timers = [
-            (Timer(resync_interval, clock=clock), FullPass()),
-            (Timer(agent_check_interval, clock=clock), FullPass(docker=False)),
-            (Timer(refresh_interval, clock=clock), FullPass(docker=False, refresh=True)),
+            (Timer(resync_interval, clock=clock), FullPass.RESYNC),
+            (Timer(agent_check_interval, clock=clock), FullPass.AGENT_CHECK),
+            (Timer(refresh_interval, clock=clock), FullPass.AGENT_CHECK | FullPass.REFRESH),
         ]
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
@@ -92,7 +92,7 @@ class Daemon:
         watcher.start()
         if self._heartbeat is not None and self._heartbeat_interval > 0:
             beats = (self._heartbeat, self._heartbeat_interval)
-            lost = {"stop": self.stop, "on_lost": lambda: self._queue.put(FullPass(docker=False))}
+            lost = {"stop": self.stop, "on_lost": lambda: self._queue.put(FullPass.AGENT_CHECK)}
             threading.Thread(target=keep_alive, args=beats, kwargs=lost, daemon=True).start()
         if self._probes is not None:  # a changed status reconciles its container, on its lane
             tell = (self.stop, lambda container: self._lanes.add(container, container))
@@ -160,8 +160,8 @@ class Daemon:
     def _failed(self, work: Pending) -> Pending:
         self._streak.failed()
         owed = Pending()
-        owed.add(work.full or FullPass())
-        owed.add(FullPass())
+        owed.add(work.full or FullPass.RESYNC)
+        owed.add(FullPass.RESYNC)
         return owed
 
     def _observe_failure(self, error: BackendError) -> None:
@@ -208,7 +208,7 @@ class Daemon:
                 self._observer.reconnected("docker")
             else:
                 logger.info("docker.events.subscribed")
-            self._queue.put(FullPass(reinspect=reinspect))
+            self._queue.put(FullPass.RESYNC | FullPass.REINSPECT if reinspect else FullPass.RESYNC)
             try:
                 self._forward(self._subscription)
                 if not self.stop.is_set():

@@ -115,7 +115,7 @@ class Reconciler:
 
     def full(self, full: FullPass | None = None) -> Outcome:
         """Reconcile everything this registrator owns (see `FullPass`)."""
-        full = full or FullPass()
+        full = full or FullPass.RESYNC
         self._inspected = 0
         self._lookup_address(full=full.docker)
         self._watch_node()

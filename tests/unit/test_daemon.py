@@ -34,11 +34,11 @@ def make() -> tuple[Daemon, FakeDocker, FakeConsul]:
 
 def test_work_coalesces_containers_and_full_requests() -> None:
     work = Pending()
-    for item in (ContainerID("a"), ContainerID("a"), FullPass(docker=False), ContainerID("b")):
+    for item in (ContainerID("a"), ContainerID("a"), FullPass.AGENT_CHECK, ContainerID("b")):
         work.add(item)
-    work.add(FullPass(reinspect=True))
+    work.add(FullPass.RESYNC | FullPass.REINSPECT)
 
-    assert work.full == FullPass(docker=True, reinspect=True)
+    assert work.full == FullPass.RESYNC | FullPass.REINSPECT
     assert work.containers == {"a", "b"}
 
 
@@ -99,7 +99,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 
     owed = daemon.step(Pending(containers={ContainerID("c1")}))
 
-    assert owed.full == FullPass()
+    assert owed.full == FullPass.RESYNC
     consul.down = False
     assert not daemon.step(owed)
     assert list(consul.registered) == ["h:web:80"]
@@ -109,7 +109,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
     daemon, docker, consul = make()
     docker.add(web(name="old"))
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     docker.add(web(name="new"))
     consul.down = True
 
@@ -123,11 +123,11 @@ def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
 def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
     daemon, docker, consul = make()
     docker.add(web())
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     consul.registered.clear()
     inspected = len(docker.inspected)
 
-    daemon.step(Pending(full=FullPass(docker=False)))
+    daemon.step(Pending(full=FullPass.AGENT_CHECK))
 
     assert list(consul.registered) == [ServiceID("h:web:80")]
     assert len(docker.inspected) == inspected
@@ -136,22 +136,22 @@ def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
 def test_agent_check_with_nothing_changed_writes_nothing() -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), paused=True))
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     writes = consul.writes
 
-    daemon.step(Pending(full=FullPass(docker=False)))
+    daemon.step(Pending(full=FullPass.AGENT_CHECK))
 
     assert consul.writes == writes
     assert consul.registered[ServiceID("h:web:80")].maintenance
 
 
 @pytest.mark.parametrize(
-    "full", [FullPass(), FullPass(docker=False), FullPass(docker=False, refresh=True)]
+    "full", [FullPass.RESYNC, FullPass.AGENT_CHECK, FullPass.AGENT_CHECK | FullPass.REFRESH]
 )
 def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), health=Health("starting")))
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
 
     daemon.step(Pending(full=full, containers={ContainerID("c1")}))

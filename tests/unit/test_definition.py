@@ -420,7 +420,7 @@ def test_a_refused_service_is_registered_plainer_once_and_never_written_again() 
 
     first = reconciler.full()
     writes = consul.writes
-    later = [reconciler.full(FullPass()) for _ in range(3)]
+    later = [reconciler.full(FullPass.RESYNC) for _ in range(3)]
 
     assert first.ok
     held = consul.registered[ServiceID("h:app:80")]

@@ -318,7 +318,7 @@ def test_a_resync_and_the_agent_check_keep_a_drain_in_progress(
     r = started(docker, consul, web(started_at="t1"))
     r.changes(killed(15))
 
-    for full in (FullPass(), FullPass(docker=False), FullPass(reinspect=True)):
+    for full in (FullPass.RESYNC, FullPass.AGENT_CHECK, FullPass.RESYNC | FullPass.REINSPECT):
         r.full(full)
         assert consul.registered[SID].maintenance == DRAINING, full
     assert docker.inspected == [C1]  # the reinspect saw it running, the same start
@@ -331,7 +331,7 @@ def test_a_restart_seen_by_an_inspect_ends_the_drain(
     r.changes(killed(15))
     docker.add(web(started_at="t2"))
 
-    r.full(FullPass(reinspect=True))
+    r.full(FullPass.RESYNC | FullPass.REINSPECT)
 
     assert consul.registered[SID].maintenance == ""
     assert r.drain_deadline() is None

@@ -86,9 +86,9 @@ def test_events_keep_the_mirror_equal_to_the_agent_and_a_full_pass_is_exact(
         # as the agent lists them: each sidecar read into its service
         assert compared(reconciler.mirror.view()) == compared(consul.services(owner="h"))
 
-    reconciler.full(FullPass(reinspect=True))
+    reconciler.full(FullPass.RESYNC | FullPass.REINSPECT)
     writes = consul.writes
-    assert reconciler.full(FullPass(reinspect=True)).plan.empty
+    assert reconciler.full(FullPass.RESYNC | FullPass.REINSPECT).plan.empty
     assert consul.writes == writes
     if not keep_failed:  # a kept container renamed meanwhile is adopted only by the same run
         fresh = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())

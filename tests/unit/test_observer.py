@@ -119,10 +119,10 @@ def test_a_failed_pass_is_counted_and_the_registry_coming_back_is_a_reconnect(
     _, daemon = reconciler_with(docker, consul, recorder)
     consul.down = True
 
-    owed = daemon.step(Pending(full=FullPass()))
+    owed = daemon.step(Pending(full=FullPass.RESYNC))
     consul.down = False
     daemon.step(owed)
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
 
     assert [c for c in recorder.calls if c[0] in {"failed", "reconciled", "reconnected"}] == [
         ("failed", "reconcile.failed"),

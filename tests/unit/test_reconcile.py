@@ -459,7 +459,7 @@ def test_a_refresh_rewrites_every_driven_check_and_nothing_else(
     writes = consul.writes
 
     assert reconciler.full().plan.empty
-    outcome = reconciler.full(FullPass(refresh=True))
+    outcome = reconciler.full(FullPass.RESYNC | FullPass.REFRESH)
 
     refreshed = outcome.done.get("check.refreshed", 0)
     assert (outcome.registered, outcome.updated, refreshed) == (0, 0, 2)
