@@ -237,8 +237,9 @@ class KnownContainers:
         with self._lock:
             return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
 
-    def origin(self, service_id: ServiceID) -> str:
-        return self._origin.get(service_id, "")
+    def origins(self, ids: Collection[ServiceID]) -> dict[ServiceID, str]:
+        with self._lock:  # the container each service came from, for log lines
+            return {sid: self._origin.get(sid, "") for sid in ids}
 
 
 def _notes(container: Container, derivation: Derivation, *, said: set[str]) -> set[str]:

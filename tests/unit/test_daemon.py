@@ -13,8 +13,8 @@ from registrator.core.model import ContainerID, Health, ServiceID
 from registrator.core.policy import Policy
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
-from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import FullPass, Pending, Timer
 from tests.support import docker_event, running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
@@ -27,7 +27,7 @@ class NoEvents:
 
 def make() -> tuple[Daemon, FakeDocker, FakeConsul]:
     docker, consul = FakeDocker(), FakeConsul()
-    reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
     daemon = Daemon(reconciler, NoEvents(), retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
     return daemon, docker, consul
 
@@ -165,7 +165,7 @@ def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
 
 def looping(docker: FakeDocker, consul: FakeConsul, **options: Any) -> tuple[Daemon, FakeEvents]:
     events = FakeEvents()
-    reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
     return Daemon(reconciler, events, retry=RetryPolicy.without_waits(), **options), events
 
 

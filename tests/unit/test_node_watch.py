@@ -13,6 +13,7 @@ from loguru import logger
 from registrator.core.errors import RegistryDenied
 from registrator.core.model import ContainerID, ServiceID
 from registrator.core.policy import Policy
+from registrator.runtime import startup
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
@@ -43,7 +44,7 @@ def docker() -> FakeDocker:
 
 
 def reconciler_for(docker: FakeDocker, consul: FakeConsul) -> Reconciler:
-    return Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    return startup.reconciler_for(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
 
 
 def test_one_node_throughout_deregisters_as_usual(
