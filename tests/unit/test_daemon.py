@@ -247,3 +247,17 @@ def test_timers_fire_on_their_clock_and_an_interval_of_0_never_does() -> None:
     assert timer.due == 160.0
     clock.advance(1e9)
     assert not never.fire()
+
+
+def test_the_daemon_names_every_thread_it_runs_beside_the_worker(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    beats: list[str] = []
+    plain, _ = looping(docker, consul)
+    leased, _ = looping(
+        docker, consul, heartbeat=lambda: beats.append("beat"), heartbeat_interval=1
+    )
+
+    assert [t.name for t in plain.threads()] == ["docker-events"]
+    assert [t.name for t in leased.threads()] == ["docker-events", "heartbeat"]
+    assert not any(t.is_alive() for t in leased.threads())  # built, not started
