@@ -46,6 +46,7 @@ from registrator.runtime.probes import ProbeRunner, kept_statuses
 from registrator.runtime.reaping import Reaper, start_reaper
 from registrator.runtime.reconciler import Reconciler, Statuses
 from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
+from registrator.runtime.startup import reconciler_for
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +104,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     identity = settings.hostname or docker.host_name() or socket.gethostname()
     policy = dataclasses.replace(derive_policy(checked, identity), connect=opened.kind == "consul")
     probed = _agentless(opened, identity, settings.ip, runner)
-    reconciler = Reconciler(
+    reconciler = reconciler_for(
         docker, opened.registry, policy, retry=retry, stop=stop, observer=observer, statuses=probed
     )
     _log_started(identity, opened, docker)

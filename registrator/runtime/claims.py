@@ -1,46 +1,53 @@
 """Which known containers should have which services: an index, so that an event's plan
 looks up its few services without going through every container.
 
-Not locked on its own: `KnownContainers` calls it under its lock.
+An immutable value: each change makes a new one (`KnownContainers` keeps the latest), so it
+is read from any thread without a lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 from registrator.core.model import ContainerID, Derivation, Service, ServiceID
 
 
+@dataclass(frozen=True, slots=True)
 class Claims:
-    def __init__(self) -> None:
-        #: service ID -> the containers that should have it (one, unless two claim one ID)
-        self._claims: dict[ServiceID, dict[ContainerID, Service]] = {}
-        #: kept containers first seen exited: the prefix of the services they keep as they are
-        self._adopting: dict[ContainerID, str] = {}
+    #: service ID -> the containers that should have it (one, unless two claim one ID), in
+    #: the order they claimed it
+    by_service: Mapping[ServiceID, Mapping[ContainerID, Service]] = field(default_factory=dict)
+    #: kept containers first seen exited: the prefix of the services they keep as they are
+    adopting: Mapping[ContainerID, str] = field(default_factory=dict)
 
-    def add(self, container: ContainerID, derivation: Derivation) -> None:
-        for service in derivation.services:
-            self._claims.setdefault(service.id, {})[container] = service
-        if derivation.adopt:
-            self._adopting[container] = derivation.adopt
-
-    def remove(self, container: ContainerID, derivation: Derivation | None) -> None:
-        self._adopting.pop(container, None)
-        for service in derivation.services if derivation is not None else ():
-            claim = self._claims.get(service.id, {})
-            claim.pop(container, None)
-            if not claim:
-                self._claims.pop(service.id, None)
+    def replaced(
+        self, container: ContainerID, before: Derivation | None, after: Derivation | None
+    ) -> Claims:
+        """These claims once `container` claims what `after` derives instead of `before`
+        (None: nothing, it is gone); a renewed claim counts as the latest."""
+        claims = dict(self.by_service)
+        for service in before.services if before is not None else ():
+            claim = {c: s for c, s in claims.get(service.id, {}).items() if c != container}
+            if claim:
+                claims[service.id] = claim
+            else:
+                claims.pop(service.id, None)
+        for service in after.services if after is not None else ():
+            claim = {c: s for c, s in claims.get(service.id, {}).items() if c != container}
+            claims[service.id] = {**claim, container: service}
+        adopting = {c: p for c, p in self.adopting.items() if c != container}
+        if after is not None and after.adopt:
+            adopting[container] = after.adopt
+        return Claims(claims, adopting)
 
     def desired(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
         """Every claimed service, or those of `ids`. Of two containers claiming one ID, the
         one that claimed it last."""
-        wanted = self._claims.keys() if ids is None else ids
+        wanted = self.by_service.keys() if ids is None else ids
         return {
-            sid: next(reversed(claim.values()))
-            for sid in wanted
-            if (claim := self._claims.get(sid))
+            sid: list(claim.values())[-1] for sid in wanted if (claim := self.by_service.get(sid))
         }
 
     def adopt(self) -> tuple[str, ...]:
-        return tuple(self._adopting.values())
+        return tuple(self.adopting.values())

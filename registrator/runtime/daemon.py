@@ -23,11 +23,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
 from registrator.core.events import EngineEvent, Happened, ServiceUpdate
+from registrator.core.model import ContainerID
 from registrator.core.ports import EventSource, Subscription
 from registrator.runtime.executor import Outcome
 from registrator.runtime.heartbeat import Heartbeat, keep_alive
@@ -69,9 +71,9 @@ class Daemon:
         self._reconciler = reconciler
         self._events = events
         self._timers = [
-            (Timer(resync_interval, clock=clock), FullPass()),
-            (Timer(agent_check_interval, clock=clock), FullPass(docker=False)),
-            (Timer(refresh_interval, clock=clock), FullPass(docker=False, refresh=True)),
+            (Timer(resync_interval, clock=clock), FullPass.RESYNC),
+            (Timer(agent_check_interval, clock=clock), FullPass.AGENT_CHECK),
+            (Timer(refresh_interval, clock=clock), FullPass.AGENT_CHECK | FullPass.REFRESH),
         ]
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
@@ -88,15 +90,9 @@ class Daemon:
 
     def run(self) -> None:
         self._lanes.start()
-        watcher = threading.Thread(target=self._watch, name="docker-events", daemon=True)
-        watcher.start()
-        if self._heartbeat is not None and self._heartbeat_interval > 0:
-            beats = (self._heartbeat, self._heartbeat_interval)
-            lost = {"stop": self.stop, "on_lost": lambda: self._queue.put(FullPass(docker=False))}
-            threading.Thread(target=keep_alive, args=beats, kwargs=lost, daemon=True).start()
-        if self._probes is not None:  # a changed status reconciles its container, on its lane
-            tell = (self.stop, lambda container: self._lanes.add(container, container))
-            threading.Thread(target=self._probes.run, args=tell, name="probes", daemon=True).start()
+        watcher, *others = self.threads()
+        for thread in (watcher, *others):
+            thread.start()
         pending = Pending()
         try:
             while not self.stop.is_set():
@@ -112,6 +108,18 @@ class Daemon:
             self.request_stop()
             watcher.join(timeout=5)
             self._lanes.stop()
+
+    def threads(self) -> list[threading.Thread]:
+        """Every thread beside the worker (the caller of `run`) and the lanes' `events-N`,
+        named, the watcher first."""
+        named: dict[str, Callable[[], None]] = {"docker-events": self._watch}
+        if self._heartbeat is not None and self._heartbeat_interval > 0:
+            lost = lambda: self._queue.put(FullPass.AGENT_CHECK)  # noqa: E731
+            beat = (self._heartbeat, self._heartbeat_interval)
+            named["heartbeat"] = partial(keep_alive, *beat, stop=self.stop, on_lost=lost)
+        if self._probes is not None:  # a changed status reconciles its container, on its lane
+            named["probes"] = partial(self._probes.run, self.stop, lambda c: self._lanes.add(c, c))
+        return [threading.Thread(target=t, name=n, daemon=True) for n, t in named.items()]
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -160,8 +168,8 @@ class Daemon:
     def _failed(self, work: Pending) -> Pending:
         self._streak.failed()
         owed = Pending()
-        owed.add(work.full or FullPass())
-        owed.add(FullPass())
+        owed.add(work.full or FullPass.RESYNC)
+        owed.add(FullPass.RESYNC)
         return owed
 
     def _observe_failure(self, error: BackendError) -> None:
@@ -208,9 +216,9 @@ class Daemon:
                 self._observer.reconnected("docker")
             else:
                 logger.info("docker.events.subscribed")
-            self._queue.put(FullPass(reinspect=reinspect))
+            self._queue.put(FullPass.RESYNC | FullPass.REINSPECT if reinspect else FullPass.RESYNC)
             try:
-                self._forward(self._subscription)
+                _forward(self._subscription, self._lanes, self._reconciler.may_drain)
                 if not self.stop.is_set():
                     logger.warning("docker.events.closed")
                     self._observer.failed("docker.events.closed")
@@ -219,19 +227,6 @@ class Daemon:
                     logger.warning("docker.events.broken", error=str(e))
                     self._observer.failed("docker.events.broken")
             reinspect = True
-
-    def _forward(self, events: Iterable[EngineEvent]) -> None:
-        for event in events:
-            if isinstance(event, ServiceUpdate):
-                logger.debug("engine.event", happened="updated", swarm_service=event.service)
-                self._lanes.add(SERVICE_LANE + event.service, event)
-            elif event.happened is not Happened.SIGNALLED or self._reconciler.may_drain(
-                event.container, event.signal
-            ):  # `docker kill`'s SIGKILL, say, changes nothing: not even a lane's hand-over
-                logger.debug(
-                    "engine.event", happened=event.happened, container=event.container[:12]
-                )
-                self._lanes.add(event.container, event)
 
     def _handle_events(self, work: Pending) -> None:
         """One container's pending events, on a lane's thread; a failure owes a full pass."""
@@ -244,6 +239,22 @@ class Daemon:
             self._queue.put(owed.full)
         elif work.signalled:
             self._queue.put(None)  # a drain may have started: the worker sets its alarm for it
+
+
+def _forward(
+    events: Iterable[EngineEvent],
+    lanes: Lanes[str, Pending],
+    may_drain: Callable[[ContainerID, int | None], bool],
+) -> None:
+    """Each event to its lane: a container's, or a Swarm service's."""
+    for event in events:
+        if isinstance(event, ServiceUpdate):
+            logger.debug("engine.event", happened="updated", swarm_service=event.service)
+            lanes.add(SERVICE_LANE + event.service, event)
+        elif event.happened is not Happened.SIGNALLED or may_drain(event.container, event.signal):
+            # `docker kill`'s SIGKILL, say, changes nothing: not even a lane's hand-over
+            logger.debug("engine.event", happened=event.happened, container=event.container[:12])
+            lanes.add(event.container, event)
 
 
 def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:

@@ -2,12 +2,14 @@
 each drain is lifted if the container does not stop after all (a monotonic deadline: its stop
 timeout plus `drain.GRACE`). Docker records none of this.
 
-Not locked on its own: `KnownContainers` calls it under its lock.
+An immutable value: each change makes a new one (`KnownContainers` keeps the latest), so it
+is read from any thread without a lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 from loguru import logger
 
@@ -16,23 +18,25 @@ from registrator.core.model import Container, ContainerID, Derivation
 from registrator.core.policy import Policy
 
 
+@dataclass(frozen=True, slots=True)
 class Drains:
-    def __init__(self) -> None:
-        #: containers draining -> when their drain is lifted if they still run (monotonic)
-        self._deadlines: dict[ContainerID, float] = {}
+    #: containers draining -> when their drain is lifted if they still run (monotonic)
+    deadlines: Mapping[ContainerID, float] = field(default_factory=dict)
 
-    def start(self, container: Container, now: float) -> None:
-        self._deadlines[container.id] = now + lifted_after(container)
+    def started(self, container: Container, now: float) -> Drains:
+        return Drains({**self.deadlines, container.id: now + lifted_after(container)})
 
-    def stop(self, container: ContainerID) -> None:
-        self._deadlines.pop(container, None)
+    def stopped(self, container: ContainerID) -> Drains:
+        if container not in self.deadlines:
+            return self
+        return Drains({c: d for c, d in self.deadlines.items() if c != container})
 
     def deadline(self) -> float | None:
         """When the next drain is due to be lifted, if any is in progress."""
-        return min(self._deadlines.values(), default=None)
+        return min(self.deadlines.values(), default=None)
 
     def due(self, now: float) -> list[ContainerID]:
-        return [c for c, deadline in self._deadlines.items() if deadline <= now]
+        return [c for c, deadline in self.deadlines.items() if deadline <= now]
 
 
 def drain_started(

@@ -64,24 +64,26 @@ class Outcome:
         return self.done.get("service.deregistered", 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What executing a plan did: the actions done by kind, an error line for each that
+    failed, and every action the registry carried out, in order (a substitute for a refused
+    registration among them), for the caller to record."""
+
+    done: dict[str, int]
+    errors: list[str]
+    carried_out: list[Action]
+
+
 class Executor:
     """Carries out actions in order; an action whose service's registration failed is skipped."""
 
     def __init__(
-        self,
-        registry: Registry,
-        *,
-        call: Call[None],
-        origin: Callable[[ServiceID], str],
-        observer: Observer = NULL_OBSERVER,
-        record: Callable[[Action], None] = lambda _: None,
+        self, registry: Registry, *, call: Call[None], observer: Observer = NULL_OBSERVER
     ) -> None:
         self._registry = registry
         self._call = call
-        self._origin = origin
         self._observer = observer
-        #: told of every action the registry carried out (the in-memory mirror of it)
-        self._record = record
         self._denied_reported = False
         #: service ID -> (the desired version the registry refused, what was registered instead,
         #: None when even the plainest form was refused)
@@ -111,30 +113,32 @@ class Executor:
         stored = self._registry.stored
         return one == other or (stored(one) is not None and stored(one) == stored(other))
 
-    def apply(self, plan: Plan, *, progress: bool = True) -> tuple[dict[str, int], list[str]]:
-        """Execute `plan`; the actions done by kind, and an error line for each that failed.
+    def apply(
+        self, plan: Plan, *, origins: Mapping[ServiceID, str], progress: bool = True
+    ) -> Applied:
+        """Execute `plan`; `origins` names the container of each service, for the log lines.
 
         Without `progress` the caller reports progress itself (it runs many small plans)."""
         done: dict[str, int] = {}
-        errors: list[str] = []
+        out = Applied(done, [], [])
         failed: set[ServiceID] = set()
         for number, action in enumerate(plan.actions, 1):
             if action.service_id in failed:
                 continue
             substituted = False
-            if self._attempt(action, errors):
+            if self._attempt(action, out, origins):
                 done[action.kind] = done.get(action.kind, 0) + 1
                 substituted = isinstance(action, Register) and self._substituted(action.service)
-                if not substituted:  # else the substitute was recorded
-                    self._record(action)
-                self._written(action)
+                if not substituted:  # else the substitute was carried out instead
+                    out.carried_out.append(action)
+                self._written(action, origins.get(action.service_id, ""))
             else:
                 failed.add(action.service_id)
             if substituted:
                 failed.add(action.service_id)  # the rest was planned for the refused version
             if progress:
                 self._observer.progress("write", done=number, total=len(plan.actions))
-        return done, errors
+        return out
 
     def report_denied(self, error: RegistryDenied) -> None:
         """Say once, clearly, that the token lacks a permission; retries stay quiet about it."""
@@ -155,8 +159,8 @@ class Executor:
             refused = self._refused.get(service.id)
         return refused is not None and refused[0] is service
 
-    def _attempt(self, action: Action, errors: list[str]) -> bool:
-        service_id = action.service_id
+    def _attempt(self, action: Action, out: Applied, origins: Mapping[ServiceID, str]) -> bool:
+        service_id, errors = action.service_id, out.errors
         try:
             self._call(action.kind, lambda: self._execute(action))
         except RegistryDenied as e:
@@ -165,7 +169,8 @@ class Executor:
             return False
         except RegistryRefused as e:
             if isinstance(action, Register):
-                return self._register_instead(action.service, action.service, str(e), errors)
+                origin = origins.get(service_id, "")
+                return self._register_instead(action.service, action.service, str(e), out, origin)
             return self._failed(service_id, e, errors)
         except RegistryError as e:
             return self._failed(service_id, e, errors)
@@ -186,13 +191,13 @@ class Executor:
             registry.update_ttl(action.check)
 
     def _register_instead(
-        self, desired: Service, refused: Service, message: str, errors: list[str]
+        self, desired: Service, refused: Service, message: str, out: Applied, origin: str
     ) -> bool:
         """The registry refused `refused`: register a plainer version, once, and remember it."""
         self._observer.failed("registry.refused")
         logger.error(
             "registry.refused",
-            container=self._origin(desired.id),
+            container=origin,
             service=desired.id,
             error=message,
             hint="registered without the refused part; fix the container's declaration",
@@ -206,23 +211,23 @@ class Executor:
             logger.error("registry.refused_whole", service=desired.id, error=message)
             return False
         try:
-            self._call("service.registered", lambda: self._register_whole(instead))
+            self._call("service.registered", lambda: self._register_whole(instead, out))
         except RegistryRefused as e:
-            return self._register_instead(desired, instead, str(e), errors)
+            return self._register_instead(desired, instead, str(e), out, origin)
         except RegistryError as e:
-            return self._failed(desired.id, e, errors)
+            return self._failed(desired.id, e, out.errors)
         with self._lock:
             self._refused[desired.id] = (desired, instead)
         return True
 
-    def _register_whole(self, service: Service) -> None:
+    def _register_whole(self, service: Service, out: Applied) -> None:
         """Register `service` and give its driven checks their output (the refusal message)."""
         self._registry.register(service)
-        self._record(Register(service))
+        out.carried_out.append(Register(service))
         for check in service.checks:
             if check.status is not None:
                 self._registry.update_ttl(check)
-                self._record(UpdateCheck(service.id, check))
+                out.carried_out.append(UpdateCheck(service.id, check))
 
     def _failed(self, service_id: ServiceID, error: RegistryError, errors: list[str]) -> bool:
         logger.error("registry.write_failed", service=service_id, error=str(error))
@@ -230,7 +235,7 @@ class Executor:
         errors.append(f"{service_id}: {error}")
         return False
 
-    def _written(self, action: Action) -> None:
+    def _written(self, action: Action, origin: str) -> None:
         service_id = action.service_id
         if isinstance(action, UpdateCheck):
             check = action.check
@@ -244,7 +249,7 @@ class Executor:
         if isinstance(action, Deregister):
             with self._lock:
                 self._refused.pop(service_id, None)
-        fields: dict[str, str] = {"service": service_id, "container": self._origin(service_id)}
+        fields: dict[str, str] = {"service": service_id, "container": origin}
         if isinstance(action, SetMaintenance):
             fields["reason"] = action.reason
         logger.info(action.kind, **fields)

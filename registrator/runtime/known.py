@@ -4,8 +4,9 @@ It also holds what Docker does not record: which containers received their stop 
 are draining, and until when (a monotonic deadline: stop timeout plus `drain.GRACE`).
 
 Events of different containers are reconciled at the same time, and a full pass reads Docker
-while events arrive: every method takes the one lock, and each learn is numbered, so a full
-pass never overwrites what an event taught after the pass began (`since`).
+while events arrive: every change takes the one lock, and each learn is numbered, so a full
+pass never overwrites what an event taught after the pass began (`since`). The claims and the
+drains are immutable values replaced under that lock: reading them takes none.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class KnownContainers:
         if not container.running:
             container = dataclasses.replace(container, draining=False)
         if not container.draining:
-            self._drains.stop(container.id)
+            self._drains = self._drains.stopped(container.id)
         previous = self._known.get(container.id)
         derivation = decide(container, self.policy, previous.derivation if previous else None)
         if derivation.kept and not (previous and previous.derivation.kept):
@@ -95,9 +96,9 @@ class KnownContainers:
         if previous is None or previous.derivation.problems != derivation.problems:
             _report(derivation, self._observer)
         self._noted |= _notes(container, derivation, said=self._noted)
-        self._claims.remove(container.id, previous.derivation if previous else None)
+        before = previous.derivation if previous else None
+        self._claims = self._claims.replaced(container.id, before, derivation)
         self._known[container.id] = Known(container, derivation)
-        self._claims.add(container.id, derivation)
         self._origin.update((s.id, container.name) for s in derivation.services)
         self._learns += 1
         self._learned[container.id] = self._learns
@@ -131,7 +132,7 @@ class KnownContainers:
             if drain is None:
                 return True
             self._decide(dataclasses.replace(container, draining=True))
-            self._drains.start(container, time.monotonic() if now is None else now)
+            self._drains = self._drains.started(container, time.monotonic() if now is None else now)
         log_draining(container, drain)
         self._observer.drained(lifted=False)
         return True
@@ -148,8 +149,7 @@ class KnownContainers:
 
     def drain_deadline(self) -> float | None:
         """When the next drain in progress is due to be lifted (monotonic), if any is."""
-        with self._lock:
-            return self._drains.deadline()
+        return self._drains.deadline()
 
     def lift_drains(self, now: float | None = None) -> list[ContainerID]:
         """End the drains of containers still running at their deadline: they were not being
@@ -186,8 +186,10 @@ class KnownContainers:
 
     def _drop(self, container_id: ContainerID) -> None:
         known = self._known.pop(container_id, None)
-        self._claims.remove(container_id, known.derivation if known else None)
-        self._drains.stop(container_id)
+        self._claims = self._claims.replaced(
+            container_id, known.derivation if known else None, None
+        )
+        self._drains = self._drains.stopped(container_id)
 
     def seen(self, summary: ContainerSummary) -> bool:
         """Whether the container is known under its listed name and state."""
@@ -211,13 +213,11 @@ class KnownContainers:
     def desired(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
         """The services every known container should have; with `ids`, only those. Of two
         containers claiming one ID, the one that claimed it last."""
-        with self._lock:
-            return self._claims.desired(ids)
+        return self._claims.desired(ids)
 
     def adopt(self) -> tuple[str, ...]:
         """Service ID prefixes of kept containers whose services are to stay as registered."""
-        with self._lock:
-            return self._claims.adopt()
+        return self._claims.adopt()
 
     def service_ids(self, containers: Collection[ContainerID]) -> set[ServiceID]:
         with self._lock:
@@ -237,8 +237,9 @@ class KnownContainers:
         with self._lock:
             return any(k.derivation.kept for c in containers if (k := self._known.get(c)))
 
-    def origin(self, service_id: ServiceID) -> str:
-        return self._origin.get(service_id, "")
+    def origins(self, ids: Collection[ServiceID]) -> dict[ServiceID, str]:
+        with self._lock:  # the container each service came from, for log lines
+            return {sid: self._origin.get(sid, "") for sid in ids}
 
 
 def _notes(container: Container, derivation: Derivation, *, said: set[str]) -> set[str]:

@@ -14,25 +14,22 @@ under that service's lock just before writing it, so it never undoes a newer eve
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Collection, Mapping
-from typing import TypeVar
+from dataclasses import dataclass
 
 from registrator.core.errors import RegistryDenied
 from registrator.core.model import ContainerID, Service, ServiceID
 from registrator.core.plan import Deregister, Plan, plan
-from registrator.core.policy import Policy
-from registrator.core.ports import ContainerSource, Registry
-from registrator.runtime.executor import Executor, Outcome
+from registrator.core.ports import Registry
+from registrator.runtime.executor import Applied, Executor, Outcome
 from registrator.runtime.known import KnownContainers
 from registrator.runtime.mirror import Mirror
 from registrator.runtime.node_watch import NodeWatch
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.reading import DockerReader, Parallel
-from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.retry import Retrying
 from registrator.runtime.work import Changes, FullPass
 
-_T = TypeVar("_T")
 #: (desired, actual, scope) -> desired with the statuses of the checks registrator runs itself
 Statuses = Callable[
     [dict[ServiceID, Service], Mapping[ServiceID, Service], Collection[ServiceID] | None],
@@ -43,52 +40,38 @@ Statuses = Callable[
 PARALLEL_CALLS = 4
 
 
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The reconcile path's parts, in the order a reconcile goes through them: each built
+    once by `startup.reconciler_for`, none of them calling back into the reconciler."""
+
+    read: DockerReader
+    known: KnownContainers
+    mirror: Mirror
+    execute: Executor
+    registry: Registry
+    nodes: NodeWatch
+    call: Retrying
+    parallel: Parallel
+    observer: Observer = NULL_OBSERVER
+    #: catalog mode: the statuses registrator probed, put into what is desired
+    statuses: Statuses | None = None
+
+
 class Reconciler:
-    """Plans from the known containers against the registry, and executes the plan."""
+    """Reads, decides, plans against the registry's held view, executes and records."""
 
-    def __init__(
-        self,
-        docker: ContainerSource,
-        registry: Registry,
-        policy: Policy,
-        *,
-        retry: RetryPolicy | None = None,
-        stop: threading.Event | None = None,
-        observer: Observer = NULL_OBSERVER,
-        statuses: Statuses | None = None,
-    ) -> None:
-        self._docker = docker
-        #: catalog mode: the statuses registrator probed, put into what is desired
-        self._statuses = statuses
-        self._registry = registry
-        self._retry = retry or RetryPolicy()
-        self._stop = stop
-        self._observer = observer
-        self.known = KnownContainers(policy, observer=observer)
-        self.mirror = Mirror(registry.applied)
-        self._executor = Executor(
-            registry,
-            call=self._call,
-            origin=self.known.origin,
-            observer=observer,
-            record=self.mirror.record,
+    def __init__(self, parts: Parts) -> None:
+        self._parts = parts
+        self._reader, self._executor = parts.read, parts.execute
+        self._registry, self._observer, self._statuses = (
+            parts.registry,
+            parts.observer,
+            parts.statuses,
         )
-        self._address_known = bool(policy.host_ip)
-        self._counts = threading.local()  # containers inspected by this thread's reconcile
-        self._parallel = Parallel(PARALLEL_CALLS, name="reconcile")
-        self._reader = DockerReader(
-            docker, self.known, call=self._call, parallel=self._parallel, observer=observer
-        )
-        #: the registry nodes seen by full passes: deregistrations stop once it changes
-        self.nodes = NodeWatch(observer=observer)
-
-    @property
-    def _inspected(self) -> int:
-        return int(getattr(self._counts, "inspected", 0))
-
-    @_inspected.setter
-    def _inspected(self, value: int) -> None:
-        self._counts.inspected = value
+        self.known, self.mirror, self.nodes = parts.known, parts.mirror, parts.nodes
+        self._call, self._parallel = parts.call, parts.parallel
+        self._address_known = bool(parts.known.policy.host_ip)
 
     def changes(self, changes: Changes) -> Outcome:
         """Reconcile the containers events named: only their services are planned and written.
@@ -97,34 +80,31 @@ class Reconciler:
         `die` or a stop signal), then the writes. An updated Swarm service names its tasks on
         this node; one with none here costs nothing.
         """
-        self._inspected = 0
         ids = changes.containers | self.known.tasks_of(changes.services)
         if not ids:
             return Outcome(Plan())
         changes = dataclasses.replace(changes, containers=ids)
         self._lookup_address(full=False)
         scope = self.known.service_ids(ids)
-        self._inspected += self._reader.read_changed(changes)
+        inspected = self._reader.read_changed(changes)
         scope |= self.known.service_ids(ids)
         with self.mirror.holding(scope):
             actual = self._actual(scope, ids)
-            outcome = self._execute(self._plan(actual, scope=scope), actual)
+            outcome = self._execute(self._plan(actual, scope=scope), inspected=inspected)
         if self.mirror.loaded and not outcome.plan.empty:
             self._observer.owned(len(self.mirror))
         return outcome
 
     def full(self, full: FullPass | None = None) -> Outcome:
         """Reconcile everything this registrator owns (see `FullPass`)."""
-        full = full or FullPass()
-        self._inspected = 0
+        full = full or FullPass.RESYNC
         self._lookup_address(full=full.docker)
         self._watch_node()
-        if full.docker:
-            self._inspected += self._reader.read_all(reinspect=full.reinspect)
+        inspected = self._reader.read_all(reinspect=full.reinspect) if full.docker else 0
         since = self.mirror.mark()
         self.mirror.load(self._owned(), since=since)
         todo = self._plan(self.mirror.view(), refresh=full.refresh)
-        outcome = self._execute_each(todo, refresh=full.refresh)
+        outcome = self._execute_each(todo, refresh=full.refresh, inspected=inspected)
         self._observer.owned(len(self.mirror))
         return outcome
 
@@ -137,7 +117,7 @@ class Reconciler:
     def release(self) -> Outcome:
         """Deregister every service this registrator owns (on exit, when asked to)."""
         actual = self._owned()
-        return self._execute(plan({}, actual, stored=self._registry.stored), actual)
+        return self._execute(plan({}, actual, stored=self._registry.stored), inspected=0)
 
     def report_denied(self, error: RegistryDenied) -> None:
         self._executor.report_denied(error)
@@ -179,12 +159,20 @@ class Reconciler:
         kept = tuple(a for a in todo.actions if not isinstance(a, Deregister))
         return dataclasses.replace(todo, actions=kept)
 
-    def _execute(self, todo: Plan, actual: dict[ServiceID, Service]) -> Outcome:
+    def _execute(self, todo: Plan, *, inspected: int) -> Outcome:
         todo = self._guard(todo)
-        done, errors = self._executor.apply(todo)
-        return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
+        applied = self._apply(todo, progress=True)
+        return Outcome(todo, applied.done, tuple(applied.errors), inspected=inspected)
 
-    def _execute_each(self, todo: Plan, *, refresh: bool) -> Outcome:
+    def _apply(self, todo: Plan, *, progress: bool) -> Applied:
+        """Execute, then record in the mirror what the registry carried out."""
+        origins = self.known.origins({a.service_id for a in todo.actions})
+        applied = self._executor.apply(todo, origins=origins, progress=progress)
+        for action in applied.carried_out:
+            self.mirror.record(action)
+        return applied
+
+    def _execute_each(self, todo: Plan, *, refresh: bool, inspected: int) -> Outcome:
         """A full pass's plan, one service at a time: each planned again under its lock
         with what is known now, since events may have changed it after `todo` was made."""
         todo = self._guard(todo)
@@ -196,13 +184,14 @@ class Reconciler:
                 done[kind] = done.get(kind, 0) + count
             errors += failed
             self._observer.progress("write", done=number, total=len(ids))
-        return Outcome(todo, done=done, errors=tuple(errors), inspected=self._inspected)
+        return Outcome(todo, done=done, errors=tuple(errors), inspected=inspected)
 
     def _replan(self, service_id: ServiceID, refresh: bool) -> tuple[dict[str, int], list[str]]:
         with self.mirror.holding([service_id]):
             scope = [service_id]
             fresh = self._guard(self._plan(self.mirror.view(scope), scope=scope, refresh=refresh))
-            return self._executor.apply(fresh, progress=False)
+            applied = self._apply(fresh, progress=False)
+            return applied.done, applied.errors
 
     def _actual(
         self, scope: set[ServiceID], containers: Collection[ContainerID]
@@ -220,9 +209,6 @@ class Reconciler:
         owner = self.known.policy.hostname
         read = lambda: self._registry.services(owner=owner, ids=ids, with_checks=with_checks)  # noqa: E731
         return self._call("registry.services", read)
-
-    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
-        return self._retry.call(what, fn, stop=self._stop)
 
     def _watch_node(self) -> None:
         """Which node answers, asked twice in a row: one agent gives one answer, a balancer

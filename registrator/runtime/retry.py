@@ -187,3 +187,15 @@ class FailureStreak:
         with self._lock:
             back, self._registry_lost = self._registry_lost, False
             return back
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """Calls made with `policy`'s retries until `stop` is set: what every part of the
+    reconcile path calls Docker and the registry through (one, built at start-up)."""
+
+    policy: RetryPolicy
+    stop: threading.Event | None = None
+
+    def __call__(self, what: str, fn: Callable[[], T]) -> T:
+        return self.policy.call(what, fn, stop=self.stop)

@@ -4,6 +4,8 @@ the next one."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,25 +36,34 @@ class Changes:
     services: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class FullPass:
-    """A reconcile of everything this registrator owns.
+class FullPass(enum.Flag):
+    """The kinds of a reconcile of everything this registrator owns; a pass owed twice is
+    their union (`|`).
 
-    `docker=False` trusts what is known of the containers and only compares with the registry
-    (the agent check); `reinspect` reads every container again (events may have been missed);
-    `refresh` writes every driven TTL check again, which restarts its TTL.
+    Every pass reads the registry and compares (`REGISTRY` alone is the agent check, which
+    trusts what is known of the containers); `DOCKER` lists the containers first (the
+    resync); `REINSPECT` reads every container again (events may have been missed);
+    `REFRESH` writes every driven TTL check again, which restarts its TTL.
     """
 
-    docker: bool = True
-    reinspect: bool = False
-    refresh: bool = False
+    REGISTRY = enum.auto()
+    DOCKER = enum.auto()
+    REINSPECT = enum.auto()
+    REFRESH = enum.auto()
+    RESYNC = REGISTRY | DOCKER
+    AGENT_CHECK = REGISTRY
 
-    def merge(self, other: FullPass) -> FullPass:
-        return FullPass(
-            docker=self.docker or other.docker,
-            reinspect=self.reinspect or other.reinspect,
-            refresh=self.refresh or other.refresh,
-        )
+    @property
+    def docker(self) -> bool:
+        return FullPass.DOCKER in self
+
+    @property
+    def reinspect(self) -> bool:
+        return FullPass.REINSPECT in self
+
+    @property
+    def refresh(self) -> bool:
+        return FullPass.REFRESH in self
 
     @property
     def scope(self) -> str:
@@ -86,16 +97,10 @@ class Pending:
     services: set[str] = field(default_factory=set)
 
     def add(self, item: Item) -> None:
-        if isinstance(item, str):
-            self.containers.add(item)
-            self.network_only.discard(item)
-            self.signal_only.discard(item)
-        elif isinstance(item, FullPass):
-            self.full = item if self.full is None else self.full.merge(item)
-        elif isinstance(item, ServiceUpdate):
-            self.services.add(item.service)
-        else:
-            self._add_event(item)
+        """Fold `item` in (see `fold`)."""
+        folded = fold(self, item)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(folded, f.name))
 
     def changes(self) -> Changes:
         return Changes(
@@ -107,32 +112,63 @@ class Pending:
             frozenset(self.services),
         )
 
-    def _add_event(self, item: ContainerEvent) -> None:
-        if item.happened is Happened.SIGNALLED:
-            self._add_kill(item)
-            return
-        self.signal_only.discard(item.container)
-        if item.happened in NETWORK_CHANGES:
-            if item.container not in self.containers:
-                self.network_only.add(item.container)
-        else:
-            self.network_only.discard(item.container)
-        self.containers.add(item.container)
-        if item.happened is Happened.EXITED and item.exit_code is not None:
-            self.exited[item.container] = item.exit_code
-        elif item.happened is Happened.STARTED:
-            self.exited.pop(item.container, None)
-            self.signalled.pop(item.container, None)
-
-    def _add_kill(self, item: ContainerEvent) -> None:
-        if item.container not in self.containers:
-            self.signal_only.add(item.container)
-        self.containers.add(item.container)
-        if item.signal is not None:
-            self.signalled.setdefault(item.container, set()).add(item.signal)
-
     def __bool__(self) -> bool:
         return self.full is not None or bool(self.containers) or bool(self.services)
+
+
+def fold(pending: Pending, item: Item) -> Pending:
+    """What is owed once `item` comes after `pending`; `pending` itself is left as it was."""
+    if isinstance(item, FullPass):
+        full = item if pending.full is None else pending.full | item
+        return dataclasses.replace(pending, full=full)
+    if isinstance(item, ServiceUpdate):
+        return dataclasses.replace(pending, services=pending.services | {item.service})
+    if isinstance(item, str):
+        return dataclasses.replace(
+            pending,
+            containers=pending.containers | {item},
+            network_only=pending.network_only - {item},
+            signal_only=pending.signal_only - {item},
+        )
+    if item.happened is Happened.SIGNALLED:
+        return _fold_kill(pending, item)
+    return _fold_event(pending, item)
+
+
+def _fold_event(pending: Pending, item: ContainerEvent) -> Pending:
+    c = item.container
+    network_only = set(pending.network_only)
+    if item.happened not in NETWORK_CHANGES:
+        network_only.discard(c)
+    elif c not in pending.containers:
+        network_only.add(c)
+    exited, signalled = dict(pending.exited), dict(pending.signalled)
+    if item.happened is Happened.EXITED and item.exit_code is not None:
+        exited[c] = item.exit_code
+    elif item.happened is Happened.STARTED:
+        exited.pop(c, None)
+        signalled.pop(c, None)
+    return dataclasses.replace(
+        pending,
+        containers=pending.containers | {c},
+        exited=exited,
+        network_only=network_only,
+        signalled=signalled,
+        signal_only=pending.signal_only - {c},
+    )
+
+
+def _fold_kill(pending: Pending, item: ContainerEvent) -> Pending:
+    c = item.container
+    signal_only = set(pending.signal_only)
+    if c not in pending.containers:
+        signal_only.add(c)
+    signalled = {k: set(v) for k, v in pending.signalled.items()}
+    if item.signal is not None:
+        signalled.setdefault(c, set()).add(item.signal)
+    return dataclasses.replace(
+        pending, containers=pending.containers | {c}, signalled=signalled, signal_only=signal_only
+    )
 
 
 @dataclass

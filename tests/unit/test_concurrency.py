@@ -29,8 +29,8 @@ from registrator.registries.consul.held import applied
 from registrator.runtime.known import KnownContainers
 from registrator.runtime.lanes import Lanes
 from registrator.runtime.mirror import Mirror
-from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import Changes
 from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker
@@ -224,7 +224,9 @@ class _RacingDocker(FakeDocker):
 
 def test_a_die_handled_while_a_full_pass_inspects_the_container_is_not_undone() -> None:
     docker, consul = _RacingDocker(), FakeConsul()
-    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
     docker.add(web())
     reconciler.full()
     docker.add(dataclasses.replace(web(), name="renamed"))  # the pass sees it changed

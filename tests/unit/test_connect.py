@@ -31,6 +31,7 @@ from registrator.registries.consul.held import reported
 from registrator.registries.consul.payload import service_payload, services_from_agent
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import Changes
 from tests.support import POLICY
 from tests.unit.fakes import FakeConsul, FakeDocker
@@ -327,7 +328,7 @@ def running() -> tuple[FakeDocker, FakeConsul, Reconciler]:
     docker, consul = FakeDocker(), FakeConsul()
     docker.add(app(SERVICE_CONNECT="sidecar", SERVICE_CONNECT_UPSTREAMS="db:9191"))
     policy = Policy(hostname="h")
-    return docker, consul, Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    return docker, consul, reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits())
 
 
 def test_a_connect_container_costs_one_write_and_an_idle_resync_none(
@@ -393,7 +394,9 @@ class NoSidecarRange(FakeConsul):
 def test_a_refused_sidecar_leaves_its_service_registered_without_connect_once() -> None:
     docker, consul = FakeDocker(), NoSidecarRange()
     docker.add(app(SERVICE_CONNECT="sidecar", SERVICE_CHECK_TTL="30s"))
-    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
 
     first = reconciler.full()
     again = [reconciler.full() for _ in range(3)]

@@ -13,8 +13,8 @@ from registrator.core.model import ContainerID, Health, ServiceID
 from registrator.core.policy import Policy
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
-from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import FullPass, Pending, Timer
 from tests.support import docker_event, running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
@@ -27,18 +27,18 @@ class NoEvents:
 
 def make() -> tuple[Daemon, FakeDocker, FakeConsul]:
     docker, consul = FakeDocker(), FakeConsul()
-    reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
     daemon = Daemon(reconciler, NoEvents(), retry=RetryPolicy.without_waits())  # type: ignore[arg-type]
     return daemon, docker, consul
 
 
 def test_work_coalesces_containers_and_full_requests() -> None:
     work = Pending()
-    for item in (ContainerID("a"), ContainerID("a"), FullPass(docker=False), ContainerID("b")):
+    for item in (ContainerID("a"), ContainerID("a"), FullPass.AGENT_CHECK, ContainerID("b")):
         work.add(item)
-    work.add(FullPass(reinspect=True))
+    work.add(FullPass.RESYNC | FullPass.REINSPECT)
 
-    assert work.full == FullPass(docker=True, reinspect=True)
+    assert work.full == FullPass.RESYNC | FullPass.REINSPECT
     assert work.containers == {"a", "b"}
 
 
@@ -99,7 +99,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 
     owed = daemon.step(Pending(containers={ContainerID("c1")}))
 
-    assert owed.full == FullPass()
+    assert owed.full == FullPass.RESYNC
     consul.down = False
     assert not daemon.step(owed)
     assert list(consul.registered) == ["h:web:80"]
@@ -109,7 +109,7 @@ def test_a_failed_step_owes_a_full_reconcile_that_completes_the_work() -> None:
 def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
     daemon, docker, consul = make()
     docker.add(web(name="old"))
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     docker.add(web(name="new"))
     consul.down = True
 
@@ -123,11 +123,11 @@ def test_a_rename_during_an_outage_leaves_no_stale_service() -> None:
 def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
     daemon, docker, consul = make()
     docker.add(web())
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     consul.registered.clear()
     inspected = len(docker.inspected)
 
-    daemon.step(Pending(full=FullPass(docker=False)))
+    daemon.step(Pending(full=FullPass.AGENT_CHECK))
 
     assert list(consul.registered) == [ServiceID("h:web:80")]
     assert len(docker.inspected) == inspected
@@ -136,22 +136,22 @@ def test_agent_check_restores_an_emptied_agent_without_asking_docker() -> None:
 def test_agent_check_with_nothing_changed_writes_nothing() -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), paused=True))
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     writes = consul.writes
 
-    daemon.step(Pending(full=FullPass(docker=False)))
+    daemon.step(Pending(full=FullPass.AGENT_CHECK))
 
     assert consul.writes == writes
     assert consul.registered[ServiceID("h:web:80")].maintenance
 
 
 @pytest.mark.parametrize(
-    "full", [FullPass(), FullPass(docker=False), FullPass(docker=False, refresh=True)]
+    "full", [FullPass.RESYNC, FullPass.AGENT_CHECK, FullPass.AGENT_CHECK | FullPass.REFRESH]
 )
 def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
     daemon, docker, consul = make()
     docker.add(dataclasses.replace(web(), health=Health("starting")))
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
     docker.add(dataclasses.replace(web(), health=Health("healthy", "ok")))
 
     daemon.step(Pending(full=full, containers={ContainerID("c1")}))
@@ -165,7 +165,7 @@ def test_an_event_batched_with_a_timer_is_not_lost(full: FullPass) -> None:
 
 def looping(docker: FakeDocker, consul: FakeConsul, **options: Any) -> tuple[Daemon, FakeEvents]:
     events = FakeEvents()
-    reconciler = Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
     return Daemon(reconciler, events, retry=RetryPolicy.without_waits(), **options), events
 
 
@@ -247,3 +247,17 @@ def test_timers_fire_on_their_clock_and_an_interval_of_0_never_does() -> None:
     assert timer.due == 160.0
     clock.advance(1e9)
     assert not never.fire()
+
+
+def test_the_daemon_names_every_thread_it_runs_beside_the_worker(
+    docker: FakeDocker, consul: FakeConsul
+) -> None:
+    beats: list[str] = []
+    plain, _ = looping(docker, consul)
+    leased, _ = looping(
+        docker, consul, heartbeat=lambda: beats.append("beat"), heartbeat_interval=1
+    )
+
+    assert [t.name for t in plain.threads()] == ["docker-events"]
+    assert [t.name for t in leased.threads()] == ["docker-events", "heartbeat"]
+    assert not any(t.is_alive() for t in leased.threads())  # built, not started

@@ -30,6 +30,7 @@ from registrator.core.plan import plan as plan_for
 from registrator.core.policy import DEFAULT_DRIVEN_TTL, CheckPolicy, Policy
 from registrator.registries.consul.held import reported
 from registrator.registries.consul.payload import service_from_agent, service_payload
+from registrator.runtime import startup
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import FullPass
@@ -410,7 +411,7 @@ def reconciler_for(consul: FakeConsul, *containers: Container, **options: Any) -
     for container in containers:
         docker.add(container)
     policy = Policy(hostname="h", **options)
-    return Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    return startup.reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits())
 
 
 def test_a_refused_service_is_registered_plainer_once_and_never_written_again() -> None:
@@ -420,7 +421,7 @@ def test_a_refused_service_is_registered_plainer_once_and_never_written_again() 
 
     first = reconciler.full()
     writes = consul.writes
-    later = [reconciler.full(FullPass()) for _ in range(3)]
+    later = [reconciler.full(FullPass.RESYNC) for _ in range(3)]
 
     assert first.ok
     held = consul.registered[ServiceID("h:app:80")]

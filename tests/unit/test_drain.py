@@ -22,6 +22,7 @@ from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import NullObserver
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import Changes, FullPass, Pending
 from tests.support import POLICY, docker_event, running, web
 from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
@@ -162,7 +163,7 @@ def test_bad_drain_declarations_are_problems_and_the_default_applies() -> None:
 
 
 def reconciler(docker: FakeDocker, consul: FakeConsul, **policy: Any) -> Reconciler:
-    return Reconciler(
+    return reconciler_for(
         docker,
         consul,
         dataclasses.replace(POLICY, **policy),
@@ -279,7 +280,7 @@ def test_a_container_with_nothing_registered_is_not_drained(
     docker.add(web())
     drains = Drains()
     policy = dataclasses.replace(POLICY, require_label="mine")
-    r = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits(), observer=drains)
+    r = reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits(), observer=drains)
     r.full()
 
     r.changes(killed(15))
@@ -291,7 +292,7 @@ def test_a_container_with_nothing_registered_is_not_drained(
 def test_drains_and_lifted_drains_are_observed(docker: FakeDocker, consul: FakeConsul) -> None:
     docker.add(web())
     drains = Drains()
-    r = Reconciler(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
+    r = reconciler_for(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
     r.full()
 
     r.known.signalled(C1, {15}, now=0.0)
@@ -318,7 +319,7 @@ def test_a_resync_and_the_agent_check_keep_a_drain_in_progress(
     r = started(docker, consul, web(started_at="t1"))
     r.changes(killed(15))
 
-    for full in (FullPass(), FullPass(docker=False), FullPass(reinspect=True)):
+    for full in (FullPass.RESYNC, FullPass.AGENT_CHECK, FullPass.RESYNC | FullPass.REINSPECT):
         r.full(full)
         assert consul.registered[SID].maintenance == DRAINING, full
     assert docker.inspected == [C1]  # the reinspect saw it running, the same start
@@ -331,7 +332,7 @@ def test_a_restart_seen_by_an_inspect_ends_the_drain(
     r.changes(killed(15))
     docker.add(web(started_at="t2"))
 
-    r.full(FullPass(reinspect=True))
+    r.full(FullPass.RESYNC | FullPass.REINSPECT)
 
     assert consul.registered[SID].maintenance == ""
     assert r.drain_deadline() is None
@@ -436,7 +437,7 @@ def test_the_loop_lifts_a_drain_at_its_deadline_with_no_timer_to_wake_it(
     worker's sleep is), and at that alarm it reads its own clock to lift it."""
     events, clock, drains = FakeEvents(), FakeClock(), Drains()
     docker.add(web(stop_timeout=0))
-    r = Reconciler(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
+    r = reconciler_for(docker, consul, POLICY, retry=RetryPolicy.without_waits(), observer=drains)
     daemon = Daemon(r, events, retry=RetryPolicy.without_waits(), clock=clock)
 
     with running(daemon):

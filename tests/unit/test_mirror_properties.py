@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from registrator.core.model import Binding, Container, ContainerID, Health, Port
 from registrator.core.policy import Policy
-from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import Changes, FullPass
 from tests.unit.fakes import FakeConsul, FakeDocker, compared
 
@@ -64,7 +64,7 @@ def test_events_keep_the_mirror_equal_to_the_agent_and_a_full_pass_is_exact(
 ) -> None:
     docker, consul = FakeDocker(), FakeConsul()
     policy = Policy(hostname="h", keep_failed=keep_failed)
-    reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits())
     reconciler.full()
     states: dict[ContainerID, dict[str, object]] = {}
     for cid, change, how in steps:
@@ -86,10 +86,10 @@ def test_events_keep_the_mirror_equal_to_the_agent_and_a_full_pass_is_exact(
         # as the agent lists them: each sidecar read into its service
         assert compared(reconciler.mirror.view()) == compared(consul.services(owner="h"))
 
-    reconciler.full(FullPass(reinspect=True))
+    reconciler.full(FullPass.RESYNC | FullPass.REINSPECT)
     writes = consul.writes
-    assert reconciler.full(FullPass(reinspect=True)).plan.empty
+    assert reconciler.full(FullPass.RESYNC | FullPass.REINSPECT).plan.empty
     assert consul.writes == writes
     if not keep_failed:  # a kept container renamed meanwhile is adopted only by the same run
-        fresh = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+        fresh = reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits())
         assert fresh.preview().empty  # exactly what a registrator starting now would want

@@ -13,13 +13,14 @@ from loguru import logger
 from registrator.core.errors import RegistryDenied
 from registrator.core.model import ContainerID, ServiceID
 from registrator.core.policy import Policy
+from registrator.runtime import startup
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.work import Changes, FullPass
 from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker
 
-AGENT_CHECK = FullPass(docker=False)
+AGENT_CHECK = FullPass.AGENT_CHECK
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def docker() -> FakeDocker:
 
 
 def reconciler_for(docker: FakeDocker, consul: FakeConsul) -> Reconciler:
-    return Reconciler(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
+    return startup.reconciler_for(docker, consul, Policy("h"), retry=RetryPolicy.without_waits())
 
 
 def test_one_node_throughout_deregisters_as_usual(
@@ -54,7 +55,7 @@ def test_one_node_throughout_deregisters_as_usual(
     reconciler.full()
     del docker.containers_by_id[ContainerID("c1")]
 
-    outcome = reconciler.full(FullPass())
+    outcome = reconciler.full(FullPass.RESYNC)
 
     assert outcome.deregistered == 1
     assert list(consul.registered) == ["h:b:80"]
@@ -70,7 +71,7 @@ def test_another_node_answering_stops_deregistrations_and_is_reported_once(
     consul.node_name = "server-2"  # a load balancer sent this pass elsewhere
     del docker.containers_by_id[ContainerID("c1")]
 
-    outcomes = [reconciler.full(FullPass()) for _ in range(3)]
+    outcomes = [reconciler.full(FullPass.RESYNC) for _ in range(3)]
     consul.node_name = "server-1"
     outcomes.append(reconciler.full(AGENT_CHECK))
 
@@ -93,7 +94,7 @@ def test_each_new_node_is_reported_once_and_registrations_go_on(
     docker.add(web("c3", "c"))
     consul.registered.clear()  # the node now answering holds nothing of ours
 
-    outcome = reconciler.full(FullPass())
+    outcome = reconciler.full(FullPass.RESYNC)
 
     assert [e["now"] for e in errors] == ["server-2", "server-3"]
     assert outcome.registered == 3
@@ -133,7 +134,7 @@ def test_a_registry_that_names_no_node_keeps_its_cleanup(
     reconciler.full()
     del docker.containers_by_id[ContainerID("c1")]
 
-    assert reconciler.full(FullPass()).deregistered == 1
+    assert reconciler.full(FullPass.RESYNC).deregistered == 1
     assert errors == []
 
 

@@ -13,6 +13,7 @@ from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observers, Peer
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import FullPass, Pending
 from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker
@@ -57,7 +58,7 @@ def reconciler_with(
     docker: FakeDocker, consul: FakeConsul, recorder: Recorder
 ) -> tuple[Reconciler, Daemon]:
     retry = RetryPolicy.without_waits()
-    reconciler = Reconciler(docker, consul, Policy("h"), retry=retry, observer=recorder)
+    reconciler = reconciler_for(docker, consul, Policy("h"), retry=retry, observer=recorder)
     return reconciler, Daemon(reconciler, None, retry=retry, observer=recorder)  # type: ignore[arg-type]
 
 
@@ -119,10 +120,10 @@ def test_a_failed_pass_is_counted_and_the_registry_coming_back_is_a_reconnect(
     _, daemon = reconciler_with(docker, consul, recorder)
     consul.down = True
 
-    owed = daemon.step(Pending(full=FullPass()))
+    owed = daemon.step(Pending(full=FullPass.RESYNC))
     consul.down = False
     daemon.step(owed)
-    daemon.step(Pending(full=FullPass()))
+    daemon.step(Pending(full=FullPass.RESYNC))
 
     assert [c for c in recorder.calls if c[0] in {"failed", "reconciled", "reconnected"}] == [
         ("failed", "reconcile.failed"),

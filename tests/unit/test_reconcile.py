@@ -19,6 +19,7 @@ from registrator.core.model import (
 from registrator.core.policy import CheckPolicy, Policy
 from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import Changes, FullPass
 from tests.support import web
 from tests.unit.fakes import FakeConsul, FakeDocker, compared
@@ -34,7 +35,7 @@ def changed(
 
 @pytest.fixture
 def reconciler(docker: FakeDocker, consul: FakeConsul) -> Reconciler:
-    return Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    return reconciler_for(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
 
 
 def test_full_reconcile_registers_running_containers_at_the_agent_address(
@@ -99,7 +100,7 @@ def test_a_full_pass_inspects_a_stopped_container_only_to_keep_its_services(
     docker: FakeDocker, consul: FakeConsul, keep_failed: bool
 ) -> None:
     policy = Policy(hostname="h", keep_failed=keep_failed)
-    reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits())
     docker.add(dataclasses.replace(web(), running=False, status="exited", exit_code=1))
 
     outcome = reconciler.full()
@@ -181,7 +182,7 @@ def test_an_event_plans_against_what_the_agent_was_last_seen_and_made_to_hold(
     exited: dict[ContainerID, int] | None,
     keep_failed: bool,
 ) -> None:
-    reconciler = Reconciler(
+    reconciler = reconciler_for(
         docker,
         consul,
         Policy(hostname="h", keep_failed=keep_failed),
@@ -284,7 +285,7 @@ def _exited(container: Container, code: int) -> Container:
 def test_on_success_keeps_only_containers_that_failed_by_themselves(
     docker: FakeDocker, consul: FakeConsul, code: int, kept: bool
 ) -> None:
-    reconciler = Reconciler(
+    reconciler = reconciler_for(
         docker, consul, Policy(hostname="h", keep_failed=True), retry=RetryPolicy.without_waits()
     )
     docker.add(web())
@@ -301,7 +302,7 @@ def test_on_success_keeps_only_containers_that_failed_by_themselves(
 def test_on_success_reads_the_exit_code_of_a_die_event(
     docker: FakeDocker, consul: FakeConsul, code: int, kept: bool
 ) -> None:
-    reconciler = Reconciler(
+    reconciler = reconciler_for(
         docker, consul, Policy(hostname="h", keep_failed=True), retry=RetryPolicy.without_waits()
     )
     docker.add(web())
@@ -318,7 +319,7 @@ def test_on_success_adopts_the_services_of_a_failed_container_seen_only_after_it
     left_over = Service(ServiceID("h:web:80"), "web", "a", 1, meta=((OWNER_META_KEY, "h"),))
     consul.registered[left_over.id] = left_over
     docker.add(_exited(web(), 2))
-    reconciler = Reconciler(
+    reconciler = reconciler_for(
         docker, consul, Policy(hostname="h", keep_failed=True), retry=RetryPolicy.without_waits()
     )
 
@@ -371,7 +372,9 @@ def test_a_container_sharing_another_ones_network_is_registered_at_the_peers_por
     )
     docker.add(peer)
     docker.add(app)
-    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
 
     reconciler.full()
 
@@ -453,13 +456,13 @@ def test_a_refresh_rewrites_every_driven_check_and_nothing_else(
     docker: FakeDocker, consul: FakeConsul
 ) -> None:
     policy = Policy(hostname="h", checks=CheckPolicy(ttl=30, ttl_refresh=10))
-    reconciler = Reconciler(docker, consul, policy, retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, policy, retry=RetryPolicy.without_waits())
     docker.add(checked_web("healthy"))
     reconciler.full()
     writes = consul.writes
 
     assert reconciler.full().plan.empty
-    outcome = reconciler.full(FullPass(refresh=True))
+    outcome = reconciler.full(FullPass.RESYNC | FullPass.REFRESH)
 
     refreshed = outcome.done.get("check.refreshed", 0)
     assert (outcome.registered, outcome.updated, refreshed) == (0, 0, 2)
@@ -494,7 +497,9 @@ def test_a_refused_service_is_registered_without_the_refused_part_and_not_retrie
     docker: FakeDocker, meta: bool, refusals: int
 ) -> None:
     consul = RefusingConsul(checks=True, meta=meta)
-    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
     docker.add(declaring(SERVICE_CHECK_TTL="30s", SERVICE_REGION="eu"))
 
     first = reconciler.full()
@@ -513,7 +518,9 @@ def test_a_refused_service_is_written_again_once_its_declaration_changes(
     docker: FakeDocker,
 ) -> None:
     consul = RefusingConsul(checks=True, meta=False)
-    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
     docker.add(declaring(SERVICE_CHECK_TTL="30s"))
     reconciler.full()
     consul.refuse_checks = False
@@ -530,7 +537,9 @@ def test_a_service_refused_in_every_form_is_not_written_again_nor_owed(
 ) -> None:
     consul = RefusingConsul(checks=True, meta=True)
     consul.refuse_everything = True
-    reconciler = Reconciler(docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
     docker.add(declaring(SERVICE_CHECK_TTL="30s", SERVICE_REGION="eu"))
 
     first = reconciler.full()

@@ -25,8 +25,8 @@ from registrator.docker.events import event_from_docker
 from registrator.docker.inspect import container_from_inspect, swarm_task
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.known import KnownContainers
-from registrator.runtime.reconciler import Reconciler
 from registrator.runtime.retry import RetryPolicy
+from registrator.runtime.startup import reconciler_for
 from registrator.runtime.work import Pending
 from tests.support import load_fixture
 from tests.unit.fakes import FakeConsul, FakeDocker
@@ -219,7 +219,7 @@ class NoEvents:
 
 def _daemon() -> tuple[Daemon, FakeDocker, FakeConsul]:
     docker, consul = FakeDocker(), FakeConsul()
-    reconciler = Reconciler(docker, consul, POLICY, retry=RetryPolicy.without_waits())
+    reconciler = reconciler_for(docker, consul, POLICY, retry=RetryPolicy.without_waits())
     return Daemon(reconciler, NoEvents(), retry=RetryPolicy.without_waits()), docker, consul  # type: ignore[arg-type]
 
 
