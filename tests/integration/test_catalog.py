@@ -59,6 +59,10 @@ def node_checks(consul: ConsulDevAgent, node: str) -> dict[str, Any]:
     return {c["CheckID"]: c for c in consul.get(f"/v1/health/node/{node}") or []}
 
 
+def check_status(consul: ConsulDevAgent, node: str, check_id: str) -> str:
+    return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+
+
 def catalog_args(consul: ConsulDevAgent, node: str, *extra: str) -> tuple[str, ...]:
     return (f"consul-catalog://{consul.address}", "--hostname", node, "--ip", IP, *extra)
 
@@ -394,7 +398,7 @@ def test_a_ttl_check_is_driven_by_registrator_from_the_applications_reports(
     check_id = f"service:{node}:{containers.name(web)}:80"
 
     def status() -> str:
-        return str((node_checks(consul, node).get(check_id) or {}).get("Status"))
+        return check_status(consul, node, check_id)
 
     def report(verb: str = "pass") -> int:
         url = f"http://{IP}:{port}/v1/agent/check/{verb}/{check_id}?note=ok"

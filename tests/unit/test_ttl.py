@@ -21,6 +21,7 @@ from registrator.core.plan import Register, UpdateCheck, plan
 from registrator.core.ttl import OUTPUT_EVERY, BadReport, Report, Ttl, report_of, started
 from registrator.runtime.probes import ProbeRunner, UnknownCheck
 from tests.unit.fakes import FakeConsul
+from tests.unit.test_status import Clock
 
 SID = ServiceID("h:web:80")
 CHECK = f"service:{SID}"
@@ -142,14 +143,6 @@ def test_the_plan_writes_a_reported_status_only_when_it_changes() -> None:
 
     assert (update.check.status, update.check.output) == ("passing", "ok")
     assert plan(runner.statuses({SID: web()}, held, None), held, stored=registry.stored).empty
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
