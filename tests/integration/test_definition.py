@@ -247,22 +247,36 @@ def anti_entropy(consul: ConsulDevAgent, token: str) -> None:
     consul.request("PUT", "/v1/agent/token/agent", {"Token": token})
 
 
-def synced_into_agent(consul: ConsulDevAgent, service_id: str, tags: list[str]) -> None:
-    """Until the agent's own copy of the service carries `tags` from the catalog: its
-    anti-entropy pass asked for again every 2 s (a loaded machine may run the first one
-    before the catalog edit is visible to it), the agent token left as the master one."""
+def edited_into_agent(consul: ConsulDevAgent, edited: dict[str, Any]) -> None:
+    """Edit the service in the catalog until the agent's own copy carries the edit's tags.
+
+    Its anti-entropy pass is asked for again every 2 s (a loaded machine may run the first one
+    before the edit is visible to it), the agent token left as the master one. The edit is made
+    again when the catalog lost it: the agent's first push of a service it has just been given
+    (or of a check's status, which carries the service) writes the agent's own tags over the
+    catalog's, and a loaded machine may push only after the edit. Registrator writes nothing
+    meanwhile (the test asserts it)."""
+    node = consul.get("/v1/agent/self")["Config"]["NodeName"]
+    service_id, tags = edited["ID"], edited["Tags"]
     last = [0.0]
+
+    def in_catalog() -> bool:
+        found = consul.get(f"/v1/catalog/service/{edited['Service']}")
+        return [s["ServiceTags"] for s in found if s["ServiceID"] == service_id] == [tags]
 
     def synced() -> bool:
         if consul.services()[service_id]["Tags"] == tags:
             return True
         if time.monotonic() - last[0] > 2:
+            if not in_catalog():
+                body = {"Node": node, "Address": "127.0.0.1", "SkipNodeUpdate": True}
+                consul.request("PUT", "/v1/catalog/register", {**body, "Service": edited})
             anti_entropy(consul, "")
             anti_entropy(consul, MASTER)
             last[0] = time.monotonic()
         return False
 
-    wait_until(synced, timeout=60, interval=0.2, what="the catalog edit in the agent's own copy")
+    wait_until(synced, timeout=90, interval=0.2, what="the catalog edit in the agent's own copy")
 
 
 def test_tags_edited_in_the_catalog_survive_resyncs_with_override_on(
@@ -282,14 +296,7 @@ def test_tags_edited_in_the_catalog_survive_resyncs_with_override_on(
     registered = service_of(consul, service_id)
     assert registered["EnableTagOverride"] is True
 
-    edited = {**registered, "Tags": ["a", "edited"]}
-    node = consul.get("/v1/agent/self")["Config"]["NodeName"]
-    consul.request(
-        "PUT",
-        "/v1/catalog/register",
-        {"Node": node, "Address": "127.0.0.1", "SkipNodeUpdate": True, "Service": edited},
-    )
-    synced_into_agent(consul, service_id, ["a", "edited"])
+    edited_into_agent(consul, {**registered, "Tags": ["a", "edited"]})
     wait_for_resyncs(reg, 5)
     anti_entropy(consul, "")
     wait_for_resyncs(reg, 5)
