@@ -1,20 +1,20 @@
 """The long-running loops: Docker events in, reconciles out.
 
-The watcher thread holds the Docker event subscription and hands each event to its container's
-lane (`Lanes`): a few threads reconcile several containers at once, each container's events in
-order, coalesced while one of its batches runs. When the stream ends or breaks (Docker
-restarted, socket gone) it reconnects with backoff and asks for a full reconcile with fresh
-inspects, because events may have been missed meanwhile. The worker (the caller of `run`) runs
-the full passes beside the lanes, so no event waits behind one. Timers add them: the periodic
-resync (Docker and Consul), the agent check (Consul only, against what is already known: it
-repairs an agent that restarted empty or was edited by hand within seconds, and writes nothing
-when all is well) and the re-assertion of the TTL checks registrator drives (Docker health,
-`--ttl`). The worker also wakes at the deadline of each drain in progress, to lift a drain
-whose container was not stopped after all. A Swarm service update goes to a lane of its own
-(its tasks here are derived again). A registry whose keys hang on a lease (etcd, Consul KV)
-gets a thread of its own (`heartbeat`), and so do catalog mode's probes (`probes`). Any
-failed reconcile owes a full pass. Stopping is one
-`threading.Event`; closing the event stream unblocks the watcher.
+The watcher thread (`Watcher`) hands each event to its container's lane (`Lanes`): a few
+threads reconcile several containers at once, each container's events in order, coalesced
+while one of its batches runs. The worker (the caller of `run`) runs the full passes, with
+the lanes held (`Lanes.held`): a container's state is changed by one thread at a time, and
+events wait only for the pass, a few milliseconds when all is well (its reads; it writes only
+what drifted). Timers add them: the periodic resync (Docker and Consul), the agent check
+(Consul only, against what is already known: it repairs an agent that restarted empty or was
+edited by hand within seconds, and writes nothing when all is well) and the re-assertion of
+the TTL checks registrator drives (Docker health, `--ttl`); a new or broken subscription
+adds one too. The worker also wakes at the deadline of each drain in progress, to lift a
+drain whose container was not stopped after all. A Swarm service update goes to a lane of its
+own (its tasks here are derived again). A registry whose keys hang on a lease (etcd, Consul
+KV) gets a thread of its own (`heartbeat`), and so do catalog mode's probes (`probes`). Any
+failed reconcile owes a full pass. Stopping is one `threading.Event`; closing the event
+stream unblocks the watcher.
 """
 
 from __future__ import annotations
@@ -22,28 +22,25 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 
 from loguru import logger
 
 from registrator.core.errors import BackendError, RegistryDenied, RegistryUnavailable
-from registrator.core.events import EngineEvent, Happened, ServiceUpdate
-from registrator.core.model import ContainerID
-from registrator.core.ports import EventSource, Subscription
+from registrator.core.ports import EventSource
 from registrator.runtime.executor import Outcome
 from registrator.runtime.heartbeat import Heartbeat, keep_alive
 from registrator.runtime.lanes import Lanes
 from registrator.runtime.observer import NULL_OBSERVER, Observer
 from registrator.runtime.probes import ProbeRunner
 from registrator.runtime.reconciler import Reconciler
-from registrator.runtime.retry import FailureStreak, RetryPolicy, Stopped
+from registrator.runtime.retry import FailureStreak, RetryPolicy
+from registrator.runtime.watcher import Watcher
 from registrator.runtime.work import FullPass, Item, Pending, Timer
 
 #: Threads reconciling containers named by events: each waits mostly on Docker or the agent.
 EVENT_WORKERS = 4
-#: A Swarm service's updates have a lane of their own: "service:" and its ID.
-SERVICE_LANE = "service:"
 
 
 class Daemon:
@@ -69,7 +66,6 @@ class Daemon:
         self._clock = clock  # the timers' and the drain deadlines' (tests pass a fake one)
         self._streak = FailureStreak()
         self._reconciler = reconciler
-        self._events = events
         self._timers = [
             (Timer(resync_interval, clock=clock), FullPass.RESYNC),
             (Timer(agent_check_interval, clock=clock), FullPass.AGENT_CHECK),
@@ -81,7 +77,7 @@ class Daemon:
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[Item | None] = queue.Queue()
-        self._subscription: Subscription | None = None
+        self._watcher = Watcher(events, retry=self._retry, stop=self.stop, observer=observer)
         self.reconciled = threading.Event()  # set after the first complete reconcile
         #: keyed by container ID, or by `SERVICE_LANE` + a Swarm service's ID
         self._lanes: Lanes[str, Pending] = Lanes(
@@ -100,8 +96,7 @@ class Daemon:
                 for timer, item in self._timers:
                     if timer.fire():
                         pending.add(item)
-                for container in self._reconciler.lift_drains(self._clock()):
-                    self._lanes.add(container, container)
+                self._lift_drains()
                 if pending and not self.stop.is_set():
                     pending = self.step(pending)
         finally:
@@ -109,10 +104,22 @@ class Daemon:
             watcher.join(timeout=5)
             self._lanes.stop()
 
+    def _lift_drains(self) -> None:
+        """Lift the drains past their deadline, with the lanes held (a lift changes its
+        container), and reconcile their containers on their lanes."""
+        now = self._clock()
+        if (self._reconciler.drain_deadline() or float("inf")) > now:
+            return
+        with self._lanes.held():
+            lifted = self._reconciler.lift_drains(now)
+        for container in lifted:
+            self._lanes.add(container, container)
+
     def threads(self) -> list[threading.Thread]:
         """Every thread beside the worker (the caller of `run`) and the lanes' `events-N`,
         named, the watcher first."""
-        named: dict[str, Callable[[], None]] = {"docker-events": self._watch}
+        watch = (self._lanes, self._reconciler.may_drain, self._queue.put)
+        named: dict[str, Callable[[], None]] = {"docker-events": partial(self._watcher.run, *watch)}
         if self._heartbeat is not None and self._heartbeat_interval > 0:
             lost = lambda: self._queue.put(FullPass.AGENT_CHECK)  # noqa: E731
             beat = (self._heartbeat, self._heartbeat_interval)
@@ -124,8 +131,7 @@ class Daemon:
     def request_stop(self) -> None:
         self.stop.set()
         self._queue.put(None)
-        if self._subscription is not None:
-            self._subscription.close()
+        self._watcher.close()
 
     def step(self, work: Pending) -> Pending:
         """One reconcile for everything in `work`; returns what is still owed after it.
@@ -163,7 +169,8 @@ class Daemon:
             outcome = self._reconciler.changes(work.changes())
             if work.full is None or not outcome.ok:
                 return outcome
-        return self._reconciler.full(work.full)
+        with self._lanes.held():  # only the worker owes full passes: never a lane
+            return self._reconciler.full(work.full)
 
     def _failed(self, work: Pending) -> Pending:
         self._streak.failed()
@@ -202,32 +209,6 @@ class Daemon:
         except queue.Empty:
             return pending
 
-    def _watch(self) -> None:
-        reinspect = False
-        while not self.stop.is_set():
-            try:
-                self._subscription = self._retry.forever(
-                    "docker.events.subscribe", self._events.events, stop=self.stop
-                )
-            except Stopped:
-                return
-            if reinspect:
-                logger.info("docker.events.reconnected")
-                self._observer.reconnected("docker")
-            else:
-                logger.info("docker.events.subscribed")
-            self._queue.put(FullPass.RESYNC | FullPass.REINSPECT if reinspect else FullPass.RESYNC)
-            try:
-                _forward(self._subscription, self._lanes, self._reconciler.may_drain)
-                if not self.stop.is_set():
-                    logger.warning("docker.events.closed")
-                    self._observer.failed("docker.events.closed")
-            except BackendError as e:
-                if not self.stop.is_set():
-                    logger.warning("docker.events.broken", error=str(e))
-                    self._observer.failed("docker.events.broken")
-            reinspect = True
-
     def _handle_events(self, work: Pending) -> None:
         """One container's pending events, on a lane's thread; a failure owes a full pass."""
         try:
@@ -239,22 +220,6 @@ class Daemon:
             self._queue.put(owed.full)
         elif work.signalled:
             self._queue.put(None)  # a drain may have started: the worker sets its alarm for it
-
-
-def _forward(
-    events: Iterable[EngineEvent],
-    lanes: Lanes[str, Pending],
-    may_drain: Callable[[ContainerID, int | None], bool],
-) -> None:
-    """Each event to its lane: a container's, or a Swarm service's."""
-    for event in events:
-        if isinstance(event, ServiceUpdate):
-            logger.debug("engine.event", happened="updated", swarm_service=event.service)
-            lanes.add(SERVICE_LANE + event.service, event)
-        elif event.happened is not Happened.SIGNALLED or may_drain(event.container, event.signal):
-            # `docker kill`'s SIGKILL, say, changes nothing: not even a lane's hand-over
-            logger.debug("engine.event", happened=event.happened, container=event.container[:12])
-            lanes.add(event.container, event)
 
 
 def _log_done(work: Pending, outcome: Outcome, *, seconds: float, cpu_seconds: float) -> None:

@@ -3,10 +3,11 @@
 It also holds what Docker does not record: which containers received their stop signal and
 are draining, and until when (a monotonic deadline: stop timeout plus `drain.GRACE`).
 
-Events of different containers are reconciled at the same time, and a full pass reads Docker
-while events arrive: every change takes the one lock, and each learn is numbered, so a full
-pass never overwrites what an event taught after the pass began (`since`). The claims and the
-drains are immutable values replaced under that lock: reading them takes none.
+Events of different containers are reconciled at the same time, each container's on one lane;
+a full pass runs while no lane does (the daemon holds them). Every change takes the one lock,
+which guards the dictionaries, not an order of learns: a container is changed by one thread
+at a time. The claims and the drains are immutable values replaced under that lock: reading
+them takes none.
 """
 
 from __future__ import annotations
@@ -53,34 +54,24 @@ class KnownContainers:
         #: reach), "connect" (a Connect key where it cannot be honoured)
         self._noted: set[str] = set()
         self._drains = Drains()
-        self._lock = threading.RLock()
-        #: container -> the number of its last learn (or forget)
-        self._learned: dict[ContainerID, int] = {}
-        self._learns = 0
+        self._lock = threading.Lock()
         self._claims = Claims()
 
-    def mark(self) -> int:
-        """Taken before a full pass reads Docker; its learns pass it as `since`."""
-        with self._lock:
-            return self._learns
-
-    def learn(self, container: Container, *, since: int | None = None) -> bool:
+    def learn(self, container: Container) -> None:
         """Remember what `container` now is, and decide what it should have registered.
 
         A fresh inspect knows nothing of a drain: one in progress goes on while the container
-        runs the same start (`started_at`), so a resync never undoes it. With `since`, nothing
-        changes if the container was learned after it (by an event, which is newer than what
-        a full pass read): False then.
+        runs the same start (`started_at`), so a resync never undoes it.
         """
         with self._lock:
-            if since is not None and self._learned.get(container.id, -1) > since:
-                return False
-            known = self._known.get(container.id)
-            if known is not None and known.container.draining and not container.draining:
-                draining = container.running and container.started_at == known.container.started_at
-                container = dataclasses.replace(container, draining=draining)
-            self._decide(container)
-            return True
+            self._learn(container)
+
+    def _learn(self, container: Container) -> None:
+        known = self._known.get(container.id)
+        if known is not None and known.container.draining and not container.draining:
+            draining = container.running and container.started_at == known.container.started_at
+            container = dataclasses.replace(container, draining=draining)
+        self._decide(container)
 
     def _decide(self, container: Container) -> None:
         if not container.running:
@@ -100,8 +91,6 @@ class KnownContainers:
         self._claims = self._claims.replaced(container.id, before, derivation)
         self._known[container.id] = Known(container, derivation)
         self._origin.update((s.id, container.name) for s in derivation.services)
-        self._learns += 1
-        self._learned[container.id] = self._learns
 
     def exited(self, container_id: ContainerID, exit_code: int) -> bool:
         """Apply a `die` event without an inspect; False when the container is not known."""
@@ -165,24 +154,16 @@ class KnownContainers:
             self._observer.drained(lifted=True)
         return due
 
-    def forget(self, container_id: ContainerID, *, since: int | None = None) -> None:
+    def forget(self, container_id: ContainerID) -> None:
         with self._lock:
-            if since is not None and self._learned.get(container_id, -1) > since:
-                return
             self._drop(container_id)
-            self._learns += 1
-            self._learned[container_id] = self._learns
 
-    def keep_only(self, summaries: Iterable[ContainerSummary], *, since: int | None = None) -> None:
-        """Forget the containers Docker no longer lists, except those an event taught after
-        `since` (started after the list was taken)."""
+    def keep_only(self, summaries: Iterable[ContainerSummary]) -> None:
+        """Forget the containers Docker no longer lists."""
         listed = {s.id for s in summaries}
         with self._lock:
-            newer = {c for c, n in self._learned.items() if since is not None and n > since}
-            for gone in set(self._known) - listed - newer:
+            for gone in set(self._known) - listed:
                 self._drop(gone)
-            kept = self._known.keys() | newer
-            self._learned = {c: n for c, n in self._learned.items() if c in kept}
 
     def _drop(self, container_id: ContainerID) -> None:
         known = self._known.pop(container_id, None)
@@ -208,7 +189,7 @@ class KnownContainers:
         with self._lock:
             self.policy = policy
             for known in list(self._known.values()):
-                self.learn(known.container)
+                self._learn(known.container)
 
     def desired(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
         """The services every known container should have; with `ids`, only those. Of two

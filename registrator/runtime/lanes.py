@@ -4,14 +4,19 @@ The daemon hands each container's events to its lane. A burst of events for a hu
 containers is reconciled a few containers at a time (each waits mostly on Docker and the
 agent, not on the CPU), while the events of any one container are reconciled in the order they
 came, one batch after the other: what arrives while a container's batch runs is coalesced into
-its next one. The periodic passes run elsewhere, so no event waits behind them.
+its next one.
+
+The full passes run on the daemon's worker while the lanes are `held`: no batch runs then, and
+what arrives meanwhile waits in its key's pending batch. So a container's state is changed by
+one thread at a time: its lane, or the full pass while no lane runs.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from loguru import logger
@@ -45,8 +50,11 @@ class Lanes(Generic[K, B]):
         self._handle = handle
         self._batch = batch
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # notified when a batch ends
         self._pending: dict[K, B] = {}  # not yet handed to a thread
         self._running: set[K] = set()
+        self._held = False
+        self._parked: set[K] = set()  # ready while held: handed out once released
         self._ready: queue.SimpleQueue[K | None] = queue.SimpleQueue()  # None: stop
         self._stopped = False
         self._threads = [
@@ -74,6 +82,22 @@ class Lanes(Generic[K, B]):
         with self._lock:
             return not self._pending and not self._running
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No batch runs inside: the running ones end first, the pending ones wait. Only one
+        thread holds the lanes (the daemon's worker): holders are not counted."""
+        with self._lock:
+            self._held = True
+            self._settled.wait_for(lambda: not self._running)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held = False
+                parked, self._parked = self._parked, set()
+            for key in parked:
+                self._ready.put(key)
+
     def stop(self, *, timeout: float = 5) -> None:
         """Let running batches finish (up to `timeout`); pending ones are dropped."""
         self._stopped = True
@@ -86,6 +110,9 @@ class Lanes(Generic[K, B]):
     def _work(self) -> None:
         while (key := self._ready.get()) is not None and not self._stopped:
             with self._lock:
+                if self._held:
+                    self._parked.add(key)
+                    continue
                 batch = self._pending.pop(key)
                 self._running.add(key)
             try:
@@ -99,5 +126,6 @@ class Lanes(Generic[K, B]):
         with self._lock:
             self._running.discard(key)
             ready = key in self._pending
+            self._settled.notify_all()
         if ready:
             self._ready.put(key)

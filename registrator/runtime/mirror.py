@@ -5,12 +5,13 @@ an event costs one inspect and its writes (a `die`: the writes alone). Every ful
 start-up, each resync, each agent check) reads the whole registry anyway and loads it here,
 which corrects whatever changed behind registrator's back (an agent restarted empty, a service
 edited by hand); in between, each write registrator makes is recorded as the registry applies
-it. A full read takes a few milliseconds during which events keep writing: services written
-after the read began keep what was written, not what the older read saw.
+it. No event's reconcile runs during a full pass (the daemon holds its lanes), so the read
+replaces everything.
 
 Reconciles of different containers run at the same time. A plan and the writes it leads to
-happen under the locks of the services it covers (`holding`), so two reconciles of one
-service (an event and a full pass, say) never both plan from the same state and both write.
+happen under the locks of the services it covers (`holding`), so two containers claiming one
+service ID (a container recreated under its name, an explicit `SERVICE_ID` twice) never both
+plan from the same state and both write.
 """
 
 from __future__ import annotations
@@ -40,9 +41,6 @@ class Mirror:
         self._applied = applied
         self._lock = threading.Lock()
         self._services: dict[ServiceID, Service] = {}
-        #: service ID -> number of the last write recorded for it
-        self._written: dict[ServiceID, int] = {}
-        self._writes = 0
         self._loaded = False
         self._stripes = tuple(threading.Lock() for _ in range(STRIPES))
 
@@ -54,19 +52,10 @@ class Mirror:
     def __len__(self) -> int:
         return len(self._services)
 
-    def mark(self) -> int:
-        """Taken just before a full read, and handed to `load` with its result."""
+    def load(self, services: dict[ServiceID, Service]) -> None:
+        """Replace everything with a full read."""
         with self._lock:
-            return self._writes
-
-    def load(self, services: dict[ServiceID, Service], *, since: int) -> None:
-        """Replace everything with a full read that began at `since` (a `mark()`)."""
-        with self._lock:
-            newer = {sid for sid, number in self._written.items() if number > since}
-            fresh = {sid: s for sid, s in services.items() if sid not in newer}
-            fresh.update((sid, self._services[sid]) for sid in newer if sid in self._services)
-            self._services = fresh
-            self._written = {sid: n for sid, n in self._written.items() if sid in newer}
+            self._services = dict(services)
             self._loaded = True
 
     def view(self, ids: Collection[ServiceID] | None = None) -> dict[ServiceID, Service]:
@@ -79,8 +68,6 @@ class Mirror:
     def record(self, action: Action) -> None:
         """The registry carried out `action`: hold what it holds now."""
         with self._lock:
-            self._writes += 1
-            self._written[action.service_id] = self._writes
             held = self._services.get(action.service_id)
             after = self._applied(action, held)
             if after is None:

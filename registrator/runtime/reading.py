@@ -71,26 +71,24 @@ class DockerReader:
         self._observer = observer
 
     def read_all(self, *, reinspect: bool) -> int:
-        """List Docker's containers and inspect those not known as listed. Events are handled
-        meanwhile: what they taught after the list was taken (`since`) is not overwritten."""
+        """List Docker's containers and inspect those not known as listed."""
         known = self._known
-        since = known.mark()
         summaries = self._call("docker.containers", self._docker.containers)
-        known.keep_only(summaries, since=since)
+        known.keep_only(summaries)
         unseen = [s for s in summaries if reinspect or not known.seen(s)]
-        todo = [s.id for s in unseen if not self._learn_stopped(s, since)]
-        for done, _ in enumerate(self._parallel.each(self.read, todo, since), 1):
+        todo = [s.id for s in unseen if not self._learn_stopped(s)]
+        for done, _ in enumerate(self._parallel.each(self._read, todo, None), 1):
             self._observer.progress("inspect", done=done, total=len(todo))
         return len(todo)
 
-    def _learn_stopped(self, summary: ContainerSummary, since: int) -> bool:
+    def _learn_stopped(self, summary: ContainerSummary) -> bool:
         """Learn a container the list says is stopped, without an inspect: none of it is
         registered. False when it needs one: not stopped, or `-deregister on-success` may
         keep its services (that takes its exit code)."""
         if summary.status not in STOPPED or self._known.policy.keep_failed:
             return False
         stopped = Container(summary.id, summary.name, "", status=summary.status, running=False)
-        self._known.learn(stopped, since=since)
+        self._known.learn(stopped)
         return True
 
     def read_changed(self, changes: Changes) -> int:
@@ -111,9 +109,11 @@ class DockerReader:
                 self._known.signalled(container, signals)
         return inspected
 
-    def read(self, container_id: ContainerID, since: int | None = None) -> None:
-        """Inspect the container and learn it; with `since`, only if no event taught it
-        after that."""
+    def _read(self, container_id: ContainerID, _: None) -> None:
+        self.read(container_id)
+
+    def read(self, container_id: ContainerID) -> None:
+        """Inspect the container and learn it."""
         try:
             container = self._call("docker.inspect", lambda: self._docker.inspect(container_id))
         except DockerError as e:
@@ -121,6 +121,6 @@ class DockerReader:
             self._observer.failed("docker.inspect_failed")
             return
         if container is None:
-            self._known.forget(container_id, since=since)
+            self._known.forget(container_id)
         else:
-            self._known.learn(container, since=since)
+            self._known.learn(container)

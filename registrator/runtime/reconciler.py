@@ -7,8 +7,10 @@ only their containers; a full pass also removes owned services that nothing desi
 
 What the registry holds is kept in memory (`Mirror`): an event's reconcile plans against it
 and reads nothing from the registry. Reconciles of different containers run at the same time,
-and a full pass runs beside them: it plans on what it read, then plans each service again
-under that service's lock just before writing it, so it never undoes a newer event's write.
+each planning and writing under the locks of its services (two containers can claim one
+service ID: a container recreated under its name). A full pass never runs beside them: the
+daemon holds its lanes for it (`Lanes.held`), so what it reads stays true until it has
+written, and it needs no lock.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 from registrator.core.errors import RegistryDenied
 from registrator.core.model import ContainerID, Service, ServiceID
-from registrator.core.plan import Deregister, Plan, plan
+from registrator.core.plan import Action, Deregister, Plan, plan
 from registrator.core.ports import Registry
 from registrator.runtime.executor import Applied, Executor, Outcome
 from registrator.runtime.known import KnownContainers
@@ -101,10 +103,9 @@ class Reconciler:
         self._lookup_address(full=full.docker)
         self._watch_node()
         inspected = self._reader.read_all(reinspect=full.reinspect) if full.docker else 0
-        since = self.mirror.mark()
-        self.mirror.load(self._owned(), since=since)
-        todo = self._plan(self.mirror.view(), refresh=full.refresh)
-        outcome = self._execute_each(todo, refresh=full.refresh, inspected=inspected)
+        self.mirror.load(self._owned())
+        todo = self._guard(self._plan(self.mirror.view(), refresh=full.refresh))
+        outcome = self._execute_each(todo, inspected=inspected)
         self._observer.owned(len(self.mirror))
         return outcome
 
@@ -161,10 +162,10 @@ class Reconciler:
 
     def _execute(self, todo: Plan, *, inspected: int) -> Outcome:
         todo = self._guard(todo)
-        applied = self._apply(todo, progress=True)
+        applied = self._apply(todo, True)
         return Outcome(todo, applied.done, tuple(applied.errors), inspected=inspected)
 
-    def _apply(self, todo: Plan, *, progress: bool) -> Applied:
+    def _apply(self, todo: Plan, progress: bool) -> Applied:
         """Execute, then record in the mirror what the registry carried out."""
         origins = self.known.origins({a.service_id for a in todo.actions})
         applied = self._executor.apply(todo, origins=origins, progress=progress)
@@ -172,26 +173,21 @@ class Reconciler:
             self.mirror.record(action)
         return applied
 
-    def _execute_each(self, todo: Plan, *, refresh: bool, inspected: int) -> Outcome:
-        """A full pass's plan, one service at a time: each planned again under its lock
-        with what is known now, since events may have changed it after `todo` was made."""
-        todo = self._guard(todo)
-        ids = list(dict.fromkeys(a.service_id for a in todo.actions))
+    def _execute_each(self, todo: Plan, *, inspected: int) -> Outcome:
+        """A full pass's plan, the services a few at a time (`PARALLEL_CALLS`): each service's
+        actions in order, on one thread."""
+        by_service: dict[ServiceID, list[Action]] = {}
+        for action in todo.actions:
+            by_service.setdefault(action.service_id, []).append(action)
+        plans = [dataclasses.replace(todo, actions=tuple(a)) for a in by_service.values()]
         done: dict[str, int] = {}
         errors: list[str] = []
-        for number, (did, failed) in enumerate(self._parallel.each(self._replan, ids, refresh), 1):
-            for kind, count in did.items():
+        for number, applied in enumerate(self._parallel.each(self._apply, plans, False), 1):
+            for kind, count in applied.done.items():
                 done[kind] = done.get(kind, 0) + count
-            errors += failed
-            self._observer.progress("write", done=number, total=len(ids))
+            errors += applied.errors
+            self._observer.progress("write", done=number, total=len(plans))
         return Outcome(todo, done=done, errors=tuple(errors), inspected=inspected)
-
-    def _replan(self, service_id: ServiceID, refresh: bool) -> tuple[dict[str, int], list[str]]:
-        with self.mirror.holding([service_id]):
-            scope = [service_id]
-            fresh = self._guard(self._plan(self.mirror.view(scope), scope=scope, refresh=refresh))
-            applied = self._apply(fresh, progress=False)
-            return applied.done, applied.errors
 
     def _actual(
         self, scope: set[ServiceID], containers: Collection[ContainerID]

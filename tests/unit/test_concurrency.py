@@ -1,8 +1,9 @@
-"""The pieces that let events be reconciled at once: the mirror of the agent, the lanes, the
-container cache's numbered learns, and a full pass racing an event."""
+"""The pieces that let events be reconciled at once: the mirror of the agent, the lanes and
+their hold, the service locks, and an event that comes while a full pass runs."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable
@@ -26,14 +27,14 @@ from registrator.core.plan import (
 )
 from registrator.core.policy import Policy
 from registrator.registries.consul.held import applied
+from registrator.runtime.daemon import Daemon
 from registrator.runtime.known import KnownContainers
 from registrator.runtime.lanes import Lanes
 from registrator.runtime.mirror import Mirror
 from registrator.runtime.retry import RetryPolicy
 from registrator.runtime.startup import reconciler_for
-from registrator.runtime.work import Changes
-from tests.support import web
-from tests.unit.fakes import FakeConsul, FakeDocker
+from tests.support import docker_event, running, web
+from tests.unit.fakes import FakeClock, FakeConsul, FakeDocker, FakeEvents
 
 TTL = Check("service:s:ttl", "ttl", "ttl", (("TTL", "30s"),), status="passing", output="ok")
 
@@ -83,20 +84,15 @@ def test_the_mirror_holds_what_the_agent_holds_after_each_write(
     assert mirror.view() == consul.registered
 
 
-def test_a_full_read_keeps_what_was_written_after_it_began() -> None:
+def test_a_full_read_replaces_what_the_mirror_held() -> None:
     mirror = Mirror(FakeConsul().applied)
     mirror.record(Register(service("h:a:80")))
-    since = mirror.mark()
-    read = {ServiceID("h:a:80"): service("h:a:80"), ServiceID("h:b:80"): service("h:b:80")}
-    mirror.record(Deregister(ServiceID("h:b:80")))  # an event, while the read was under way
-    mirror.record(Register(service("h:c:80")))
+    assert not mirror.loaded
 
-    mirror.load(read, since=since)
+    mirror.load({ServiceID("h:b:80"): service("h:b:80")})
 
-    assert set(mirror.view()) == {"h:a:80", "h:c:80"}
+    assert set(mirror.view()) == {"h:b:80"}
     assert mirror.loaded
-    mirror.load({}, since=mirror.mark())
-    assert mirror.view() == {}
 
 
 def test_applied_is_none_for_an_update_of_a_service_the_agent_does_not_hold() -> None:
@@ -193,22 +189,45 @@ def test_two_containers_claiming_one_service_id_leave_it_desired_when_one_goes()
     assert known.desired() == {}
 
 
-def test_a_full_pass_never_overwrites_what_an_event_taught_after_it_began() -> None:
-    known = KnownContainers(Policy(hostname="h"))
-    since = known.mark()
-    known.learn(web())  # an event, while the pass was inspecting
-    stale = dataclasses.replace(web(), running=False, status="exited")
+def test_no_batch_runs_while_the_lanes_are_held() -> None:
+    """`held` waits for the running batch to end; what is added meanwhile runs after it."""
+    ran: list[str] = []
+    release, running_a, holding = threading.Event(), threading.Event(), threading.Event()
 
-    assert not known.learn(stale, since=since)
-    known.keep_only([], since=since)  # the pass's list was taken before the container started
+    def handle(batch: _Batch) -> None:
+        if batch.items[0][0] == "a":
+            running_a.set()
+            release.wait(timeout=10)
+        ran.append(batch.items[0][0])
 
-    assert set(known.desired()) == {"h:web:80"}
-    known.keep_only([])
-    assert known.desired() == {}
+    lanes: Lanes[str, _Batch] = Lanes(handle, batch=_Batch, workers=2).start()
+    lanes.add("a", ("a", 0))
+    assert running_a.wait(timeout=10)
+    done_holding = threading.Event()
+
+    def hold() -> None:
+        with lanes.held():
+            holding.set()
+            lanes.add("b", ("b", 0))
+            done_holding.wait(timeout=10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert not holding.wait(timeout=0.3)  # a broken barrier lets it in beside "a"
+    release.set()
+    assert holding.wait(timeout=10)
+    assert ran == ["a"]
+    assert not lanes.idle()  # "b" waits, parked ...
+    done_holding.set()
+    holder.join(timeout=10)
+    wait_until(lanes.idle, what="b, once released")  # ... and runs once the lanes are free
+    lanes.stop()
+    assert ran == ["a", "b"]
 
 
 class _RacingDocker(FakeDocker):
-    """Runs `during` the first time a container is inspected: an event racing a full pass."""
+    """Runs `during` the first time a container it has is inspected: an event racing a full
+    pass."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -216,28 +235,41 @@ class _RacingDocker(FakeDocker):
 
     def inspect(self, container: ContainerID) -> Container | None:
         found = super().inspect(container)
-        if self.during is not None:
+        if self.during is not None and found is not None:
             during, self.during = self.during, None
             during()
         return found
 
 
-def test_a_die_handled_while_a_full_pass_inspects_the_container_is_not_undone() -> None:
-    docker, consul = _RacingDocker(), FakeConsul()
+def test_a_die_that_comes_while_a_full_pass_inspects_the_container_is_not_undone() -> None:
+    """The die waits for the pass (its lane is held), then removes what the pass registered."""
+    docker, consul, clock = _RacingDocker(), FakeConsul(), FakeClock()
     reconciler = reconciler_for(
         docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
     )
+    events = FakeEvents()
+    daemon = Daemon(
+        reconciler, events, retry=RetryPolicy.without_waits(), resync_interval=60, clock=clock
+    )
     docker.add(web())
-    reconciler.full()
-    docker.add(dataclasses.replace(web(), name="renamed"))  # the pass sees it changed
 
-    def die() -> None:
+    def die() -> None:  # in the pass's inspect, which has read the container running
         docker.add(dataclasses.replace(web(), name="renamed", running=False, status="exited"))
-        reconciler.changes(Changes(frozenset({ContainerID("c1")}), {ContainerID("c1"): 0}))
+        events.push(docker_event("c1", "die", exit_code=0))
+        # A lane free to run beside the pass handles the die now, before the pass learns
+        # what it read; a held one cannot, and this gives up waiting for it.
+        handled = lambda: not reconciler.known.runs(ContainerID("c1"))  # noqa: E731
+        with contextlib.suppress(AssertionError):
+            wait_until(handled, timeout=1, what="the die beside the pass")
 
-    docker.during = die
-    reconciler.full()  # inspected the container running, then learned of the die
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        docker.add(dataclasses.replace(web(), name="renamed"))  # the resync sees it changed
+        docker.during = die
+        clock.advance(60)
+        events.push(docker_event("gone", "kill", signal=1))  # wakes the worker: its resync
+        wait_until(lambda: docker.during is None, what="the resync's inspect")
+        wait_until(lambda: not reconciler.known.runs(ContainerID("c1")), what="the die")
+        wait_until(lambda: consul.registered == {}, what="the die's deregistration")
 
-    assert consul.registered == {}
     assert reconciler.mirror.view() == {}
-    assert not reconciler.known.runs(ContainerID("c1"))
