@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -43,7 +43,7 @@ from registrator.registries.open import Opened, open_registry
 from registrator.runtime.daemon import Daemon
 from registrator.runtime.observer import Observer, Observers
 from registrator.runtime.probes import ProbeRunner, kept_statuses
-from registrator.runtime.reaping import Reaper, start_reaper
+from registrator.runtime.reaping import Reaper
 from registrator.runtime.reconciler import Reconciler, Statuses
 from registrator.runtime.retry import RetryPolicy, Stopped, first_contact
 from registrator.runtime.startup import reconciler_for
@@ -112,7 +112,6 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         return _resync_once(reconciler, dry_run=dry_run)
     if not _first_contact(settings, opened, reconciler, stop):
         return 0
-    _watch_for_dead_hosts(settings, opened, policy.hostname, stop=stop, retry=retry)
     daemon = Daemon(
         reconciler,
         docker,
@@ -122,6 +121,7 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
         heartbeat=opened.heartbeat,
         heartbeat_interval=opened.heartbeat_interval,
         probes=runner,
+        reaper=_reaper(settings, opened, policy.hostname, stop=stop, retry=retry),
         retry=retry,
         stop=stop,
         observer=observer,
@@ -148,15 +148,16 @@ def _agentless(
     return runner.statuses if runner else kept_statuses
 
 
-def _watch_for_dead_hosts(
+def _reaper(
     settings: Settings, opened: Opened, node: str, *, stop: threading.Event, retry: RetryPolicy
-) -> None:
-    """Catalog mode: the reaper of the fleet's dead hosts, on a thread of its own."""
-    if opened.liveness is not None:
-        reaper = Reaper(
-            opened.liveness, node=node, reap_after=settings.reap_after, stop=stop, retry=retry
-        )
-        start_reaper(reaper)
+) -> Callable[[], None] | None:
+    """Catalog mode: the reaper of the fleet's dead hosts (the daemon runs it on a thread)."""
+    if opened.liveness is None:
+        return None
+    reaper = Reaper(
+        opened.liveness, node=node, reap_after=settings.reap_after, stop=stop, retry=retry
+    )
+    return reaper.run
 
 
 def _first_contact(

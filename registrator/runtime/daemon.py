@@ -57,6 +57,7 @@ class Daemon:
         heartbeat: Heartbeat | None = None,
         heartbeat_interval: float = 0,
         probes: ProbeRunner | None = None,
+        reaper: Callable[[], None] | None = None,
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         observer: Observer = NULL_OBSERVER,
@@ -74,6 +75,7 @@ class Daemon:
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
         self._probes = probes
+        self._reaper = reaper
         self._retry = retry or RetryPolicy()
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[Item | None] = queue.Queue()
@@ -85,7 +87,6 @@ class Daemon:
         )
 
     def run(self) -> None:
-        self._lanes.start()
         watcher, *others = self.threads()
         for thread in (watcher, *others):
             thread.start()
@@ -116,8 +117,9 @@ class Daemon:
             self._lanes.add(container, container)
 
     def threads(self) -> list[threading.Thread]:
-        """Every thread beside the worker (the caller of `run`) and the lanes' `events-N`,
-        named, the watcher first."""
+        """Every thread beside the worker (the caller of `run`), built and named here, not
+        started: the watcher first, then the lanes' `events-N`, and what the registry needs
+        (a lease's `heartbeat`; catalog mode's `probes` and `catalog-reaper`)."""
         watch = (self._lanes, self._reconciler.may_drain, self._queue.put)
         named: dict[str, Callable[[], None]] = {"docker-events": partial(self._watcher.run, *watch)}
         if self._heartbeat is not None and self._heartbeat_interval > 0:
@@ -126,7 +128,10 @@ class Daemon:
             named["heartbeat"] = partial(keep_alive, *beat, stop=self.stop, on_lost=lost)
         if self._probes is not None:  # a changed status reconciles its container, on its lane
             named["probes"] = partial(self._probes.run, self.stop, lambda c: self._lanes.add(c, c))
-        return [threading.Thread(target=t, name=n, daemon=True) for n, t in named.items()]
+        if self._reaper is not None:
+            named["catalog-reaper"] = self._reaper
+        own = [threading.Thread(target=t, name=n, daemon=True) for n, t in named.items()]
+        return [own[0], *self._lanes.threads, *own[1:]]
 
     def request_stop(self) -> None:
         self.stop.set()

@@ -57,13 +57,14 @@ class Lanes(Generic[K, B]):
         self._parked: set[K] = set()  # ready while held: handed out once released
         self._ready: queue.SimpleQueue[K | None] = queue.SimpleQueue()  # None: stop
         self._stopped = False
-        self._threads = [
+        #: built, not started: `start` (or whoever starts every thread, `Daemon.threads`)
+        self.threads = tuple(
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
             for n in range(workers)
-        ]
+        )
 
     def start(self) -> Lanes[K, B]:
-        for thread in self._threads:
+        for thread in self.threads:
             thread.start()
         return self
 
@@ -101,9 +102,9 @@ class Lanes(Generic[K, B]):
     def stop(self, *, timeout: float = 5) -> None:
         """Let running batches finish (up to `timeout`); pending ones are dropped."""
         self._stopped = True
-        for _ in self._threads:
+        for _ in self.threads:
             self._ready.put(None)
-        for thread in self._threads:
+        for thread in self.threads:
             if thread.is_alive():
                 thread.join(timeout=timeout)
 

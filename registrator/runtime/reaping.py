@@ -192,10 +192,3 @@ class Reaper:
                 logger.error("catalog.liveness_denied", error=str(error), hint=DENIED_HINT)
             return
         (logger.debug if again else logger.warning)("catalog.watch_failed", error=str(error))
-
-
-def start_reaper(reaper: Reaper) -> threading.Thread:
-    """The reaper on a daemon thread of its own."""
-    thread = threading.Thread(target=reaper.run, name="catalog-reaper", daemon=True)
-    thread.start()
-    return thread

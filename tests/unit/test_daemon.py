@@ -258,6 +258,9 @@ def test_the_daemon_names_every_thread_it_runs_beside_the_worker(
         docker, consul, heartbeat=lambda: beats.append("beat"), heartbeat_interval=1
     )
 
-    assert [t.name for t in plain.threads()] == ["docker-events"]
-    assert [t.name for t in leased.threads()] == ["docker-events", "heartbeat"]
+    lanes = [f"events-{n}" for n in range(4)]
+    reaping, _ = looping(docker, consul, reaper=lambda: None)
+    assert [t.name for t in plain.threads()] == ["docker-events", *lanes]
+    assert [t.name for t in leased.threads()] == ["docker-events", *lanes, "heartbeat"]
+    assert [t.name for t in reaping.threads()] == ["docker-events", *lanes, "catalog-reaper"]
     assert not any(t.is_alive() for t in leased.threads())  # built, not started
