@@ -92,7 +92,8 @@ def run(settings: Settings, opened: Opened, *, once: bool = False, dry_run: bool
     retry = retry_policy(settings, one_shot=once)
     stop = threading.Event()
     _on_signals(stop.set)
-    runner = None if once or opened.own_node is None else ProbeRunner()
+    reported = bool(settings.metrics_addr)
+    runner = None if once or opened.own_node is None else ProbeRunner(reported=reported)
     observer = _observer(settings, opened, once=once, reports=runner)
     connect = retry.call if once else retry.forever
     try:

@@ -53,9 +53,13 @@ class ProbeRunner:
         *,
         workers: int = WORKERS,
         clock: Callable[[], float] = time.monotonic,
+        reported: bool = True,
     ) -> None:
+        """`reported`: whether applications can report on their TTL checks (registrator
+        listens on `--metrics-addr`); without it each TTL check is said to be unreportable."""
         self._on_change: Callable[[ContainerID], None] = lambda _: None
         self._clock = clock
+        self._reported = reported
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="probe")
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -102,6 +106,8 @@ class ProbeRunner:
         """A probe first seen (or redefined): probed now, or its TTL run from now."""
         now = self._clock()
         if probe.kind == "ttl":
+            if not self._reported and probe.check not in self._probes:
+                _unreportable(probe)
             state = started(probe, status, output, now=now)
             self._states[probe.check], self._due[probe.check] = state, state.due(probe)
         else:
@@ -199,6 +205,17 @@ class ProbeRunner:
             logger.debug("check.reported", check=check, status=report.status, output=report.output)
         if tell:
             self._on_change(probe.container)
+
+
+def _unreportable(probe: Probe) -> None:
+    logger.warning(
+        "check.ttl_unreportable",
+        service=probe.service,
+        check=probe.check,
+        ttl=probe.interval,
+        reason="catalog mode without --metrics-addr: registrator has no listener for the "
+        "application's reports, so this TTL check goes critical when its TTL runs out",
+    )
 
 
 def kept_statuses(

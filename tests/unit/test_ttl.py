@@ -145,6 +145,20 @@ def test_the_plan_writes_a_reported_status_only_when_it_changes() -> None:
     assert plan(runner.statuses({SID: web()}, held, None), held, stored=registry.stored).empty
 
 
+def test_a_ttl_check_that_nothing_can_report_on_is_said_once() -> None:
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    try:
+        for reported in (True, False):
+            runner = ProbeRunner(reported=reported)
+            for _ in range(2):
+                runner.statuses({SID: web()}, {}, None)
+    finally:
+        logger.remove(sink)
+
+    assert lines == ["check.ttl_unreportable"]  # the listener-less runner, its first sight
+
+
 @pytest.fixture
 def driven() -> Iterator[tuple[ProbeRunner, Clock, list[ContainerID]]]:
     """A runner with a fake clock, running, with one TTL check of 10 s (from 0)."""
