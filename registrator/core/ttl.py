@@ -10,7 +10,8 @@ registrator answers those same requests (`app/check_reports.py`) and runs the TT
 - `Ttl` is the check's state: each report restarts its TTL; a new status is written at once,
   with the report's output; an output that alone changed is written at most once per
   `OUTPUT_EVERY` (Consul's `check_update_interval`: an application that puts a timestamp in
-  its note must not cost one catalog write per report); a TTL that runs out with no report
+  its note must not cost one catalog write per report; the last one held back is written
+  when that time has passed); a TTL that runs out with no report
   makes the check critical once, with an output saying so.
 """
 
@@ -76,24 +77,37 @@ class Ttl(Threshold):
     deadline: float | None = None
     #: when the output was last made the one to write
     output_since: float = 0.0
+    #: an output that alone changed within `OUTPUT_EVERY`: written once that has passed
+    held: str | None = None
 
     def report(self, probe: Probe, report: Report, *, now: float) -> bool:
         """One report; True when the status or output to write changed."""
         self.deadline = now + probe.interval
-        if report.status == self.status and (
-            report.output == self.output or now - self.output_since < OUTPUT_EVERY
-        ):
+        if report.status == self.status and report.output == self.output:
+            self.held = None
+            return False
+        if report.status == self.status and now - self.output_since < OUTPUT_EVERY:
+            self.held = report.output
             return False
         if report.status != self.status:
             self.critical_since = now if report.status == "critical" else None
         self.status, self.output, self.output_since = report.status, report.output, now
+        self.held = None
+        return True
+
+    def flush(self, *, now: float) -> bool:
+        """The held output, once `OUTPUT_EVERY` has passed: True when it became the one to
+        write (the last report's, as Consul's agent writes a deferred output)."""
+        if self.held is None or now < self.output_since + OUTPUT_EVERY:
+            return False
+        self.output, self.output_since, self.held = self.held, now, None
         return True
 
     def lapse(self, probe: Probe, *, now: float) -> bool:
         """The TTL looked at, at `now`: True when it ran out and that changed what to write."""
         if self.deadline is None or now < self.deadline:
             return False
-        self.deadline = None
+        self.deadline, self.held = None, None
         expired = expired_output(probe)
         if (self.status, self.output) == ("critical", expired):
             return False
@@ -103,9 +117,11 @@ class Ttl(Threshold):
         return True
 
     def due(self, probe: Probe) -> float:
-        """When to look again: the TTL's end, else the end of `deregister_after`, else never."""
+        """When to look again: the TTL's end or a held output's (the first), else the end of
+        `deregister_after`, else never."""
+        flush = math.inf if self.held is None else self.output_since + OUTPUT_EVERY
         if self.deadline is not None:
-            return self.deadline
+            return min(self.deadline, flush)
         if probe.deregister_after and self.critical_since is not None:
             return self.critical_since + probe.deregister_after
         return math.inf

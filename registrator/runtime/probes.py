@@ -153,16 +153,18 @@ class ProbeRunner:
         return max(0.01, min(1.0, upcoming - now))
 
     def _lapse(self, probe: Probe, now: float) -> bool:
-        """A TTL check due (under the lock): whether its TTL ran out, or its service is to go."""
+        """A TTL check due (under the lock): whether its TTL ran out, a held output is to be
+        written, or its service is to go."""
         if probe.kind != "ttl":
             return False
         state = self._states[probe.check]
         assert isinstance(state, Ttl)
-        changed = state.lapse(probe, now=now)
+        expired = state.lapse(probe, now=now)
+        flushed = not expired and state.flush(now=now)
         self._due[probe.check] = state.due(probe)
-        if changed:
+        if expired:
             logger.info("check.ttl_expired", check=probe.check, ttl=probe.interval)
-        return self._settled(probe, state, changed, now)
+        return self._settled(probe, state, expired or flushed, now)
 
     def _settled(self, probe: Probe, state: Threshold, changed: bool, now: float) -> bool:
         """Whether the container is to be told (under the lock): its status changed, or it has

@@ -116,6 +116,49 @@ def test_an_output_alone_that_changes_is_written_at_most_once_per_interval() -> 
     assert state.report(ttl, Report("warning", "slow"), now=OUTPUT_EVERY + 1)  # a status: at once
 
 
+def test_an_output_held_back_is_written_once_its_interval_has_passed() -> None:
+    ttl = probe(web(ttl="10m"))
+    state = started(ttl, "passing", "ok", now=0)
+    assert not state.report(ttl, Report("passing", "ok at 5"), now=5)
+    assert state.due(ttl) == OUTPUT_EVERY  # before the TTL's end (600 s)
+
+    assert not state.flush(now=OUTPUT_EVERY - 1)
+    assert state.flush(now=OUTPUT_EVERY)
+    assert (state.status, state.output) == ("passing", "ok at 5")
+    assert not state.flush(now=2 * OUTPUT_EVERY)  # written once
+    assert state.due(ttl) == 5 + 600  # the TTL's end again
+
+
+def test_an_output_held_back_then_reported_as_written_is_not_written() -> None:
+    ttl = probe(web(ttl="10m"))
+    state = started(ttl, "passing", "ok", now=0)
+    state.report(ttl, Report("passing", "ok at 5"), now=5)
+    state.report(ttl, Report("passing", "ok"), now=6)  # back to what the catalog holds
+
+    assert not state.flush(now=OUTPUT_EVERY)
+
+
+def test_the_runner_writes_a_held_output_when_its_interval_has_passed() -> None:
+    clock, told, stop = Clock(), list[ContainerID](), threading.Event()
+    runner = ProbeRunner(clock=clock)
+    runner.statuses({SID: web(ttl="10m")}, {}, None)
+    runner.report(CHECK, Report("passing", "ok"))
+    clock.now = 5.0
+    runner.report(CHECK, Report("passing", "ok at 5"))  # held back
+    thread = threading.Thread(target=runner.run, args=(stop, told.append), daemon=True)
+    thread.start()
+    try:
+        assert runner.results()[CHECK] == ("passing", "ok")
+        clock.now = OUTPUT_EVERY + 1
+        wait_until(lambda: told, what="the held output told")
+    finally:
+        stop.set()
+        thread.join(5)
+
+    assert told == ["c1"]  # the reports before `run` are told to no one
+    assert runner.results()[CHECK] == ("passing", "ok at 5")
+
+
 def test_a_ttl_critical_for_its_deregister_delay_expires_and_is_looked_at_then() -> None:
     ttl = probe(web(DeregisterCriticalServiceAfter="1m"))
     state = started(ttl, "passing", "", now=0)
