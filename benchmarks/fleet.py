@@ -33,7 +33,7 @@ from typing import Any
 
 import docker
 
-from benchmarks.docker_side import BENCH_LABEL, PARALLEL_CALLS, leftovers
+from benchmarks.docker_side import BENCH_LABEL, BENCH_PID_LABEL, PARALLEL_CALLS, leftovers
 from harness import TEST_IMAGE, wait_until
 from harness.fleet import Fleet, HostRegistrator
 
@@ -113,7 +113,11 @@ class HostContainers:
             TEST_IMAGE,
             command=["sleep", "3600"],
             environment={"SERVICE_NAME": SERVICE},
-            labels={BENCH_LABEL: self.run, **self.fleet.labels(host)},
+            labels={
+                BENCH_LABEL: self.run,
+                BENCH_PID_LABEL: str(os.getpid()),
+                **self.fleet.labels(host),
+            },
             ports=[80],
             name=name,
             stop_signal="SIGKILL",
