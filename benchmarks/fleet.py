@@ -95,11 +95,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 class HostContainers:
-    """M containers per host: `sleep`, port 80 exposed (registered with --internal)."""
+    """M containers per host: `sleep`, `ports` ports exposed from 80 on (registered with
+    --internal): one service per port, named SERVICE, or `SERVICE-<port>` with several."""
 
-    def __init__(self, api: docker.APIClient, fleet: Fleet, run: str) -> None:
+    def __init__(self, api: docker.APIClient, fleet: Fleet, run: str, *, ports: int = 1) -> None:
         self.api, self.fleet, self.run = api, fleet, run
+        self.ports = list(range(80, 80 + ports))
         self.names: dict[int, list[str]] = {}
+
+    @property
+    def services(self) -> list[str]:
+        """The service names the containers' ports register as."""
+        several = len(self.ports) > 1
+        return [f"{SERVICE}-{port}" if several else SERVICE for port in self.ports]
 
     def start(self, per_host: int) -> None:
         jobs = [(k, f"fleet-{self.run}-{k}-{i}") for k in self.fleet.hosts for i in range(per_host)]
@@ -108,17 +116,24 @@ class HostContainers:
         with ThreadPoolExecutor(PARALLEL_CALLS) as pool:
             list(pool.map(lambda job: self.start_one(*job), jobs))
 
-    def start_one(self, host: int, name: str) -> None:
+    def start_one(
+        self,
+        host: int,
+        name: str,
+        *,
+        command: tuple[str, ...] = ("sleep", "3600"),
+        environment: dict[str, str] | None = None,
+    ) -> None:
         created = self.api.create_container(
             TEST_IMAGE,
-            command=["sleep", "3600"],
-            environment={"SERVICE_NAME": SERVICE},
+            command=list(command),
+            environment=environment or {"SERVICE_NAME": SERVICE},
             labels={
                 BENCH_LABEL: self.run,
                 BENCH_PID_LABEL: str(os.getpid()),
                 **self.fleet.labels(host),
             },
-            ports=[80],
+            ports=self.ports,
             name=name,
             stop_signal="SIGKILL",
         )
@@ -126,7 +141,12 @@ class HostContainers:
 
     def expected(self, host: int | None = None) -> set[str]:
         hosts = self.fleet.hosts if host is None else [host]
-        return {f"host-{k}:{name}:80" for k in hosts for name in self.names.get(k, [])}
+        return {
+            f"{self.fleet.host_name(k)}:{name}:{port}"
+            for k in hosts
+            for name in self.names.get(k, [])
+            for port in self.ports
+        }
 
     def remove_all(self) -> None:
         def remove(container: str) -> None:
@@ -137,9 +157,12 @@ class HostContainers:
             list(pool.map(remove, leftovers(self.api, run=self.run)))
 
 
-def in_every_catalog(fleet: Fleet, expected: set[str]) -> bool:
+def in_every_catalog(
+    fleet: Fleet, expected: set[str], services: tuple[str, ...] = (SERVICE,)
+) -> bool:
+    """Whether every server's own catalog holds exactly `expected` under `services`."""
     for server in fleet.servers:
-        entries = fleet.catalog(server, SERVICE)
+        entries = [e for name in services for e in fleet.catalog(server, name)]
         if len(entries) != len(expected) or {e["ServiceID"] for e in entries} != expected:
             return False
     return True
@@ -181,7 +204,8 @@ def measure_start(fleet: Fleet, containers: HostContainers) -> Start:
     agents = (
         0.0 if fleet.agentless else elapsed(started, lambda: in_agents(fleet, containers, hosts))
     )
-    converged = elapsed(started, lambda: in_every_catalog(fleet, expected))
+    services = tuple(containers.services)
+    converged = elapsed(started, lambda: in_every_catalog(fleet, expected, services))
     firsts = [
         next(x for x in r.records("reconcile.done") if x.get("scope") == "full")
         for r in fleet.registrators

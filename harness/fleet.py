@@ -24,6 +24,7 @@ import json
 import random
 import urllib.error
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,20 +81,25 @@ class Fleet:
         anti_entropy: str = "",
         run: str | None = None,
         agentless: bool = False,
+        front: Callable[[int, str], str] | None = None,
     ) -> None:
         """`anti_entropy` shortens how often agents compare their services with the catalog:
         the one way a write an agent could not pass on during a leader election reaches it.
         `agentless` hosts run no client agent: each registrator writes the catalog through
-        nginx (`consul-catalog://`), as host k's node at `host_address(k)`."""
+        nginx (`consul-catalog://`), as host k's node at `host_address(k)`. `front(k, address)`
+        is the address host k's registrator is given for the one it would talk to (a counting
+        proxy's, say); the address itself by default."""
         self.workdir = workdir
         self.agentless = agentless
+        self.name = "host"
+        self.front = front or (lambda _k, address: address)
         self._hosts = hosts
         self.anti_entropy = anti_entropy
         self.run = run or uuid.uuid4().hex[:8]
         self.prefix = f"127.{random.randint(2, 254)}.{random.randint(0, 255)}"
         self.servers = [self._node(f"server-{i}", i, server=True) for i in range(1, SERVERS + 1)]
         self.clients = [
-            self._node(f"host-{k}", 10 + k, server=False)
+            self._node(self.host_name(k), 10 + k, server=False)
             for k in range(1, 0 if agentless else hosts + 1)
         ]
         self.nginx = Nginx(workdir / "nginx", self.servers[0].address, [])
@@ -105,6 +111,10 @@ class Fleet:
         """Host numbers, 1-based: host k is `clients[k - 1]`, `registrators[k - 1]`."""
         return range(1, self._hosts + 1)
 
+    def host_name(self, k: int) -> str:
+        """Host k's identity (`--hostname`, its node's name): `host-k` unless renamed."""
+        return f"{self.name}-{k}"
+
     def host_address(self, k: int) -> str:
         """Host k's address: its client agent's, or its catalog node's when agentless."""
         return f"{self.prefix}.{10 + k}"
@@ -115,18 +125,19 @@ class Fleet:
         return ConsulNode(name, address, workdir, server=server, anti_entropy=self.anti_entropy)
 
     def _registrator(self, k: int, extra: tuple[str, ...]) -> HostRegistrator:
+        name = self.host_name(k)
         if self.agentless:
-            args = [f"consul-catalog://{self.nginx.http}", "--hostname", f"host-{k}"]
+            args = [f"consul-catalog://{self.front(k, self.nginx.http)}", "--hostname", name]
             args += ["--ip", self.host_address(k)]
         else:
-            args = [f"consul://{self.clients[k - 1].http}", "--hostname", f"host-{k}"]
+            args = [f"consul://{self.front(k, self.clients[k - 1].http)}", "--hostname", name]
         args += ["--require-label", f"{FLEET_LABEL}={self.label_value(k)}"]
         args += ["--log-format", "json", "--log-level", "DEBUG", *extra]
-        log = self.workdir / f"registrator-host-{k}.log"
-        return HostRegistrator(args, log, {"PYTHONUNBUFFERED": "1"}, host=f"host-{k}")
+        log = self.workdir / f"registrator-{name}.log"
+        return HostRegistrator(args, log, {"PYTHONUNBUFFERED": "1"}, host=name)
 
     def label_value(self, k: int) -> str:
-        return f"{self.run}.host-{k}"
+        return f"{self.run}.{self.host_name(k)}"
 
     def labels(self, k: int) -> dict[str, str]:
         """The labels that put a container on host k."""
@@ -173,6 +184,18 @@ class Fleet:
             for node in self.nodes:
                 node.kill()
             raise
+
+    def go_agentless(self, name: str, registrator_args: tuple[str, ...]) -> None:
+        """From here on the hosts run no client agent, on the same servers and nginx: their
+        registrators and agents are stopped (the agents leave, and the servers drop their
+        nodes), and catalog-mode registrators named `name-k` (not started) replace them. A new
+        name, because a left agent's name stays a serf member the servers may reconcile."""
+        with ThreadPoolExecutor(max(8, len(self.clients))) as pool:
+            list(pool.map(HostRegistrator.stop, self.registrators))
+            list(pool.map(ConsulNode.stop, self.clients))
+        self.clients, self.agentless, self.name = [], True, name
+        self.registrator_args = registrator_args
+        self.registrators = [self._registrator(k, registrator_args) for k in self.hosts]
 
     def start_registrators(self) -> None:
         for registrator in self.registrators:
