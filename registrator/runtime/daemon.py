@@ -1,19 +1,19 @@
 """The long-running loops: Docker events in, reconciles out.
 
 The watcher thread (`Watcher`) hands each event to its container's lane (`Lanes`): a few
-threads reconcile several containers at once, each container's events in order, coalesced
-while one of its batches runs. The worker (the caller of `run`) runs the full passes, with
-the lanes held (`Lanes.held`): a container's state is changed by one thread at a time, and
-events wait only for the pass, a few milliseconds when all is well (its reads; it writes only
-what drifted). Timers add them: the periodic resync (Docker and Consul), the agent check
-(Consul only, against what is already known: it repairs an agent that restarted empty or was
-edited by hand within seconds, and writes nothing when all is well) and the re-assertion of
-the TTL checks registrator drives (Docker health, `--ttl`); a new or broken subscription
-adds one too. The worker also wakes at the deadline of each drain in progress, to lift a
-drain whose container was not stopped after all. A Swarm service update goes to a lane of its
-own (its tasks here are derived again). A registry whose keys hang on a lease (etcd, Consul
-KV) gets a thread of its own (`heartbeat`), and so do catalog mode's probes (`probes`). Any
-failed reconcile owes a full pass. Stopping is one `threading.Event`; closing the event
+threads reconcile several containers at once, each container's events in order, coalesced while
+one of its batches runs. The worker (the caller of `run`) runs the full passes: their reads
+beside the lanes, their plan and writes with the lanes held (`Lanes.held`). So a container's
+state is changed by one thread at a time, and events wait only for a pass's plan and for what
+it writes (only what drifted). Timers add them: the periodic resync (Docker and Consul), the
+agent check (Consul only, against what is already known: it repairs an agent that restarted
+empty or was edited by hand within seconds, and writes nothing when all is well) and the
+re-assertion of the TTL checks registrator drives (Docker health, `--ttl`); a new or broken
+subscription adds one too. The worker also wakes at the deadline of each drain in progress, to
+lift a drain whose container was not stopped after all. A Swarm service update goes to a lane
+of its own (its tasks here are derived again). A registry whose keys hang on a lease (etcd,
+Consul KV) gets a thread of its own (`heartbeat`), and so do catalog mode's probes (`probes`).
+Any failed reconcile owes a full pass. Stopping is one `threading.Event`; closing the event
 stream unblocks the watcher.
 """
 
@@ -174,8 +174,19 @@ class Daemon:
             outcome = self._reconciler.changes(work.changes())
             if work.full is None or not outcome.ok:
                 return outcome
-        with self._lanes.held():  # only the worker owes full passes: never a lane
-            return self._reconciler.full(work.full)
+        return self._full(work.full or FullPass.RESYNC)
+
+    def _full(self, full: FullPass) -> Outcome:
+        """A full pass: its reads made while the lanes run, what it decides and writes with
+        them held (only the worker owes full passes: never a lane). A read that a lane may
+        have overtaken (it ran meanwhile) is made again, held. So events wait for the pass's
+        plan and writes, not for its reads."""
+        mark = self._lanes.mark()
+        read = self._reconciler.read(full)
+        with self._lanes.held():
+            if not self._lanes.quiet_since(mark):
+                read = self._reconciler.read(full)
+            return self._reconciler.full(full, read)
 
     def _failed(self, work: Pending) -> Pending:
         self._streak.failed()

@@ -8,7 +8,8 @@ its next one.
 
 The full passes run on the daemon's worker while the lanes are `held`: no batch runs then, and
 what arrives meanwhile waits in its key's pending batch. So a container's state is changed by
-one thread at a time: its lane, or the full pass while no lane runs.
+one thread at a time: its lane, or the full pass while no lane runs. A pass reads before it
+holds them: `mark` and `quiet_since` tell it whether any batch ran while it read.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Lanes(Generic[K, B]):
         self._held = False
         self._parked: set[K] = set()  # ready while held: handed out once released
         self._ready: queue.SimpleQueue[K | None] = queue.SimpleQueue()  # None: stop
+        self._handed = 0  # batches handed to a thread so far (see `mark`)
         self._stopped = False
         #: built, not started: `start` (or whoever starts every thread, `Daemon.threads`)
         self.threads = tuple(
@@ -82,6 +84,16 @@ class Lanes(Generic[K, B]):
         """Nothing pending and nothing running."""
         with self._lock:
             return not self._pending and not self._running
+
+    def mark(self) -> int | None:
+        """Where the lanes are, for `quiet_since`: None while a batch runs."""
+        with self._lock:
+            return None if self._running else self._handed
+
+    def quiet_since(self, mark: int | None) -> bool:
+        """No batch has run since `mark` was taken (none was running then either)."""
+        with self._lock:
+            return mark == self._handed and not self._running
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -116,6 +128,7 @@ class Lanes(Generic[K, B]):
                     continue
                 batch = self._pending.pop(key)
                 self._running.add(key)
+                self._handed += 1
             try:
                 self._handle(batch)
             except Exception:

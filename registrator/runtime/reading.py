@@ -70,10 +70,17 @@ class DockerReader:
         self._parallel = parallel
         self._observer = observer
 
+    def listed(self) -> list[ContainerSummary]:
+        """Docker's containers, as listed: nothing is learnt from them yet (`learn_all`)."""
+        return self._call("docker.containers", self._docker.containers)
+
     def read_all(self, *, reinspect: bool) -> int:
-        """List Docker's containers and inspect those not known as listed."""
+        """List Docker's containers and learn them (`learn_all`)."""
+        return self.learn_all(self.listed(), reinspect=reinspect)
+
+    def learn_all(self, summaries: list[ContainerSummary], *, reinspect: bool) -> int:
+        """Forget the containers not in Docker's list and inspect those not known as listed."""
         known = self._known
-        summaries = self._call("docker.containers", self._docker.containers)
         known.keep_only(summaries)
         unseen = [s for s in summaries if reinspect or not known.seen(s)]
         todo = [s.id for s in unseen if not self._learn_stopped(s)]

@@ -8,9 +8,9 @@ only their containers; a full pass also removes owned services that nothing desi
 What the registry holds is kept in memory (`Mirror`): an event's reconcile plans against it
 and reads nothing from the registry. Reconciles of different containers run at the same time,
 each planning and writing under the locks of its services (two containers can claim one
-service ID: a container recreated under its name). A full pass never runs beside them: the
-daemon holds its lanes for it (`Lanes.held`), so what it reads stays true until it has
-written, and it needs no lock.
+service ID: a container recreated under its name). A full pass reads beside them (`read`),
+then decides and writes with the lanes held (`Lanes.held`), read again if a lane ran
+meanwhile: so what it read stays true until it has written, and it needs no lock.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from registrator.core.errors import RegistryDenied
-from registrator.core.model import ContainerID, Service, ServiceID
+from registrator.core.model import ContainerID, ContainerSummary, Service, ServiceID
 from registrator.core.plan import Action, Deregister, Plan, plan
 from registrator.core.ports import Registry
 from registrator.runtime.executor import Applied, Executor, Outcome
@@ -60,6 +60,21 @@ class Parts:
     statuses: Statuses | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FullRead:
+    """What a full pass reads of Docker and the registry before it changes anything: the
+    daemon reads it while the lanes run and decides with them held (`Daemon._full`)."""
+
+    full: FullPass
+    #: the registry's address for this host, when it was asked
+    address: str | None
+    #: the registry nodes that answered (see `NodeWatch`)
+    nodes: tuple[str, ...]
+    #: Docker's list, for a pass that reads Docker
+    summaries: list[ContainerSummary] | None
+    owned: dict[ServiceID, Service]
+
+
 class Reconciler:
     """Reads, decides, plans against the registry's held view, executes and records."""
 
@@ -97,13 +112,27 @@ class Reconciler:
             self._observer.owned(len(self.mirror))
         return outcome
 
-    def full(self, full: FullPass | None = None) -> Outcome:
-        """Reconcile everything this registrator owns (see `FullPass`)."""
+    def read(self, full: FullPass) -> FullRead:
+        """What a full pass reads before it changes anything (see `FullRead`)."""
+        address = None
+        if not self.known.policy.host_ip and (full.docker or not self._address_known):
+            address = self._call("registry.address", self._registry.advertise_address)
+        summaries = self._reader.listed() if full.docker else None
+        return FullRead(full, address, self._ask_node(), summaries, self._owned())
+
+    def full(self, full: FullPass | None = None, read: FullRead | None = None) -> Outcome:
+        """Reconcile everything this registrator owns (see `FullPass`), from `read` if given
+        (read since the last change of any container's state), else from a read made now."""
         full = full or FullPass.RESYNC
-        self._lookup_address(full=full.docker)
-        self._watch_node()
-        inspected = self._reader.read_all(reinspect=full.reinspect) if full.docker else 0
-        self.mirror.load(self._owned())
+        read = read if read is not None and read.full == full else self.read(full)
+        if read.address is not None:
+            self._learn_address(read.address)
+        for node in read.nodes:
+            self.nodes.saw(node)
+        inspected = 0
+        if read.summaries is not None:
+            inspected = self._reader.learn_all(read.summaries, reinspect=full.reinspect)
+        self.mirror.load(read.owned)
         todo = self._guard(self._plan(self.mirror.view(), refresh=full.refresh))
         outcome = self._execute_each(todo, inspected=inspected)
         self._observer.owned(len(self.mirror))
@@ -206,22 +235,23 @@ class Reconciler:
         read = lambda: self._registry.services(owner=owner, ids=ids, with_checks=with_checks)  # noqa: E731
         return self._call("registry.services", read)
 
-    def _watch_node(self) -> None:
+    def _ask_node(self) -> tuple[str, ...]:
         """Which node answers, asked twice in a row: one agent gives one answer, a balancer
         that spreads requests over several gives two (see `NodeWatch`). A token without agent
         read cannot tell: nothing is compared then."""
         try:
-            for _ in range(2):
-                self.nodes.saw(self._call("registry.node", self._registry.node))
+            return tuple(self._call("registry.node", self._registry.node) for _ in range(2))
         except RegistryDenied:
-            return
+            return ()
 
     def _lookup_address(self, *, full: bool) -> None:
         """The registry's address for this host (where published ports are registered)."""
-        policy = self.known.policy
-        if policy.host_ip or (self._address_known and not full):
+        if self.known.policy.host_ip or (self._address_known and not full):
             return
-        address = self._call("registry.address", self._registry.advertise_address)
+        self._learn_address(self._call("registry.address", self._registry.advertise_address))
+
+    def _learn_address(self, address: str) -> None:
         self._address_known = True
+        policy = self.known.policy
         if address != policy.advertise_address:
             self.known.redecide(dataclasses.replace(policy, advertise_address=address))

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -273,3 +274,91 @@ def test_a_die_that_comes_while_a_full_pass_inspects_the_container_is_not_undone
         wait_until(lambda: consul.registered == {}, what="the die's deregistration")
 
     assert reconciler.mirror.view() == {}
+
+
+class _RacingConsul(FakeConsul):
+    """Runs `during` in the first full read (`services` of everything) after it is set, then
+    answers what it held before: a read that an event's reconcile overtook."""
+
+    during: Callable[[], None] | None = None
+
+    def services(self, **kwargs: Any) -> dict[ServiceID, Service]:
+        found = super().services(**kwargs)
+        if self.during is not None and kwargs.get("ids") is None:
+            during, self.during = self.during, None
+            during()
+        return found
+
+
+def _resyncing(docker: FakeDocker, consul: FakeConsul) -> tuple[Daemon, FakeEvents, FakeClock]:
+    reconciler = reconciler_for(
+        docker, consul, Policy(hostname="h"), retry=RetryPolicy.without_waits()
+    )
+    events, clock = FakeEvents(), FakeClock()
+    daemon = Daemon(
+        reconciler, events, retry=RetryPolicy.without_waits(), resync_interval=60, clock=clock
+    )
+    return daemon, events, clock
+
+
+def _resync(daemon: Daemon, events: FakeEvents, clock: FakeClock) -> None:
+    """One resync, woken by a signal to a container it does not know, and waited for."""
+    daemon.reconciled.clear()
+    clock.advance(60)
+    events.push(docker_event("gone", "kill", signal=1))
+    assert daemon.reconciled.wait(timeout=15)  # set again at the end of a full pass
+
+
+def test_a_full_pass_reads_again_when_an_event_was_reconciled_while_it_read() -> None:
+    """The start's lane runs beside the pass's read and registers c2; the pass, whose read
+    missed it, reads again with the lanes held, and writes nothing."""
+    docker, consul = FakeDocker(), _RacingConsul()
+    daemon, events, clock = _resyncing(docker, consul)
+    docker.add(web())
+
+    def start() -> None:
+        docker.add(web("c2", "api", host_port=32769))
+        events.push(docker_event("c2", "start"))
+        wait_until(lambda: "h:api:80" in consul.registered, what="the start beside the read")
+
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        writes, full_reads = consul.writes, consul.reads.count(None)
+        consul.during = start
+        _resync(daemon, events, clock)
+        assert consul.reads.count(None) == full_reads + 2  # the overtaken read, then again
+        assert consul.writes == writes + 1  # the start's registration alone
+    assert set(consul.registered) == {"h:web:80", "h:api:80"}
+
+
+def test_a_full_pass_that_no_event_overtook_reads_once() -> None:
+    docker, consul = FakeDocker(), FakeConsul()
+    daemon, events, clock = _resyncing(docker, consul)
+    docker.add(web())
+    with running(daemon):
+        assert daemon.reconciled.wait(timeout=15)
+        writes, full_reads = consul.writes, consul.reads.count(None)
+        _resync(daemon, events, clock)
+        assert consul.reads.count(None) == full_reads + 1
+        assert consul.writes == writes
+
+
+def test_lanes_tell_whether_a_batch_ran_since_a_mark() -> None:
+    release, started = threading.Event(), threading.Event()
+
+    def handle(batch: _Batch) -> None:
+        started.set()
+        release.wait(timeout=10)
+
+    lanes: Lanes[str, _Batch] = Lanes(handle, batch=_Batch, workers=1).start()
+    quiet = lanes.mark()
+    assert lanes.quiet_since(quiet)
+    lanes.add("a", ("a", 0))
+    assert started.wait(timeout=10)
+    assert not lanes.quiet_since(quiet)  # "a" runs
+    busy = lanes.mark()  # taken while "a" runs: "a" may write after it
+    release.set()
+    wait_until(lanes.idle, what="a's end")
+    assert not lanes.quiet_since(busy)
+    assert lanes.quiet_since(lanes.mark())
+    lanes.stop()
