@@ -47,8 +47,14 @@ from benchmarks.scenarios import (
     sequential,
     start_up,
 )
-from benchmarks.subjects import Subject, SubjectProcess, parse_peer, registrator_subject
-from harness import ConsulDevAgent, wait_until
+from benchmarks.subjects import (
+    Subject,
+    SubjectProcess,
+    compiled,
+    parse_peer,
+    registrator_subject,
+)
+from harness import ROOT, ConsulDevAgent, wait_until
 
 #: what docker-py raises when dockerd goes away under a call (another developer restarting it)
 DOCKER_GONE = (docker.errors.DockerException, requests.exceptions.ConnectionError)
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"benchmarks: {e}", file=sys.stderr)
         return 2
+    compiled(ROOT / "registrator")
     # The proxy's threads time the agent's answers: let them have the GIL within 0.5 ms.
     sys.setswitchinterval(0.0005)
     with ExitStack() as stack:

@@ -14,6 +14,7 @@ runs). The process is stopped with SIGTERM, and its footprint is read from /proc
 
 from __future__ import annotations
 
+import compileall
 import shlex
 import subprocess
 import sys
@@ -44,10 +45,19 @@ class Subject:
 
 
 def registrator_subject(extra: str = "") -> Subject:
-    """The project's own daemon, as a user runs it (default log level and format)."""
+    """The project's own daemon, as a user runs it (default log level and format). Its
+    bytecode is written before it runs (`compiled`), as an install does."""
     command = [sys.executable, "-m", "registrator", "consul://{consul}", "--hostname"]
     command += ["{hostname}", "--resync-interval", "{resync}", *shlex.split(extra)]
     return Subject(REGISTRATOR, tuple(command), python=True)
+
+
+def compiled(package: Path) -> None:
+    """Write `package`'s bytecode beside it (`__pycache__`, ignored by git), as pip does when
+    it installs: a work tree run with PYTHONDONTWRITEBYTECODE would compile every module at
+    each start, which a peer's install does not. Current bytecode is left alone."""
+    if not compileall.compile_dir(package, quiet=1):
+        raise RuntimeError(f"compileall failed in {package}")
 
 
 def parse_peer(text: str) -> Subject:
@@ -68,7 +78,23 @@ def parse_peer(text: str) -> Subject:
             raise ValueError(f"--peer {name}: {word!r}: placeholders are {known}") from e
     if not any("{consul}" in word for word in words):
         raise ValueError(f"--peer {name}: the command must point at consul://{{consul}}")
-    return Subject(name, words)
+    return Subject(name, words, python=runs_python(words[0]))
+
+
+def runs_python(program: str) -> bool:
+    """Whether `program` is a Python interpreter or a script run by one (a venv's console
+    script), so that `--profile` samples a peer's daemon as it samples registrator."""
+    if Path(program).name.startswith("python"):
+        return True
+    if "/" not in program:
+        return False
+    path = Path(program) if Path(program).is_absolute() else ROOT / program
+    try:
+        with path.open("rb") as script:
+            first = script.readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
 
 
 class SubjectProcess:

@@ -4,6 +4,7 @@ ratios and verdicts of the table, and the profile summary."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,18 @@ def test_a_peer_is_a_named_command_with_placeholders() -> None:
         "consul://127.0.0.1:8500",
     ]
     assert not peer.python
+
+
+def test_a_peer_run_by_python_is_sampled_like_registrator(tmp_path: Path) -> None:
+    script = tmp_path / "registrator"
+    script.write_text("#!/opt/venv/bin/python3\nimport sys\n")
+    binary = tmp_path / "gliderlabs"
+    binary.write_bytes(b"\x7fELF\x02\x01")
+
+    assert parse_peer(f"py={script} consul://{{consul}}").python
+    assert parse_peer("py=python3.11 -m registrator consul://{consul}").python
+    assert not parse_peer(f"go={binary} consul://{{consul}}").python
+    assert not parse_peer(f"gone={tmp_path}/missing consul://{{consul}}").python
 
 
 @pytest.mark.parametrize(
