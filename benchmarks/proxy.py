@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
 import time
 from collections import Counter
@@ -140,6 +141,12 @@ class CountingProxy:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     proxy: CountingProxy
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went before its answer (a blocking query given up, a registrator
+        stopped) is no error of the proxy's: only other exceptions are printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -6,6 +6,7 @@ The fixtures themselves are in conftest.py; tests import names from here, never 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import uuid
@@ -22,11 +23,19 @@ from harness import (
     RegistratorProcess,
     wait_until,
 )
+from harness.ports import says_in_use
+
+log = logging.getLogger(__name__)
 
 SESSION = uuid.uuid4().hex[:12]
 #: Registrator sees every container on the host, and other test runs may have containers of
 #: their own there; these options restrict a registrator under test to this run's containers.
 ISOLATION = ("--require-label", f"{TEST_LABEL}={SESSION}")
+#: An engine picks a free host port when none is given, but neither engine holds it: Podman
+#: finds one free, closes it and binds it again at start, so two containers of a burst (or any
+#: other process) can take the same one. Such a start is retried with a new container, this
+#: many times in all.
+PORT_ATTEMPTS = 4
 
 
 def run_registrator(
@@ -88,20 +97,28 @@ class Containers:
         host = self.api.create_host_config(port_bindings=ports or {}, **host_config)
         name = name or f"rt-{uuid.uuid4().hex[:10]}"
         self.names.add(name)
-        created = self.api.create_container(
-            image,
-            command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
-            environment=env or {},
-            labels={**(labels or {}), TEST_LABEL: SESSION},
-            ports=[_port_spec(p) for p in (*(ports or {}), *(expose or ()))],
-            name=name,
-            host_config=host,
-            healthcheck=healthcheck,
-            **{"stop_timeout": 1, **(create or {})},
-        )
-        self.ids.append(created["Id"])
-        self.api.start(created["Id"])
-        return str(created["Id"])
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            created = self.api.create_container(
+                image,
+                command=command or ["httpd", "-f", "-p", "80", "-h", "/www"],
+                environment=env or {},
+                labels={**(labels or {}), TEST_LABEL: SESSION},
+                ports=[_port_spec(p) for p in (*(ports or {}), *(expose or ()))],
+                name=name,
+                host_config=host,
+                healthcheck=healthcheck,
+                **{"stop_timeout": 1, **(create or {})},
+            )
+            self.ids.append(created["Id"])
+            try:
+                self.api.start(created["Id"])
+                return str(created["Id"])
+            except docker.errors.APIError as e:
+                if attempt == PORT_ATTEMPTS or not _engine_chose(ports) or not says_in_use(str(e)):
+                    raise
+                log.warning("%s: its host port was taken (%s); creating it again", name, e)
+                self.api.remove_container(created["Id"], force=True)
+        raise AssertionError("unreachable")
 
     def exec(self, container: str, *command: str) -> None:
         """Run `command` in the container and wait for it (a `docker exec`)."""
@@ -133,7 +150,11 @@ class Containers:
         return name
 
     def remove_all(self) -> None:
+        """Kill, then remove: Docker's forced removal kills at once, Podman's stops with the
+        container's stop timeout first (a second each, for most containers here)."""
         for container in self.ids:
+            with contextlib.suppress(docker.errors.APIError):  # gone, or not running
+                self.api.kill(container)
             with contextlib.suppress(docker.errors.NotFound):
                 self.api.remove_container(container, force=True)
         self.ids.clear()
@@ -141,6 +162,18 @@ class Containers:
             with contextlib.suppress(docker.errors.NotFound):
                 self.api.remove_network(network)
         self.networks.clear()
+
+
+def _engine_chose(ports: dict[int | str, Any] | None) -> bool:
+    """Whether every published port's host port is left to the engine (`0`, `None`, or an
+    address alone, `("127.0.0.1",)`), the only case where creating the container again helps."""
+
+    def chosen(binding: Any) -> bool:
+        if isinstance(binding, tuple):
+            return len(binding) == 1 or binding[1] in (0, None)
+        return binding in (0, None)
+
+    return bool(ports) and all(chosen(b) for b in (ports or {}).values())
 
 
 def _port_spec(port: int | str) -> int | tuple[int, str]:

@@ -7,7 +7,7 @@ own (benchmarks/proxy.py), which records every request with its body.
 A host's registrator killed with SIGKILL is what a host that loses power leaves behind: a
 session nobody renews. Short TTLs keep the test short: `--session-ttl 10` (Consul's minimum;
 it invalidates a session between one and two TTLs after its last renewal) and
-`--reap-after 30`.
+`--reap-after 20` (long enough for a killed registrator to start again before it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.integration.support import Containers
 
 HOSTS = 3
 SESSION_TTL = 10
-REAP_AFTER = 30
+REAP_AFTER = 20
 #: a session runs out between one and two TTLs after its last renewal, then a watch wakes
 DEAD_WITHIN = 2 * SESSION_TTL + 20
 pytestmark = pytest.mark.timeout(400)
