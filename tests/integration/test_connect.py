@@ -411,8 +411,14 @@ def test_sidecars_in_the_apps_network_namespaces_with_internal(
             proxies.append(proxy)
 
         def through_the_mesh() -> str:
-            # busybox's wget crashes on this image; its nc speaks HTTP/1.0 well enough
-            request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 9191"
+            # busybox's wget crashes on this image; its nc speaks HTTP/1.0 well enough, but
+            # not from a pipe: at the pipe's end it half-closes, and Consul's proxy then closes
+            # both ways, often before web's answer is back. So nc reads a FIFO the shell holds
+            # open until nc has the answer (web closes after it) and exits.
+            request = (
+                "f=$(mktemp -u) && mkfifo $f && { nc -w 5 127.0.0.1 9191 < $f & exec 3>$f; } && "
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; wait $!; exec 3>&-; rm -f $f"
+            )
             asked = ["sh", "-c", request]
             answer = containers.api.exec_start(containers.api.exec_create(client, asked))
             return str(answer.decode(errors="replace").strip().rpartition("\n")[2])
